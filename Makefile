@@ -1,0 +1,34 @@
+# The two commands of the README: `make demo` (the product's main job, end to end on the shipped
+# corpus) and `make test` (the whole test suite). Each creates .venv when missing and installs into it.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+RACKVAE_MIDI ?= ../shared/midi
+DEMO := out/demo
+export RACKVAE_MIDI
+
+# Reinstall when the package definition or the C core (compiled into rackvae._core) changes.
+INSTALL_INPUTS := pyproject.toml setup.py bindings/build_core.py $(wildcard core/src/*.c core/include/*.h)
+
+.PHONY: demo test lint clean
+
+$(BIN)/.installed: $(INSTALL_INPUTS)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[export,bench,dev]"
+	touch $@
+
+demo: $(BIN)/.installed
+	mkdir -p $(DEMO)
+	$(BIN)/rackvae ingest $(RACKVAE_MIDI)/groove --percussion-map extended -o $(DEMO)/groove.npz
+
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check host tests bench bindings
+	$(BIN)/ruff format --check host tests bench bindings
+
+clean:
+	rm -rf out build

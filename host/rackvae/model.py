@@ -1,0 +1,166 @@
+"""The sequence VAE (Flax): dense encoder to a squashed Gaussian latent, dense decoder to a sigmoid roll.
+
+The decoder is the part that ships: ``decoder_layers`` turns trained parameters into plain numpy
+``(kernel[in, out], bias[out])`` pairs (hidden layers ReLU, the last one sigmoid), the form the
+exporter and the C core consume, and ``decode_layers`` is the JAX reference every parity test uses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+LayerSpacing = Literal["geometric", "linear"]
+DecoderLayers = list[tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape of the VAE. ``hidden_sizes`` (encoder order, widest first) overrides the spacing rule."""
+
+    ticks: int
+    rows: int
+    latent_dim: int = 3
+    hidden_layers: int = 2
+    latent_scale: float = 3.0
+    layer_spacing: LayerSpacing = "geometric"
+    hidden_sizes: tuple[int, ...] | None = None
+
+    @property
+    def input_size(self) -> int:
+        return self.ticks * self.rows
+
+    def encoder_sizes(self) -> tuple[int, ...]:
+        """Hidden layer widths from the input towards the latent, e.g. 768 → (120, 19) → 3."""
+        if self.hidden_sizes is not None:
+            return tuple(int(s) for s in self.hidden_sizes)
+        steps = self.hidden_layers + 1
+        if self.layer_spacing == "geometric":
+            # The original divides by one factor per layer: input / f**i with f**steps = input / latent.
+            factor = (self.input_size / self.latent_dim) ** (1.0 / steps)
+            sizes = [int(self.input_size / factor**i) for i in range(1, steps)]
+        elif self.layer_spacing == "linear":
+            gap = self.input_size - self.latent_dim
+            sizes = [int(round(self.input_size - gap * i / steps)) for i in range(1, steps)]
+        else:
+            raise ValueError(f"layer_spacing must be 'geometric' or 'linear', got {self.layer_spacing!r}")
+        return tuple(max(s, self.latent_dim) for s in sizes)
+
+    def decoder_sizes(self) -> tuple[int, ...]:
+        """Decoder widths: latent → mirrored hidden widths → ``ticks × rows``."""
+        return (self.latent_dim, *reversed(self.encoder_sizes()), self.input_size)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["hidden_sizes"] = list(self.hidden_sizes) if self.hidden_sizes is not None else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        data = dict(data)
+        if data.get("hidden_sizes") is not None:
+            data["hidden_sizes"] = tuple(data["hidden_sizes"])
+        return cls(**data)
+
+
+def squash(x: jax.Array, scale: float) -> jax.Array:
+    """Scaled tanh: identity near 0, bounded to ±scale."""
+    return scale * jnp.tanh(x / scale)
+
+
+class Encoder(nn.Module):
+    config: ModelConfig
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        h = x.reshape((x.shape[0], -1)).astype(jnp.float32)
+        for i, width in enumerate(self.config.encoder_sizes()):
+            h = nn.relu(nn.Dense(width, name=f"enc_{i}")(h))
+        scale = self.config.latent_scale
+        mean = squash(nn.Dense(self.config.latent_dim, name="enc_mean")(h), scale)
+        log_var = squash(nn.Dense(self.config.latent_dim, name="enc_log_var")(h), scale)
+        return mean, log_var
+
+
+class Decoder(nn.Module):
+    """Latent → logits over the flattened tick-major roll (``index = tick * rows + row``)."""
+
+    config: ModelConfig
+
+    @nn.compact
+    def __call__(self, z: jax.Array) -> jax.Array:
+        h = z
+        hidden = self.config.decoder_sizes()[1:-1]
+        for i, width in enumerate(hidden):
+            h = nn.relu(nn.Dense(width, name=f"dec_{i}")(h))
+        return nn.Dense(self.config.input_size, name="dec_out")(h)
+
+
+class VAE(nn.Module):
+    config: ModelConfig
+
+    def setup(self) -> None:
+        self.encoder = Encoder(self.config)
+        self.decoder = Decoder(self.config)
+
+    def __call__(self, x: jax.Array, rng: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """Returns (logits, mean, log_var) with a reparameterised latent sample."""
+        mean, log_var = self.encoder(x)
+        z = mean + jnp.exp(0.5 * log_var) * jax.random.normal(rng, mean.shape)
+        return self.decoder(z), mean, log_var
+
+    def encode(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        return self.encoder(x)
+
+    def decode_logits(self, z: jax.Array) -> jax.Array:
+        return self.decoder(z)
+
+
+def init_params(config: ModelConfig, seed: int = 0) -> dict[str, Any]:
+    """Fresh parameters for ``config`` (deterministic for a seed)."""
+    init_rng, sample_rng = jax.random.split(jax.random.PRNGKey(seed))
+    dummy = jnp.zeros((1, config.ticks, config.rows), jnp.float32)
+    return VAE(config).init(init_rng, dummy, sample_rng)["params"]
+
+
+def decoder_layers(params: dict[str, Any]) -> DecoderLayers:
+    """The decoder as numpy ``(kernel[in, out], bias[out])`` pairs, input side first."""
+    decoder = params["decoder"]
+    hidden = sorted((k for k in decoder if k.startswith("dec_") and k != "dec_out"), key=lambda k: int(k[4:]))
+    return [
+        (np.asarray(decoder[name]["kernel"], np.float32), np.asarray(decoder[name]["bias"], np.float32))
+        for name in [*hidden, "dec_out"]
+    ]
+
+
+@jax.jit
+def _decode_layers_jit(layers: list[tuple[jax.Array, jax.Array]], z: jax.Array) -> jax.Array:
+    h = z
+    for kernel, bias in layers[:-1]:
+        h = jax.nn.relu(h @ kernel + bias)
+    kernel, bias = layers[-1]
+    return jax.nn.sigmoid(h @ kernel + bias)
+
+
+def decode_layers(layers: DecoderLayers, latents: np.ndarray) -> np.ndarray:
+    """JAX reference decode: latents ``[N, latent_dim]`` → probabilities ``[N, ticks × rows]`` (float32)."""
+    jax_layers = [(jnp.asarray(k), jnp.asarray(b)) for k, b in layers]
+    return np.asarray(_decode_layers_jit(jax_layers, jnp.asarray(latents, jnp.float32)))
+
+
+def random_decoder_layers(sizes: tuple[int, ...], seed: int = 0) -> DecoderLayers:
+    """Glorot-uniform random decoder of the given widths: for tests and benchmarks of export and the core."""
+    rng = np.random.default_rng(seed)
+    layers = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
+        limit = np.sqrt(6.0 / (fan_in + fan_out))
+        kernel = rng.uniform(-limit, limit, (fan_in, fan_out)).astype(np.float32)
+        bias = rng.uniform(-0.1, 0.1, fan_out).astype(np.float32)
+        layers.append((kernel, bias))
+    return layers
