@@ -8,16 +8,20 @@ exporter and the C core consume, and ``decode_layers`` is the JAX reference ever
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 LayerSpacing = Literal["geometric", "linear"]
 DecoderLayers = list[tuple[np.ndarray, np.ndarray]]
+Params = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -47,13 +51,13 @@ class ModelConfig:
             sizes = [int(self.input_size / factor**i) for i in range(1, steps)]
         elif self.layer_spacing == "linear":
             gap = self.input_size - self.latent_dim
-            sizes = [int(round(self.input_size - gap * i / steps)) for i in range(1, steps)]
+            sizes = [round(self.input_size - gap * i / steps) for i in range(1, steps)]
         else:
             raise ValueError(f"layer_spacing must be 'geometric' or 'linear', got {self.layer_spacing!r}")
         return tuple(max(s, self.latent_dim) for s in sizes)
 
     def decoder_sizes(self) -> tuple[int, ...]:
-        """Decoder widths: latent → mirrored hidden widths → ``ticks × rows``."""
+        """Decoder widths: latent → mirrored hidden widths → ``ticks * rows``."""
         return (self.latent_dim, *reversed(self.encoder_sizes()), self.input_size)
 
     def to_dict(self) -> dict[str, Any]:
@@ -122,14 +126,45 @@ class VAE(nn.Module):
         return self.decoder(z)
 
 
-def init_params(config: ModelConfig, seed: int = 0) -> dict[str, Any]:
+def loss_terms(
+    config: ModelConfig, params: Params, x: jax.Array, rng: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """Per-sequence loss terms on a sampled latent: (reconstruction [N], KL per dimension [N, latent_dim]).
+
+    Reconstruction is the binary cross-entropy summed over the ``ticks * rows`` outputs (computed from
+    logits, so it stays finite where a sigmoid would saturate); KL is against the unit Gaussian prior.
+    """
+    targets = x.reshape((x.shape[0], -1)).astype(jnp.float32)
+    logits, mean, log_var = VAE(config).apply({"params": params}, targets, rng)
+    reconstruction = optax.sigmoid_binary_cross_entropy(logits, targets).sum(axis=-1)
+    return reconstruction, kl_per_dim(mean, log_var)
+
+
+def kl_per_dim(mean: jax.Array, log_var: jax.Array) -> jax.Array:
+    """KL(N(mean, exp(log_var)) || N(0, 1)) for each latent dimension."""
+    return -0.5 * (1.0 + log_var - jnp.square(mean) - jnp.exp(log_var))
+
+
+@partial(jax.jit, static_argnums=0)
+def encode(config: ModelConfig, params: Params, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Encoder outputs (mean, log_var) ``[N, latent_dim]`` for rolls ``[N, ticks, rows]`` or flattened."""
+    return VAE(config).apply({"params": params}, x, method=VAE.encode)
+
+
+@partial(jax.jit, static_argnums=0)
+def decode(config: ModelConfig, params: Params, z: jax.Array) -> jax.Array:
+    """Probabilities ``[N, ticks * rows]`` (tick-major) for latents ``[N, latent_dim]``."""
+    return jax.nn.sigmoid(VAE(config).apply({"params": params}, z, method=VAE.decode_logits))
+
+
+def init_params(config: ModelConfig, seed: int = 0) -> Params:
     """Fresh parameters for ``config`` (deterministic for a seed)."""
     init_rng, sample_rng = jax.random.split(jax.random.PRNGKey(seed))
     dummy = jnp.zeros((1, config.ticks, config.rows), jnp.float32)
     return VAE(config).init(init_rng, dummy, sample_rng)["params"]
 
 
-def decoder_layers(params: dict[str, Any]) -> DecoderLayers:
+def decoder_layers(params: Params) -> DecoderLayers:
     """The decoder as numpy ``(kernel[in, out], bias[out])`` pairs, input side first."""
     decoder = params["decoder"]
     hidden = sorted((k for k in decoder if k.startswith("dec_") and k != "dec_out"), key=lambda k: int(k[4:]))
@@ -149,7 +184,7 @@ def _decode_layers_jit(layers: list[tuple[jax.Array, jax.Array]], z: jax.Array) 
 
 
 def decode_layers(layers: DecoderLayers, latents: np.ndarray) -> np.ndarray:
-    """JAX reference decode: latents ``[N, latent_dim]`` → probabilities ``[N, ticks × rows]`` (float32)."""
+    """JAX reference decode: latents ``[N, latent_dim]`` → probabilities ``[N, ticks * rows]`` (float32)."""
     jax_layers = [(jnp.asarray(k), jnp.asarray(b)) for k, b in layers]
     return np.asarray(_decode_layers_jit(jax_layers, jnp.asarray(latents, jnp.float32)))
 
@@ -158,7 +193,7 @@ def random_decoder_layers(sizes: tuple[int, ...], seed: int = 0) -> DecoderLayer
     """Glorot-uniform random decoder of the given widths: for tests and benchmarks of export and the core."""
     rng = np.random.default_rng(seed)
     layers = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
+    for fan_in, fan_out in itertools.pairwise(sizes):
         limit = np.sqrt(6.0 / (fan_in + fan_out))
         kernel = rng.uniform(-limit, limit, (fan_in, fan_out)).astype(np.float32)
         bias = rng.uniform(-0.1, 0.1, fan_out).astype(np.float32)

@@ -1,0 +1,526 @@
+"""Training the VAE with Optax: one compiled function per epoch, reduce-on-plateau, early stopping.
+
+A model directory (``models/NAME/``) holds everything needed to use or resume a model:
+
+- ``model.json``: name, model config, roll layout, the dataset's encoding settings, where the data came
+  from and how it was split, training settings, a history summary and (after ``rackvae eval``) metrics;
+- ``params.msgpack``: the best parameters (``flax.serialization.to_bytes``);
+- ``history.json``: one value per epoch for each of ``HISTORY_KEYS``;
+- ``checkpoints/latest.msgpack`` and ``checkpoints/best.msgpack``: parameters, Adam state, schedule
+  state and history, enough for ``--resume``.
+
+Every file is written atomically, so an interrupted run leaves the previous complete checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import flax.serialization
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from rackvae.atomic import atomic_write_bytes, atomic_write_text
+from rackvae.dataset import Dataset, RollLayout
+from rackvae.model import (
+    DecoderLayers,
+    ModelConfig,
+    Params,
+    decode,
+    decoder_layers,
+    encode,
+    init_params,
+    loss_terms,
+)
+
+MODEL_FORMAT = "rackvae-model"
+MODEL_FORMAT_VERSION = 1
+HISTORY_KEYS = (
+    "loss",
+    "reconstruction",
+    "kl",
+    "val_loss",
+    "val_reconstruction",
+    "val_kl",
+    "learning_rate",
+    "seconds",
+)
+
+
+class ModelError(Exception):
+    """A model directory that cannot be read or resumed, named with the reason."""
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Training hyper-parameters; defaults are the original trainer's."""
+
+    batch_size: int = 32
+    epochs: int = 500
+    learning_rate: float = 0.005
+    patience: int = 100  # epochs without improvement before the rate is multiplied by ``factor``
+    factor: float = 0.5
+    min_learning_rate: float = 1e-6  # stop once the rate would fall below this
+    stop_patience: int = 500  # early stopping: epochs without improvement (the original used 500)
+    min_delta: float = 1e-4  # an improvement must lower the monitored loss by more than this
+    beta: float = 1.0  # weight of the KL term
+    seed: int = 0
+    checkpoint_every: int = 10  # epochs between checkpoints (also written at the end and on Ctrl-C)
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.epochs < 0 or self.patience < 1 or self.stop_patience < 1:
+            raise ValueError(f"batch_size, patience and stop_patience must be >= 1, epochs >= 0: {self}")
+        if not 0.0 < self.factor < 1.0:
+            raise ValueError(f"factor must be in (0, 1), got {self.factor}")
+        if self.learning_rate <= 0.0 or self.min_learning_rate < 0.0:
+            raise ValueError("learning_rate must be > 0 and min_learning_rate >= 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainSettings:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+# --- the schedule: pure bookkeeping over one monitored loss per epoch --------------------------------
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Reduce-on-plateau and early-stopping state (like Keras' ReduceLROnPlateau + EarlyStopping)."""
+
+    learning_rate: float
+    best_loss: float = math.inf
+    best_epoch: int = -1
+    since_best: int = 0  # epochs since the last improvement: drives early stopping
+    since_change: int = 0  # epochs since the last improvement or rate reduction: drives the plateau
+
+
+class Step(NamedTuple):
+    """What one epoch's loss decided."""
+
+    schedule: Schedule
+    improved: bool
+    stop: str | None  # None, "min_learning_rate", "early_stopping" or "non_finite"
+
+
+def schedule_step(schedule: Schedule, epoch: int, loss: float, settings: TrainSettings) -> Step:
+    """Advance the schedule by one epoch whose monitored loss was ``loss``."""
+    if not math.isfinite(loss):
+        return Step(schedule, False, "non_finite")
+    if loss < schedule.best_loss - settings.min_delta:
+        return Step(
+            dataclasses.replace(schedule, best_loss=loss, best_epoch=epoch, since_best=0, since_change=0),
+            True,
+            None,
+        )
+    since_best = schedule.since_best + 1
+    since_change = schedule.since_change + 1
+    if since_best >= settings.stop_patience:
+        return Step(
+            dataclasses.replace(schedule, since_best=since_best, since_change=since_change),
+            False,
+            "early_stopping",
+        )
+    if since_change >= settings.patience:
+        reduced = schedule.learning_rate * settings.factor
+        if reduced < settings.min_learning_rate:
+            stopped = dataclasses.replace(schedule, since_best=since_best, since_change=since_change)
+            return Step(stopped, False, "min_learning_rate")
+        return Step(
+            dataclasses.replace(schedule, learning_rate=reduced, since_best=since_best, since_change=0),
+            False,
+            None,
+        )
+    return Step(dataclasses.replace(schedule, since_best=since_best, since_change=since_change), False, None)
+
+
+# --- compiled epoch and evaluation -----------------------------------------------------------------
+
+OPTIMIZER = optax.scale_by_adam()  # Adam without the rate: the rate is applied per epoch from the schedule
+
+
+def _batch_loss(
+    params: Params, config: ModelConfig, x: jax.Array, weight: jax.Array, rng: jax.Array, beta: float
+) -> tuple[jax.Array, jax.Array]:
+    reconstruction, kl = loss_terms(config, params, x, rng)
+    kl = kl.sum(axis=-1)
+    count = weight.sum()
+    terms = jnp.stack([(reconstruction + beta * kl) @ weight, reconstruction @ weight, kl @ weight])
+    return terms[0] / count, terms
+
+
+@partial(jax.jit, static_argnums=(0, 1))
+def _train_epoch(
+    config: ModelConfig,
+    batch_size: int,
+    params: Params,
+    opt_state: optax.OptState,
+    data: jax.Array,
+    rng: jax.Array,
+    learning_rate: jax.Array,
+    beta: jax.Array,
+) -> tuple[Params, optax.OptState, jax.Array]:
+    """One pass over ``data`` (uint8 ``[N, ticks*rows]``) in shuffled batches, as one ``lax.scan``.
+
+    The last batch is padded and its padding weighted 0, so every sequence counts once per epoch as
+    with Keras' ``fit``. Returns the new parameters, Adam state and the epoch means of
+    (loss, reconstruction, KL).
+    """
+    n = data.shape[0]
+    batches = -(-n // batch_size)
+    shuffle_rng, sample_rng = jax.random.split(rng)
+    order = jnp.concatenate(
+        [jax.random.permutation(shuffle_rng, n), jnp.zeros(batches * batch_size - n, jnp.int32)]
+    )
+    weights = (jnp.arange(batches * batch_size) < n).astype(jnp.float32)
+    grad_fn = jax.grad(_batch_loss, has_aux=True)
+
+    def step(carry: tuple[Params, optax.OptState], batch: tuple[jax.Array, ...]) -> tuple[Any, jax.Array]:
+        params, opt_state = carry
+        index, weight, step_rng = batch
+        grads, terms = grad_fn(params, config, data[index], weight, step_rng, beta)
+        updates, opt_state = OPTIMIZER.update(grads, opt_state, params)
+        params = jax.tree.map(lambda p, u: p - learning_rate * u, params, updates)
+        return (params, opt_state), terms
+
+    (params, opt_state), terms = jax.lax.scan(
+        step,
+        (params, opt_state),
+        (
+            order.reshape(batches, batch_size),
+            weights.reshape(batches, batch_size),
+            jax.random.split(sample_rng, batches),
+        ),
+    )
+    return params, opt_state, terms.sum(axis=0) / n
+
+
+@partial(jax.jit, static_argnums=0)
+def _evaluate_loss(
+    config: ModelConfig, params: Params, data: jax.Array, rng: jax.Array, beta: jax.Array
+) -> jax.Array:
+    """Means of (loss, reconstruction, KL) over ``data`` on one sampled latent per sequence."""
+    reconstruction, kl = loss_terms(config, params, data, rng)
+    kl = kl.sum(axis=-1)
+    return jnp.stack([(reconstruction + beta * kl).mean(), reconstruction.mean(), kl.mean()])
+
+
+def flat_rolls(dataset: Dataset) -> jax.Array:
+    """The dataset's rolls as uint8 ``[N, ticks*rows]`` (tick-major) on the device."""
+    return jnp.asarray(dataset.rolls.reshape(len(dataset), -1), jnp.uint8)
+
+
+# --- the trained model and its directory -------------------------------------------------------------
+
+
+@dataclass
+class TrainedModel:
+    """A model as saved in ``models/NAME/``: what it is, what it was trained on, its parameters."""
+
+    name: str
+    config: ModelConfig
+    params: Params
+    layout: RollLayout
+    dataset_settings: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)  # source path, validation fraction, split seed, sizes
+    training: dict[str, Any] = field(default_factory=dict)  # TrainSettings.to_dict()
+    history: dict[str, list[float]] = field(default_factory=lambda: {key: [] for key in HISTORY_KEYS})
+    summary: dict[str, Any] = field(default_factory=dict)  # epochs run, best epoch and loss, stop reason
+    metrics: dict[str, Any] | None = None
+
+    def decoder_layers(self) -> DecoderLayers:
+        return decoder_layers(self.params)
+
+    def encode(self, rolls: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Encoder (mean, log_var) ``[N, latent_dim]`` for rolls ``[N, ticks, rows]``."""
+        mean, log_var = encode(self.config, self.params, jnp.asarray(rolls, jnp.float32))
+        return np.asarray(mean), np.asarray(log_var)
+
+    def decode(self, latents: np.ndarray) -> np.ndarray:
+        """Probabilities ``[N, ticks, rows]`` for latents ``[N, latent_dim]``."""
+        probs = decode(self.config, self.params, jnp.asarray(latents, jnp.float32))
+        return np.asarray(probs).reshape(-1, self.config.ticks, self.config.rows)
+
+    def reconstruct(self, rolls: np.ndarray) -> np.ndarray:
+        """Probabilities ``[N, ticks, rows]`` decoded from the encoder mean of each roll."""
+        return self.decode(self.encode(rolls)[0])
+
+    def model_json(self) -> dict[str, Any]:
+        return {
+            "format": MODEL_FORMAT,
+            "version": MODEL_FORMAT_VERSION,
+            "name": self.name,
+            "config": self.config.to_dict(),
+            "layout": self.layout.to_dict(),
+            "dataset_settings": self.dataset_settings,
+            "data": self.data,
+            "training": self.training,
+            "summary": self.summary,
+            "metrics": self.metrics,
+        }
+
+    def save(self, directory: str | Path) -> None:
+        """Write ``model.json``, ``params.msgpack`` and ``history.json`` (each atomically)."""
+        directory = Path(directory)
+        atomic_write_bytes(directory / "params.msgpack", flax.serialization.to_bytes(self.params))
+        atomic_write_text(directory / "history.json", json.dumps(self.history) + "\n")
+        atomic_write_text(directory / "model.json", json.dumps(self.model_json(), indent=2) + "\n")
+
+
+def new_model(name: str, config: ModelConfig, dataset: Dataset, seed: int = 0) -> TrainedModel:
+    """An untrained model for ``dataset``'s rolls (layout and encoding settings travel with it)."""
+    if (dataset.ticks, dataset.rows) != (config.ticks, config.rows):
+        raise ValueError(
+            f"config is {config.ticks}x{config.rows}, dataset rolls are {dataset.ticks}x{dataset.rows}"
+        )
+    return TrainedModel(name, config, init_params(config, seed), dataset.layout, dict(dataset.settings))
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError as error:
+        raise ModelError(f"{path}: missing") from error
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ModelError(f"{path}: unreadable ({error})") from error
+    if not isinstance(data, dict):
+        raise ModelError(f"{path}: expected a JSON object")
+    return data
+
+
+def _restore(template: Any, data: bytes, path: Path) -> Any:
+    try:
+        return flax.serialization.from_bytes(template, data)
+    except (ValueError, KeyError, TypeError) as error:
+        raise ModelError(f"{path}: does not match the model's shape ({error})") from error
+
+
+def load_model(path: str | Path) -> TrainedModel:
+    """Read a model directory written by ``rackvae train`` (the best parameters)."""
+    directory = Path(path)
+    info = _read_json(directory / "model.json")
+    if info.get("format") != MODEL_FORMAT:
+        raise ModelError(f"{directory / 'model.json'}: not a {MODEL_FORMAT} file")
+    try:
+        config = ModelConfig.from_dict(info["config"])
+        layout = RollLayout.from_dict(info["layout"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise ModelError(f"{directory / 'model.json'}: bad config or layout ({error})") from error
+    params_path = directory / "params.msgpack"
+    try:
+        params = _restore(init_params(config), params_path.read_bytes(), params_path)
+    except OSError as error:
+        raise ModelError(f"{params_path}: unreadable ({error})") from error
+    history_path = directory / "history.json"
+    history = _read_json(history_path) if history_path.exists() else {key: [] for key in HISTORY_KEYS}
+    return TrainedModel(
+        name=str(info.get("name", directory.name)),
+        config=config,
+        params=params,
+        layout=layout,
+        dataset_settings=info.get("dataset_settings") or {},
+        data=info.get("data") or {},
+        training=info.get("training") or {},
+        history=history,
+        summary=info.get("summary") or {},
+        metrics=info.get("metrics"),
+    )
+
+
+def save_metrics(path: str | Path, metrics: dict[str, Any]) -> None:
+    """Record evaluation metrics in an existing model directory's ``model.json``."""
+    model_json = Path(path) / "model.json"
+    info = _read_json(model_json)
+    info["metrics"] = metrics
+    atomic_write_text(model_json, json.dumps(info, indent=2) + "\n")
+
+
+# --- checkpoints -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Checkpoint:
+    """Everything a resumed run needs: parameters, Adam state, schedule and history after ``epoch``."""
+
+    epoch: int  # epochs completed
+    params: Params
+    opt_state: optax.OptState
+    schedule: Schedule
+    history: dict[str, list[Any]]  # float per epoch; validation entries None without a validation set
+
+    def to_bytes(self) -> bytes:
+        state = {
+            "epoch": self.epoch,
+            "params": flax.serialization.to_state_dict(self.params),
+            "opt_state": flax.serialization.to_state_dict(self.opt_state),
+            "schedule": json.dumps(dataclasses.asdict(self.schedule)),
+            "history": json.dumps(self.history),
+        }
+        return flax.serialization.msgpack_serialize(state)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, config: ModelConfig, path: Path) -> Checkpoint:
+        try:
+            state = flax.serialization.msgpack_restore(data)
+            params = flax.serialization.from_state_dict(init_params(config), state["params"])
+            opt_state = flax.serialization.from_state_dict(OPTIMIZER.init(params), state["opt_state"])
+            schedule = Schedule(**json.loads(state["schedule"]))
+            history = json.loads(state["history"])
+            return cls(int(state["epoch"]), params, opt_state, schedule, history)
+        except (ValueError, KeyError, TypeError) as error:
+            raise ModelError(f"{path}: not a checkpoint of this model ({error})") from error
+
+
+def checkpoint_paths(directory: Path) -> tuple[Path, Path]:
+    """(latest, best) checkpoint files of a model directory."""
+    return directory / "checkpoints" / "latest.msgpack", directory / "checkpoints" / "best.msgpack"
+
+
+# --- the training loop -------------------------------------------------------------------------------
+
+
+def format_epoch(epoch: int, epochs: int, history: dict[str, list[float]], improved: bool) -> str:
+    """One progress line: loss, reconstruction, KL, validation loss, learning rate; ``*`` marks a new best."""
+    line = (
+        f"epoch {epoch + 1:>{len(str(epochs))}}/{epochs}  loss {history['loss'][-1]:.3f}"
+        f"  rec {history['reconstruction'][-1]:.3f}  kl {history['kl'][-1]:.3f}"
+    )
+    if history["val_loss"][-1] is not None:
+        line += f"  val {history['val_loss'][-1]:.3f}"
+    line += f"  lr {history['learning_rate'][-1]:.2e}  {history['seconds'][-1]:.2f}s"
+    return line + ("  *" if improved else "")
+
+
+def train(
+    model: TrainedModel,
+    train_set: Dataset,
+    validation_set: Dataset | None,
+    settings: TrainSettings,
+    directory: str | Path | None = None,
+    *,
+    resume: bool = False,
+    log: Callable[[str], None] | None = print,
+) -> TrainedModel:
+    """Train ``model`` (its params are the starting point) and return it holding the best parameters.
+
+    The monitored loss is the validation loss when ``validation_set`` has sequences, else the training
+    loss. With ``directory`` the model and checkpoints are written there every
+    ``settings.checkpoint_every`` epochs, at the end and on Ctrl-C (KeyboardInterrupt is re-raised
+    after saving). ``resume`` continues from ``directory``'s latest checkpoint.
+    """
+    if len(train_set) == 0:
+        raise ValueError("training set is empty")
+    if (train_set.ticks, train_set.rows) != (model.config.ticks, model.config.rows):
+        raise ValueError(
+            f"data rolls are {train_set.ticks}x{train_set.rows},"
+            f" the model expects {model.config.ticks}x{model.config.rows}"
+        )
+    directory = Path(directory) if directory is not None else None
+    base_rng = jax.random.PRNGKey(settings.seed)
+    validation_rng = jax.random.fold_in(base_rng, 2**31 - 1)  # one fixed sample: a less noisy monitor
+    data = flat_rolls(train_set)
+    validation = flat_rolls(validation_set) if validation_set is not None and len(validation_set) else None
+    beta = jnp.float32(settings.beta)
+
+    empty_history: dict[str, list[Any]] = {key: [] for key in HISTORY_KEYS}
+    start = Checkpoint(
+        0, model.params, OPTIMIZER.init(model.params), Schedule(settings.learning_rate), empty_history
+    )
+    if resume:
+        if directory is None:
+            raise ValueError("resume needs the model directory")
+        latest_path, _ = checkpoint_paths(directory)
+        if not latest_path.exists():
+            raise ModelError(f"{latest_path}: missing, nothing to resume")
+        start = Checkpoint.from_bytes(latest_path.read_bytes(), model.config, latest_path)
+    latest = start
+    best = start
+    if start.schedule.best_epoch >= 0 and directory is not None:
+        _, best_path = checkpoint_paths(directory)
+        best = Checkpoint.from_bytes(best_path.read_bytes(), model.config, best_path)
+
+    model.training = settings.to_dict()
+    params, opt_state, schedule, history = start.params, start.opt_state, start.schedule, start.history
+    stop: str | None = None
+    saved_epoch = start.epoch
+
+    def finish() -> None:
+        model.params = best.params
+        model.history = latest.history
+        model.summary = {
+            "epochs_run": latest.epoch,
+            "best_epoch": latest.schedule.best_epoch + 1,
+            "best_loss": latest.schedule.best_loss,
+            "monitored": "val_loss" if validation is not None else "loss",
+            "final_learning_rate": latest.schedule.learning_rate,
+            "stop_reason": stop or ("epochs" if latest.epoch >= settings.epochs else "interrupted"),
+            "train_sequences": len(train_set),
+            "validation_sequences": len(validation_set) if validation_set is not None else 0,
+            "seconds": float(sum(latest.history["seconds"])),
+        }
+        if directory is not None:
+            latest_path, best_path = checkpoint_paths(directory)
+            atomic_write_bytes(best_path, best.to_bytes())
+            atomic_write_bytes(latest_path, latest.to_bytes())
+            model.save(directory)
+
+    try:
+        for epoch in range(start.epoch, settings.epochs):
+            began = time.perf_counter()
+            learning_rate = schedule.learning_rate
+            params, opt_state, terms = _train_epoch(
+                model.config,
+                settings.batch_size,
+                params,
+                opt_state,
+                data,
+                jax.random.fold_in(base_rng, epoch),
+                jnp.float32(learning_rate),
+                beta,
+            )
+            loss, reconstruction, kl = (float(v) for v in terms)
+            val_loss = val_reconstruction = val_kl = None
+            if validation is not None:
+                val_terms = _evaluate_loss(model.config, params, validation, validation_rng, beta)
+                val_loss, val_reconstruction, val_kl = (float(v) for v in val_terms)
+            monitored = val_loss if val_loss is not None else loss
+            schedule, improved, stop = schedule_step(schedule, epoch, monitored, settings)
+            row = (loss, reconstruction, kl, val_loss, val_reconstruction, val_kl, learning_rate)
+            # New lists each epoch: the best checkpoint keeps the history as it was at its epoch.
+            history = {
+                key: [*history[key], value]
+                for key, value in zip(HISTORY_KEYS, (*row, time.perf_counter() - began), strict=True)
+            }
+            latest = Checkpoint(epoch + 1, params, opt_state, schedule, history)
+            if improved:
+                best = latest
+            if log is not None:
+                log(format_epoch(epoch, settings.epochs, history, improved))
+            if stop is not None:
+                break
+            if directory is not None and latest.epoch - saved_epoch >= settings.checkpoint_every:
+                finish()
+                saved_epoch = latest.epoch
+    except KeyboardInterrupt:
+        finish()
+        raise
+    finish()
+    if log is not None:
+        log(
+            f"stopped: {model.summary['stop_reason']} after {latest.epoch} epochs; best epoch"
+            f" {model.summary['best_epoch']} ({model.summary['monitored']} {model.summary['best_loss']:.4f})"
+        )
+    return model
