@@ -113,10 +113,10 @@ class VAE(nn.Module):
         self.encoder = Encoder(self.config)
         self.decoder = Decoder(self.config)
 
-    def __call__(self, x: jax.Array, rng: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-        """Returns (logits, mean, log_var) with a reparameterised latent sample."""
+    def __call__(self, x: jax.Array, rng: jax.Array | None) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """(logits, mean, log_var) with a reparameterised latent sample, or the mean if ``rng`` is None."""
         mean, log_var = self.encoder(x)
-        z = mean + jnp.exp(0.5 * log_var) * jax.random.normal(rng, mean.shape)
+        z = mean if rng is None else mean + jnp.exp(0.5 * log_var) * jax.random.normal(rng, mean.shape)
         return self.decoder(z), mean, log_var
 
     def encode(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -127,9 +127,11 @@ class VAE(nn.Module):
 
 
 def loss_terms(
-    config: ModelConfig, params: Params, x: jax.Array, rng: jax.Array
+    config: ModelConfig, params: Params, x: jax.Array, rng: jax.Array | None
 ) -> tuple[jax.Array, jax.Array]:
-    """Per-sequence loss terms on a sampled latent: (reconstruction [N], KL per dimension [N, latent_dim]).
+    """Per-sequence loss terms: (reconstruction [N], KL per dimension [N, latent_dim]).
+
+    The latent is sampled with ``rng``, or is the encoder mean when ``rng`` is None (evaluation).
 
     Reconstruction is the binary cross-entropy summed over the ``ticks * rows`` outputs (computed from
     logits, so it stays finite where a sigmoid would saturate); KL is against the unit Gaussian prior.
@@ -143,6 +145,12 @@ def loss_terms(
 def kl_per_dim(mean: jax.Array, log_var: jax.Array) -> jax.Array:
     """KL(N(mean, exp(log_var)) || N(0, 1)) for each latent dimension."""
     return -0.5 * (1.0 + log_var - jnp.square(mean) - jnp.exp(log_var))
+
+
+@partial(jax.jit, static_argnums=0)
+def loss_terms_at_mean(config: ModelConfig, params: Params, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``loss_terms`` decoded from the encoder mean, compiled."""
+    return loss_terms(config, params, x, None)
 
 
 @partial(jax.jit, static_argnums=0)

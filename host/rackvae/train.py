@@ -41,6 +41,7 @@ from rackvae.model import (
     encode,
     init_params,
     loss_terms,
+    loss_terms_at_mean,
 )
 
 MODEL_FORMAT = "rackvae-model"
@@ -253,6 +254,11 @@ class TrainedModel:
         """Probabilities ``[N, ticks, rows]`` for latents ``[N, latent_dim]``."""
         probs = decode(self.config, self.params, jnp.asarray(latents, jnp.float32))
         return np.asarray(probs).reshape(-1, self.config.ticks, self.config.rows)
+
+    def loss_terms(self, rolls: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(reconstruction ``[N]``, KL per dimension ``[N, latent_dim]``) at the encoder mean."""
+        reconstruction, kl = loss_terms_at_mean(self.config, self.params, jnp.asarray(rolls, jnp.float32))
+        return np.asarray(reconstruction), np.asarray(kl)
 
     def reconstruct(self, rolls: np.ndarray) -> np.ndarray:
         """Probabilities ``[N, ticks, rows]`` decoded from the encoder mean of each roll."""

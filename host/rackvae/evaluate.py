@@ -1,0 +1,247 @@
+"""Is a model any good? Reconstruction metrics per split, a constant-roll baseline, generation statistics.
+
+Reconstructions decode the encoder mean and switch a cell on when its probability is >= ``threshold``
+(0.5, as the original's recall). A model that does not beat the constant roll (each cell on when it is
+on in more than half of the training sequences) on held-out data has learned nothing.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+
+from rackvae.train import TrainedModel
+
+THRESHOLD = 0.5
+# Metrics compared between the model and the constant roll, in table order.
+RECONSTRUCTION_KEYS = (
+    "exact_recall",
+    "step_accuracy",
+    "element_accuracy",
+    "note_precision",
+    "note_recall",
+    "note_f1",
+)
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    """A share that is 0 when nothing was counted (e.g. precision when nothing was predicted)."""
+    return float(numerator / denominator) if denominator else 0.0
+
+
+def reconstruction_metrics(
+    targets: np.ndarray, probs: np.ndarray, threshold: float = THRESHOLD
+) -> dict[str, float]:
+    """Compare rolls ``[N, ticks, rows]`` (0/1) with predicted probabilities of the same shape.
+
+    - ``exact_recall``: share of sequences reproduced cell for cell (the seed text's "recall");
+    - ``step_accuracy``: share of (sequence, tick) steps whose whole row is right (MusicVAE's
+      per-step reconstruction accuracy);
+    - ``element_accuracy``: share of cells right (the original ``calcRecall``);
+    - ``note_precision`` / ``note_recall`` / ``note_f1``: over cells that are on.
+    """
+    if targets.shape != probs.shape or targets.ndim != 3:
+        raise ValueError(f"targets {targets.shape} and probs {probs.shape} must both be [N, ticks, rows]")
+    truth = targets.astype(bool)
+    predicted = probs >= threshold
+    right = truth == predicted
+    true_pos = int(np.sum(truth & predicted))
+    precision = _ratio(true_pos, int(predicted.sum()))
+    recall = _ratio(true_pos, int(truth.sum()))
+    return {
+        "sequences": len(targets),
+        "exact_recall": float(right.all(axis=(1, 2)).mean()) if len(targets) else 0.0,
+        "step_accuracy": float(right.all(axis=2).mean()) if len(targets) else 0.0,
+        "element_accuracy": float(right.mean()) if len(targets) else 0.0,
+        "note_precision": precision,
+        "note_recall": recall,
+        "note_f1": _ratio(2 * precision * recall, precision + recall),
+    }
+
+
+def constant_roll(rolls: np.ndarray) -> np.ndarray:
+    """The best constant roll ``[ticks, rows]``: a cell is on when it is on in more than half of ``rolls``."""
+    return (rolls.astype(np.float64).mean(axis=0) > 0.5).astype(np.uint8)
+
+
+def split_metrics(model: TrainedModel, rolls: np.ndarray, baseline: np.ndarray) -> dict[str, Any]:
+    """Reconstruction metrics, loss terms at the encoder mean and the baseline's metrics for one split."""
+    metrics: dict[str, Any] = reconstruction_metrics(rolls, model.reconstruct(rolls))
+    reconstruction, kl = model.loss_terms(rolls)
+    kl_total = kl.sum(axis=1)
+    metrics["reconstruction"] = float(reconstruction.mean())
+    metrics["kl"] = float(kl_total.mean())
+    metrics["kl_per_dim"] = [float(v) for v in kl.mean(axis=0)]
+    metrics["elbo"] = float(-(reconstruction + kl_total).mean())
+    constant = np.broadcast_to(baseline, rolls.shape).astype(np.float32)
+    base = reconstruction_metrics(rolls, constant)
+    metrics.update({f"baseline_{key}": base[key] for key in RECONSTRUCTION_KEYS})
+    return metrics
+
+
+def latent_grid(latent_dim: int, scale: float, points: int) -> np.ndarray:
+    """``points ** latent_dim`` latents ``[P, latent_dim]`` evenly over the ±``scale`` cube (C order)."""
+    axis = np.linspace(-scale, scale, points, dtype=np.float32)
+    return np.array(list(itertools.product(axis, repeat=latent_dim)), np.float32).reshape(-1, latent_dim)
+
+
+def grid_points_for(latent_dim: int, budget: int = 4096) -> int:
+    """Points per axis so the grid holds at most ``budget`` latents (at least 2 per axis)."""
+    points = 2
+    while (points + 1) ** latent_dim <= budget:
+        points += 1
+    return points
+
+
+def neighbour_changes(grid_rolls: np.ndarray, points: int, latent_dim: int) -> float:
+    """Mean number of cells that differ between neighbouring grid points (along any one axis)."""
+    cube = grid_rolls.reshape((points,) * latent_dim + (-1,)).astype(np.int16)
+    changes = [np.abs(np.diff(cube, axis=axis)).sum(axis=-1).ravel() for axis in range(latent_dim)]
+    return float(np.concatenate(changes).mean())
+
+
+def novelty(generated: np.ndarray, training: np.ndarray) -> float:
+    """Share of generated rolls that are not exactly a training roll."""
+    seen = {row.tobytes() for row in training.reshape(len(training), -1).astype(np.uint8)}
+    flat = generated.reshape(len(generated), -1).astype(np.uint8)
+    return float(np.mean([row.tobytes() not in seen for row in flat])) if len(flat) else 0.0
+
+
+def generation_metrics(
+    model: TrainedModel,
+    training: np.ndarray | None,
+    *,
+    prior_samples: int = 1000,
+    grid_budget: int = 4096,
+    seed: int = 0,
+    threshold: float = THRESHOLD,
+) -> dict[str, Any]:
+    """What the decoder makes from a grid over the latent cube and from prior samples.
+
+    Reports notes per step per row (density, overall and per row) against the training data, the share
+    of generated rolls not in the training set, the share of distinct and of empty rolls, and the mean
+    number of cells changing between neighbouring grid points (smoothness; the grid step is
+    ``2 * latent_scale / (points - 1)``).
+    """
+    config = model.config
+    points = grid_points_for(config.latent_dim, grid_budget)
+    grid = model.decode(latent_grid(config.latent_dim, config.latent_scale, points)) >= threshold
+    prior_latents = np.random.default_rng(seed).standard_normal((prior_samples, config.latent_dim))
+    prior = model.decode(prior_latents.astype(np.float32)) >= threshold
+    result: dict[str, Any] = {
+        "grid_points_per_dim": points,
+        "grid_step": 2 * config.latent_scale / (points - 1),
+        "grid_neighbour_changes": neighbour_changes(grid, points, config.latent_dim),
+        "prior_samples": prior_samples,
+        "row_density": {},
+    }
+    sources = {"grid": grid, "prior": prior}
+    if training is not None:
+        sources = {"data": training.astype(bool), **sources}
+    for name, rolls in sources.items():
+        result[f"{name}_density"] = float(rolls.mean())
+        result["row_density"][name] = [float(v) for v in rolls.mean(axis=(0, 1))]
+        if name != "data":
+            flat = rolls.reshape(len(rolls), -1)
+            result[f"{name}_distinct"] = len(np.unique(flat, axis=0)) / len(flat)
+            result[f"{name}_empty"] = float((~flat.any(axis=1)).mean())
+            result[f"{name}_novel"] = novelty(rolls, training) if training is not None else None
+    return result
+
+
+def evaluate(
+    model: TrainedModel,
+    splits: dict[str, np.ndarray],
+    training: np.ndarray | None,
+    *,
+    primary: str | None = None,
+    baseline: np.ndarray | None = None,
+    prior_samples: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """All metrics of ``model`` on named splits of rolls ``[N, ticks, rows]`` as one JSON-able dict.
+
+    ``training`` holds the training rolls (for the baseline and novelty; may be None when the data is not
+    at hand, then ``baseline`` must be given). The ``primary`` split's reconstruction metrics and
+    baseline step accuracy are repeated at the top level (default: "validation" if present, else the
+    last split).
+    """
+    if baseline is None:
+        if training is None:
+            raise ValueError("need the training rolls or a baseline roll")
+        baseline = constant_roll(training)
+    splits = {name: rolls for name, rolls in splits.items() if len(rolls)}
+    if not splits:
+        raise ValueError("no sequences to evaluate")
+    primary = primary or ("validation" if "validation" in splits else list(splits)[-1])
+    per_split = {name: split_metrics(model, rolls, baseline) for name, rolls in splits.items()}
+    headline = {
+        key: per_split[primary][key]
+        for key in (*RECONSTRUCTION_KEYS, "elbo", "baseline_step_accuracy", "baseline_element_accuracy")
+    }
+    return {
+        "model": model.name,
+        "primary_split": primary,
+        **headline,
+        "splits": per_split,
+        "generation": generation_metrics(model, training, prior_samples=prior_samples, seed=seed),
+    }
+
+
+def _align(rows: list[list[str]]) -> list[str]:
+    """Left-align the first column, right-align the others."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(
+            cell.ljust(w) if i == 0 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in rows
+    ]
+
+
+def format_table(metrics: dict[str, Any]) -> str:
+    """``evaluate``'s metrics as text: model vs constant roll per split, then the generation statistics."""
+    splits = metrics["splits"]
+    names = list(splits)
+    blank = [""] * len(names)
+    rows = [
+        [
+            "metric",
+            *(f"{name} ({splits[name]['sequences']})" for name in names),
+            *(f"constant roll {name}" for name in names),
+        ]
+    ]
+    for key in RECONSTRUCTION_KEYS:
+        model_cells = [f"{splits[name][key]:.4f}" for name in names]
+        rows.append([key, *model_cells, *(f"{splits[name]['baseline_' + key]:.4f}" for name in names)])
+    for key in ("reconstruction", "kl", "elbo"):
+        rows.append([key, *(f"{splits[name][key]:.3f}" for name in names), *blank])
+    rows.append(
+        ["kl_per_dim", *(" ".join(f"{v:.2f}" for v in splits[name]["kl_per_dim"]) for name in names), *blank]
+    )
+
+    generation = metrics["generation"]
+    gen_rows = [["generation", "data", "grid", "prior"]]
+    labels = {
+        "density": "notes per step per row",
+        "distinct": "distinct",
+        "empty": "empty",
+        "novel": "not in training",
+    }
+    for key, label in labels.items():
+        values = (generation.get(f"{source}_{key}") for source in ("data", "grid", "prior"))
+        gen_rows.append([label, *("" if value is None else f"{value:.4f}" for value in values)])
+    return "\n".join(
+        [
+            *_align(rows),
+            "",
+            *_align(gen_rows),
+            f"grid: {generation['grid_points_per_dim']} points per dimension"
+            f" (step {generation['grid_step']:.2f}),"
+            f" {generation['grid_neighbour_changes']:.2f} cells change between neighbouring points;"
+            f" {generation['prior_samples']} prior samples",
+        ]
+    )
