@@ -1,0 +1,62 @@
+/* rackvae decoder core: every size limit in one place.
+ *
+ * A model beyond a limit is refused when it is loaded, with a status that names the limit. Each limit
+ * may be overridden with -D on the compiler command line (e.g. a small board: -DRV_MAX_TICKS=32); the
+ * engine's memory (sizeof(rv_engine)) scales with RV_MAX_TICKS * RV_MAX_NOTES.
+ *
+ * The original xen_quantizer firmware had 32 ticks, 6 percussion groups and 4 notes out per tick.
+ */
+#ifndef RV_LIMITS_H
+#define RV_LIMITS_H
+
+/* Steps in one sequence (metadata "sequence length"): 48 holds a bar of triplet 16ths. */
+#ifndef RV_MAX_TICKS
+#define RV_MAX_TICKS 64
+#endif
+
+/* Rows (pitches or percussion slots) per tick: the whole MIDI range. */
+#ifndef RV_MAX_ROWS
+#define RV_MAX_ROWS 128
+#endif
+
+/* Percussion groups (trigger outputs) in the metadata. */
+#ifndef RV_MAX_GROUPS
+#define RV_MAX_GROUPS 8
+#endif
+
+/* Notes kept per tick after post-processing (the config's max_notes is at most this). */
+#ifndef RV_MAX_NOTES
+#define RV_MAX_NOTES 8
+#endif
+
+/* Dense layers in the decoder. */
+#ifndef RV_MAX_LAYERS
+#define RV_MAX_LAYERS 8
+#endif
+
+/* Latent dimensions (the module has 3 knobs; a wider latent can still be decoded from code). */
+#ifndef RV_MAX_LATENT
+#define RV_MAX_LATENT 16
+#endif
+
+/* Features in any layer, input or output (RV_MAX_TICKS * RV_MAX_ROWS). */
+#ifndef RV_MAX_WIDTH
+#define RV_MAX_WIDTH 8192
+#endif
+
+/* Latent vectors decoded together in one pass of the batched kernels (weights are loaded once per
+   block). rv_scratch_size() grows with it; a board decoding one latent at a time may set it to 1. */
+#ifndef RV_DECODE_BLOCK
+#define RV_DECODE_BLOCK 8
+#endif
+
+/* Defaults of the post-processing (the original: max 4 notes, threshold knob 0..0.3 + CV +-0.3). */
+#define RV_DEFAULT_MAX_NOTES 4
+#define RV_DEFAULT_THRESHOLD 0.1f
+#define RV_THRESHOLD_KNOB_RANGE 0.3f
+/* MIDI note that sits at 0 V on a 1 V/octave pitch output. */
+#define RV_DEFAULT_ZERO_VOLT_NOTE 60
+/* Knob and CV inputs span -5..5 V; full scale maps onto +-latent_scale. */
+#define RV_CONTROL_FULL_SCALE_VOLTS 5.0f
+
+#endif
