@@ -11,7 +11,7 @@ import importlib
 import sys
 
 # Order shown in --help follows the data flow.
-COMMANDS = ("ingest",)
+COMMANDS = ("ingest", "train", "eval")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,10 +8,12 @@ on in more than half of the training sequences) on held-out data has learned not
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from rackvae import plots
 from rackvae.train import TrainedModel
 
 THRESHOLD = 0.5
@@ -188,6 +190,32 @@ def evaluate(
         "splits": per_split,
         "generation": generation_metrics(model, training, prior_samples=prior_samples, seed=seed),
     }
+
+
+def write_plots(
+    model: TrainedModel,
+    rolls: np.ndarray,
+    directory: str | Path,
+    examples: int = 4,
+    threshold: float = THRESHOLD,
+) -> list[Path]:
+    """Write the model's PNG plots for ``rolls`` into ``directory``; returns the files written."""
+    directory = Path(directory)
+    means, _ = model.encode(rolls)
+    probs = model.reconstruct(rolls)
+    chosen = np.unique(np.linspace(0, len(rolls) - 1, examples).astype(int))
+    scale = model.config.latent_scale
+    figures = {
+        "latent_pairs.png": plots.latent_pairs(means, scale),
+        "output_histogram.png": plots.output_histogram(probs),
+        "input_output.png": plots.input_output(
+            rolls[chosen], probs[chosen], plots.row_labels(model.layout), threshold, chosen.tolist()
+        ),
+        "latent_map.png": plots.latent_map(model.decode, model.config.latent_dim, scale, threshold=threshold),
+    }
+    if model.history.get("loss"):
+        figures["loss_curves.png"] = plots.loss_curves(model.history)
+    return [plots.save_png(figure, directory / name) for name, figure in figures.items()]
 
 
 def _align(rows: list[list[str]]) -> list[str]:

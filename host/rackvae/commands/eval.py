@@ -1,0 +1,87 @@
+"""``rackvae eval models/NAME [DATA...]``: metrics of a trained model, as a table or JSON, and plots.
+
+Without DATA the model is measured on the train and validation splits of the dataset it was trained on
+(and the metrics are stored in its model.json). DATA may be ``.npz`` datasets or MIDI files and folders,
+which are encoded with the model's own dataset settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "eval",
+        help="measure a trained model (reconstruction, baseline, generation) and plot it",
+        description=__doc__,
+    )
+    parser.add_argument("model", type=Path, help="model folder written by rackvae train")
+    parser.add_argument(
+        "data", nargs="*", type=Path, help=".npz datasets or MIDI files/folders (default: its own)"
+    )
+    parser.add_argument("--plots", type=Path, metavar="DIR", help="write PNG plots into DIR")
+    parser.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    parser.add_argument("--prior-samples", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the prior samples")
+    parser.set_defaults(func=run)
+
+
+def load_rolls(paths: list[Path], dataset_settings: dict[str, Any]) -> np.ndarray:
+    """Rolls of ``.npz`` datasets and of MIDI files/folders (ingested with ``dataset_settings``)."""
+    from rackvae import dataset as datasets
+
+    rolls = [datasets.load(path).rolls for path in paths if path.suffix == ".npz"]
+    midi = [path for path in paths if path.suffix != ".npz"]
+    if midi:
+        from rackvae.codec import EncodingSettings
+
+        result = datasets.ingest(midi, settings=EncodingSettings.from_dict(dataset_settings), progress=False)
+        rolls.append(result.dataset.rolls)
+    shapes = {r.shape[1:] for r in rolls}
+    if len(shapes) > 1:
+        raise SystemExit(f"eval: the data have different roll shapes {sorted(shapes)}")
+    return np.concatenate(rolls)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rackvae import dataset as datasets
+    from rackvae.evaluate import evaluate, format_table, write_plots
+    from rackvae.train import load_model, save_metrics
+
+    model = load_model(args.model)
+    source = model.data.get("path")
+    training = None
+    splits: dict[str, np.ndarray] = {}
+    if source and Path(source).exists():
+        train_set, validation_set = datasets.load(source).split(
+            model.data["validation_fraction"], model.data["split_seed"]
+        )
+        training = train_set.rolls
+        splits = {"train": train_set.rolls, "validation": validation_set.rolls}
+    elif not args.data:
+        raise SystemExit(f"eval: {args.model} was trained on {source!r}, which is not there; give DATA")
+    if args.data:
+        splits = {"data": load_rolls(args.data, model.dataset_settings)}
+    expected = (model.config.ticks, model.config.rows)
+    for name, rolls in splits.items():
+        if rolls.shape[1:] != expected:
+            raise SystemExit(f"eval: {name} rolls are {rolls.shape[1:]}, the model expects {expected}")
+    baseline = np.asarray(model.data["constant_roll"], np.uint8) if "constant_roll" in model.data else None
+    metrics = evaluate(
+        model, splits, training, baseline=baseline, prior_samples=args.prior_samples, seed=args.seed
+    )
+    if not args.data:
+        save_metrics(args.model, metrics)
+    if args.plots is not None:
+        primary = splits[metrics["primary_split"]]
+        for path in write_plots(model, primary, args.plots):
+            if not args.json:
+                print(f"wrote {path}")
+    print(json.dumps(metrics) if args.json else format_table(metrics))
+    return 0
