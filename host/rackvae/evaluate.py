@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from rackvae import plots
-from rackvae.train import TrainedModel
+from rackvae.train import TrainedModel, constant_roll
 
 THRESHOLD = 0.5
 # Metrics compared between the model and the constant roll, in table order.
@@ -61,11 +61,6 @@ def reconstruction_metrics(
         "note_recall": recall,
         "note_f1": _ratio(2 * precision * recall, precision + recall),
     }
-
-
-def constant_roll(rolls: np.ndarray) -> np.ndarray:
-    """The best constant roll ``[ticks, rows]``: a cell is on when it is on in more than half of ``rolls``."""
-    return (rolls.astype(np.float64).mean(axis=0) > 0.5).astype(np.uint8)
 
 
 def split_metrics(model: TrainedModel, rolls: np.ndarray, baseline: np.ndarray) -> dict[str, Any]:

@@ -295,6 +295,32 @@ def new_model(name: str, config: ModelConfig, dataset: Dataset, seed: int = 0) -
     return TrainedModel(name, config, init_params(config, seed), dataset.layout, dict(dataset.settings))
 
 
+def constant_roll(rolls: np.ndarray) -> np.ndarray:
+    """The best constant roll ``[ticks, rows]``: a cell is on when it is on in more than half of ``rolls``.
+
+    The baseline every model must beat; recorded with the model so it can be used without the data.
+    """
+    return (rolls.astype(np.float64).mean(axis=0) > 0.5).astype(np.uint8)
+
+
+def data_record(
+    path: str | Path | None,
+    train_set: Dataset,
+    validation_set: Dataset,
+    validation_fraction: float,
+    split_seed: int,
+) -> dict[str, Any]:
+    """What ``model.json`` says about the training data: source, split, sizes and the constant roll."""
+    return {
+        "path": str(Path(path).resolve()) if path is not None else None,
+        "validation_fraction": validation_fraction,
+        "split_seed": split_seed,
+        "train_sequences": len(train_set),
+        "validation_sequences": len(validation_set),
+        "constant_roll": constant_roll(train_set.rolls).tolist(),
+    }
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())

@@ -55,9 +55,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rackvae import dataset as datasets
-    from rackvae.evaluate import constant_roll
     from rackvae.model import ModelConfig
-    from rackvae.train import TrainSettings, load_model, new_model, train
+    from rackvae.train import TrainSettings, data_record, load_model, new_model, train
 
     directory = args.output / args.name
     exists = (directory / "model.json").exists()
@@ -71,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.resume:
         model = load_model(directory)
-        split = model.data
+        split = {key: model.data[key] for key in ("validation_fraction", "split_seed")}
         settings = TrainSettings.from_dict({**model.training, **given})
     else:
         hidden = tuple(int(s) for s in args.hidden_sizes.split(",")) if args.hidden_sizes else None
@@ -90,13 +89,7 @@ def run(args: argparse.Namespace) -> int:
             hidden_sizes=hidden,
         )
         model = new_model(args.name, config, data, seed=settings.seed)
-        model.data = {
-            "path": str(args.data.resolve()),
-            **split,
-            "train_sequences": len(train_set),
-            "validation_sequences": len(validation_set),
-            "constant_roll": constant_roll(train_set.rolls).tolist(),
-        }
+        model.data = data_record(args.data, train_set, validation_set, **split)
     print(
         f"{args.name}: {len(train_set)} training and {len(validation_set)} validation sequences of"
         f" {data.ticks}x{data.rows}; decoder {'-'.join(map(str, model.config.decoder_sizes()))}"
