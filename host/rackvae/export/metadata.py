@@ -206,22 +206,27 @@ class _AlignedBuffer:
         return tfl.BufferEnd(builder)
 
 
-def with_xen_metadata(tflite: bytes, meta: XenMetadata, model_name: str) -> bytes:
-    """``tflite`` with its ``TFLITE_METADATA`` entry (added or replaced) holding ``meta``."""
+def with_metadata_buffer(tflite: bytes, buffer: bytes) -> bytes:
+    """``tflite`` with its ``TFLITE_METADATA`` entry (added or replaced) pointing at ``buffer``."""
     model = tfl.ModelT.InitFromPackedBuf(bytearray(tflite), 0)
     if any(buffer.offset or buffer.size for buffer in model.buffers or []):
         raise MetadataError("models with external (offset/size) buffers are not supported")
     model.metadata = [entry for entry in model.metadata or [] if entry.name != METADATA_ENTRY_NAME]
-    buffers = [_AlignedBuffer(b"" if buffer.data is None else bytes(buffer.data)) for buffer in model.buffers]
-    buffers.append(_AlignedBuffer(model_metadata_flatbuffer(meta, model_name)))
+    buffers = [_AlignedBuffer(b"" if old.data is None else bytes(old.data)) for old in model.buffers]
+    buffers.append(_AlignedBuffer(buffer))
     entry = tfl.MetadataT()
     entry.name = METADATA_ENTRY_NAME
     entry.buffer = len(buffers) - 1
     model.metadata.append(entry)
     model.buffers = buffers
-    builder = flatbuffers.Builder(len(tflite) + 1024)
+    builder = flatbuffers.Builder(len(tflite) + len(buffer) + 1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    out = bytes(builder.Output())
+    return bytes(builder.Output())
+
+
+def with_xen_metadata(tflite: bytes, meta: XenMetadata, model_name: str) -> bytes:
+    """``tflite`` carrying ``meta`` as the firmware expects it (checked by reading it back)."""
+    out = with_metadata_buffer(tflite, model_metadata_flatbuffer(meta, model_name))
     if read_xen_metadata(out) != meta:
         raise MetadataError("metadata written into the model does not read back identically")
     return out
@@ -273,8 +278,10 @@ def locate_xen_metadata(tflite: bytes) -> XenLocation:
             if hit < 0:
                 raise MetadataError("xen metadata not found in the TFLITE_METADATA buffer")
             found = XenLocation(start, start + size, start - 4 + hit)
-    except (struct.error, IndexError, TypeError) as exc:  # offsets of a damaged flatbuffer
-        raise MetadataError(f"damaged TFLite flatbuffer: {exc}") from exc
+    except MetadataError:
+        raise
+    except (struct.error, IndexError, TypeError, ValueError, OverflowError) as exc:  # damaged offsets
+        raise MetadataError(f"damaged TFLite flatbuffer: {exc!r}") from exc
     if found is None:
         raise MetadataError("the model has no TFLITE_METADATA entry")
     return found

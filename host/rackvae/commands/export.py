@@ -1,0 +1,153 @@
+"""``rackvae export models/NAME``: the decoder as the files a module loads, and a model card.
+
+Writes (atomically, into the model folder or ``-o DIR``) ``NAME_dec.tflite`` (float32),
+``NAME_dec_f16.tflite`` (float16 weights), ``NAME_dec_int8.tflite`` (int8 in and out), ``NAME_dec.h``
+/ ``NAME_dec.c`` (C arrays) and ``NAME.yml``. int8 is calibrated on the encoder means of the model's
+training split plus a grid over the ±scale cube. Every .tflite file is run in LiteRT on random
+latents before anything is written; one outside its tolerance stops the export.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# --formats name -> (tflite variant, file suffix)
+TFLITE_FORMATS = {
+    "f32": ("float32", "_dec.tflite"),
+    "f16": ("float16", "_dec_f16.tflite"),
+    "int8": ("int8", "_dec_int8.tflite"),
+}
+FORMATS = (*TFLITE_FORMATS, "c")
+CHECK_LATENTS = 1000
+FLOAT_TOLERANCE = {"float32": 1e-5, "float16": 2e-3}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "export",
+        help="write the decoder as .tflite (f32, f16, int8) and C arrays, with a model card",
+        description=__doc__,
+    )
+    parser.add_argument("model", type=Path, help="model folder written by rackvae train")
+    parser.add_argument(
+        "--formats",
+        default=",".join(FORMATS),
+        help=f"comma-separated subset of {','.join(FORMATS)} (default all)",
+    )
+    parser.add_argument("-o", "--output", type=Path, help="output folder (default: the model folder)")
+    parser.add_argument(
+        "--dataset",
+        type=Path,
+        help="calibrate int8 on this .npz (default: the dataset the model was trained on)",
+    )
+    parser.set_defaults(func=run)
+
+
+def parse_formats(text: str) -> list[str]:
+    formats = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown or not formats:
+        raise SystemExit(f"export: unknown formats {unknown or text!r}; choose from {','.join(FORMATS)}")
+    return formats
+
+
+def training_means(model: Any, dataset_path: Path | None) -> tuple[np.ndarray | None, str]:
+    """Encoder means of the training split (the model's own split of ``dataset_path``)."""
+    from rackvae import dataset as datasets
+
+    if dataset_path is None:
+        source = model.data.get("path")
+        if not source or not Path(source).exists():
+            return None, f"no dataset ({source!r} not found): cube only"
+        dataset_path = Path(source)
+    data = datasets.load(dataset_path)
+    if (data.ticks, data.rows) != (model.config.ticks, model.config.rows):
+        raise SystemExit(
+            f"export: {dataset_path} rolls are {data.ticks}x{data.rows}, the model expects"
+            f" {model.config.ticks}x{model.config.rows}"
+        )
+    train_set, _ = data.split(model.data.get("validation_fraction", 0.0), model.data.get("split_seed", 0))
+    return model.encode(train_set.rolls)[0], str(dataset_path)
+
+
+def export_model(
+    model: Any, output: Path, formats: list[str], dataset_path: Path | None = None
+) -> list[Path]:
+    """Convert, check and write the requested files and the card; returns the paths written."""
+    from rackvae.atomic import atomic_write_bytes
+    from rackvae.export import tflite
+    from rackvae.export.card import model_card, write_model_card
+    from rackvae.export.metadata import XenMetadata
+    from rackvae.model import decode_layers
+
+    config = model.config
+    metadata = XenMetadata.from_layout(model.layout, config.ticks, config.latent_scale, config.latent_dim)
+    layers = model.decoder_layers()
+    scale = metadata.latent_scale
+    latents = np.random.default_rng(0).uniform(-scale, scale, (CHECK_LATENTS, config.latent_dim))
+    reference = decode_layers(layers, latents.astype(np.float32))
+    export: dict[str, Any] = {"files": {}}
+    contents: dict[Path, bytes] = {}
+    for name in formats:
+        if name not in TFLITE_FORMATS:
+            continue
+        variant, suffix = TFLITE_FORMATS[name]
+        representative = None
+        if variant == "int8":
+            means, source = training_means(model, dataset_path)
+            representative = tflite.representative_latents(config.latent_dim, scale, means)
+            export["calibration"] = {
+                "latents": len(representative),
+                "encoder_means": 0 if means is None else min(len(means), tflite.CALIBRATION_MAX_MEANS),
+                "source": source,
+            }
+        data = tflite.tflite_bytes(layers, metadata, variant, representative, model_name=model.name)
+        error = float(np.abs(tflite.run_litert(data, latents) - reference).max())
+        tolerance = FLOAT_TOLERANCE.get(variant) or tflite.int8_error_budget(data)
+        if error > tolerance:
+            raise tflite.ExportError(f"{variant}: max abs error {error:.3g} vs JAX exceeds {tolerance:.3g}")
+        path = output / f"{model.name}{suffix}"
+        contents[path] = data
+        export["files"][path.name] = {
+            "variant": variant,
+            "bytes": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "ops": tflite.operator_names(data),
+            "max_abs_error_vs_jax": error,
+            "tolerance": tolerance,
+            "check_latents": CHECK_LATENTS,
+        }
+        print(f"{path.name}: {variant}, {len(data)} bytes, max abs error {error:.2e} (<= {tolerance:.2e})")
+    if "c" in formats:
+        from rackvae.export import carray
+
+        for path, data in carray.c_files(layers, metadata, model.name).items():
+            contents[output / path] = data
+            export["files"][path] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+            print(f"{path}: {len(data)} bytes")
+    for path, data in contents.items():
+        atomic_write_bytes(path, data)
+    card_path = output / f"{model.name}.yml"
+    write_model_card(card_path, model_card(model, metadata, export))
+    print(f"{card_path.name}: model card")
+    return [*contents, card_path]
+
+
+def run(args: argparse.Namespace) -> int:
+    from rackvae.dataset import DatasetError
+    from rackvae.export.metadata import MetadataError
+    from rackvae.export.tflite import ExportError
+    from rackvae.train import ModelError, load_model
+
+    formats = parse_formats(args.formats)
+    try:
+        model = load_model(args.model)
+        export_model(model, args.output or args.model, formats, args.dataset)
+    except (ModelError, DatasetError, MetadataError, ExportError) as error:
+        raise SystemExit(f"export: {error}") from error
+    return 0
