@@ -1,0 +1,24 @@
+/* Building short lines of text without printf: integers only, so every target prints the same bytes
+   (and the Cortex-M7 image carries no floating-point printf). */
+#ifndef RV_TEXT_H
+#define RV_TEXT_H
+
+#include <stddef.h>
+
+#define TEXT_LINE_CAPACITY 160
+
+typedef struct {
+    char text[TEXT_LINE_CAPACITY];
+    size_t length;
+} text_line;
+
+void text_clear(text_line *line);
+
+/* Appends, silently cutting what does not fit (the line stays NUL-terminated). */
+void text_add(text_line *line, const char *text);
+void text_add_int(text_line *line, long long value);
+
+/* value * 1000 rounded half up, as an integer: volts -> millivolts, probabilities -> thousandths. */
+long text_milli(float value);
+
+#endif

@@ -1,0 +1,39 @@
+/* The virtual module: replays an event script into the app and logs what the app does.
+ *
+ * Shared by the desktop build (firmware/sim) and the QEMU build (firmware/qemu) so both print the same
+ * log for the same script. The script is text, one event per line, times in milliseconds (up to 3
+ * decimals), voltages in volts (up to 6 decimals), '#' starts a comment:
+ *
+ *   <ms> clock|reset|trigger 0|1    gate input level (trigger = the inference-trigger gate)
+ *   <ms> knob <0-3> <volts>         pot 0-2 latent, 3 threshold; the pot reads -5..5 V
+ *   <ms> cv <0-3> <volts>           CV input beside that pot
+ *   <ms> button <0-2> 0|1           0 pause-until-reset, 1 reset, 2 inference / hold 1 s: manual mode
+ *   <ms> select <+-n>               model-select encoder
+ *   <ms> power                      power cycle (settings and pot positions kept)
+ *   <ms> screen                     print the display's content into the log
+ *
+ * Events must come in time order; events at one instant act together, and the main loop (model
+ * loading, inference) runs between instants. The log has one line per thing the module did,
+ * "<us> <what> ...", in the order it did them (times in microseconds):
+ *
+ *   <us> trig <jack>                trigger pulse on an output jack
+ *   <us> cv <jack> <millivolts>     control voltage on an output jack (set before the triggers)
+ *   <us> led <n> 0|1
+ *   <us> tick <n>                   the step a clock edge played
+ *   <us> load DRUM|NOTE rows <r> ticks <t> zero <midi note at 0 V> name <path or built-in>
+ *   <us> skip <path>: <reason>      a model file that cannot be played
+ *   <us> infer latent <z...> threshold <t>   inference inputs, in thousandths
+ *   <us> screen title|message|cursor|row ... display content, on a "screen" event
+ */
+#ifndef RV_REPLAY_H
+#define RV_REPLAY_H
+
+#include <stddef.h>
+
+/* Provided by the platform (desktop or QEMU): writes one NUL-terminated chunk of the log. */
+void replay_write(const char *text);
+
+/* Replays the script; returns 0, or 2 after logging "error line N: reason" for a malformed script. */
+int replay_run(const char *script, size_t length);
+
+#endif
