@@ -1,0 +1,255 @@
+"""xen metadata: the byte layout of the brief, its container in a real .tflite, the original firmware's
+search-and-copy, files in the original exporter's style, and damaged files."""
+
+from __future__ import annotations
+
+import flatbuffers
+import numpy as np
+import pytest
+from ai_edge_litert import schema_py_generated as tfl
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rackvae.dataset import RollLayout
+from rackvae.export.metadata import (
+    MetadataError,
+    XenMetadata,
+    description_bytes,
+    locate_xen_metadata,
+    read_xen_metadata,
+    with_metadata_buffer,
+    with_xen_metadata,
+)
+from rackvae.export.tflite import convert_decoder
+from rackvae.model import random_decoder_layers
+
+NOTE = XenMetadata("note", rows=24, ticks=16, latent_scale=3, base_note=36)
+PERC = XenMetadata("perc", rows=12, ticks=16, latent_scale=3, group_sizes=(1, 1, 6, 2, 2))
+# Bytes >= 128 in every field that can hold them: 128 rows x 48 ticks, a group of 200, scale 130.
+WIDE_NOTE = XenMetadata("note", rows=128, ticks=48, latent_scale=130, base_note=0, latent_dim=5)
+WIDE_PERC = XenMetadata("perc", rows=202, ticks=48, latent_scale=3, group_sizes=(2, 200), latent_dim=2)
+# Converted decoders without our metadata, by (inputs, outputs).
+Plain = dict[tuple[int, int], bytes]
+CASES = {"note": NOTE, "perc": PERC, "note_128x48": WIDE_NOTE, "perc_wide": WIDE_PERC}
+
+
+def test_note_bytes_follow_the_table() -> None:
+    assert NOTE.to_bytes() == b"xen:seqdec" + bytes([24, 16, 3]) + b"rv" + bytes([1, 36, 3])
+
+
+def test_perc_bytes_follow_the_table() -> None:
+    assert PERC.to_bytes() == b"xen:perdec" + bytes([12, 16, 3, 5, 1, 1, 6, 2, 2]) + b"rv" + bytes([1, 0, 3])
+
+
+def test_description_is_padded_for_the_firmware_copy() -> None:
+    # The firmware copies "xen:" + 6 type bytes + 12 data bytes = 22 bytes.
+    assert description_bytes(NOTE) == NOTE.to_bytes() + bytes(22 - 18)
+    long = XenMetadata("perc", rows=40, ticks=16, latent_scale=3, group_sizes=(5,) * 8)
+    assert description_bytes(long) == long.to_bytes()  # already longer than 22 bytes
+
+
+def test_from_layout_uses_rows_groups_base_note_and_rounds_scale_half_up() -> None:
+    perc = RollLayout("perc", 12, base_note=35, group_sizes=(1, 1, 6, 2, 2))
+    note = RollLayout("note", 24, base_note=36)
+    assert XenMetadata.from_layout(perc, 16, 3.0, 3) == PERC  # percussion has no base note
+    assert XenMetadata.from_layout(note, 16, 2.5, 3) == NOTE
+    assert XenMetadata.from_layout(note, 16, 2.49, 3).latent_scale == 2
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"kind": "note", "rows": 0, "ticks": 16, "latent_scale": 3},
+        {"kind": "note", "rows": 256, "ticks": 16, "latent_scale": 3},
+        {"kind": "note", "rows": 24, "ticks": 16, "latent_scale": 0},
+        {"kind": "note", "rows": 24, "ticks": 16, "latent_scale": 3, "base_note": 128},
+        {"kind": "note", "rows": 24, "ticks": 16, "latent_scale": 3, "group_sizes": (24,)},
+        {"kind": "perc", "rows": 12, "ticks": 16, "latent_scale": 3},
+        {"kind": "perc", "rows": 12, "ticks": 16, "latent_scale": 3, "group_sizes": (12, 0)},
+        {"kind": "drum", "rows": 12, "ticks": 16, "latent_scale": 3},
+    ],
+)
+def test_values_that_do_not_fit_are_refused(fields: dict) -> None:
+    with pytest.raises(MetadataError):
+        XenMetadata(**fields)
+
+
+def test_original_firmware_default_perdec_reads_with_trimmed_rows() -> None:
+    # xen_quantizer's Metadata default: 11 rows (trimmed) of a 12-row map in 5 groups, no extension.
+    original = b"xen:perdec" + bytes([11, 16, 3, 5, 1, 1, 6, 2, 2, 1, 1, 1])
+    meta = XenMetadata.from_bytes(original)
+    assert (meta.kind, meta.rows, meta.ticks, meta.latent_scale) == ("perc", 11, 16, 3)
+    assert meta.group_sizes == (1, 1, 6, 2, 2)
+    assert (meta.has_extension, meta.base_note, meta.latent_dim) == (False, 0, 3)
+    # The firmware's getPercussionGroupIndex: consecutive groups, -1 past the last one.
+    assert [meta.group_of_row(row) for row in range(13)] == [0, 1, 2, 2, 2, 2, 2, 2, 3, 3, 4, 4, -1]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"xen:seqdex" + bytes([24, 16, 3]),
+        b"xen:seqdec" + bytes([24, 16]),
+        b"xen:perdec" + bytes([12, 16, 3, 5, 1, 1]),
+        b"xen:seqdec" + bytes([24, 16, 3]) + b"rv" + bytes([1, 36]),
+        b"xen:seqdec" + bytes([24, 16, 3]) + b"rv" + bytes([0, 36, 3]),
+        b"xon:seqdec" + bytes([24, 16, 3]),
+    ],
+)
+def test_truncated_or_unknown_bytes_are_refused(data: bytes) -> None:
+    with pytest.raises(MetadataError):
+        XenMetadata.from_bytes(data)
+
+
+def shape(meta: XenMetadata) -> tuple[int, int]:
+    return meta.latent_dim, meta.rows * meta.ticks
+
+
+@pytest.fixture(scope="module")
+def plain_tflite() -> Plain:
+    """Converter output without our metadata, per decoder (inputs, outputs), converted once each."""
+    shapes = sorted({shape(meta) for meta in CASES.values()})
+    return {
+        (n_in, n_out): convert_decoder(random_decoder_layers((n_in, 4, n_out)), "float32")
+        for n_in, n_out in shapes
+    }
+
+
+def tflite_for(meta: XenMetadata, plain_tflite: Plain) -> bytes:
+    return with_xen_metadata(plain_tflite[shape(meta)], meta, "test model")
+
+
+def metadata_buffer_position(tflite: bytes) -> tuple[int, bytes]:
+    """Independent of the reader: the TFLITE_METADATA buffer via the object API, found in the file."""
+    model = tfl.ModelT.InitFromPackedBuf(bytearray(tflite), 0)
+    (entry,) = [m for m in model.metadata if m.name == b"TFLITE_METADATA"]
+    buffer = bytes(model.buffers[entry.buffer].data)
+    start = tflite.find(buffer)
+    assert start > 0 and int.from_bytes(tflite[start - 4 : start], "little") == len(buffer)
+    return start, buffer
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_metadata_round_trips_through_a_tflite_byte_for_byte(case: str, plain_tflite: Plain) -> None:
+    meta = CASES[case]
+    tflite = tflite_for(meta, plain_tflite)
+    read = read_xen_metadata(tflite)
+    assert read == meta
+    assert read.to_bytes() == meta.to_bytes()
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_description_of_the_m001_flatbuffer_holds_the_raw_bytes(case: str, plain_tflite: Plain) -> None:
+    meta = CASES[case]
+    _, buffer = metadata_buffer_position(tflite_for(meta, plain_tflite))
+    assert flatbuffers.util.BufferHasIdentifier(buffer, 0, b"M001")
+    table = flatbuffers.table.Table(buffer, flatbuffers.encode.Get(flatbuffers.packer.uoffset, buffer, 0))
+    # ModelMetadata field i sits at vtable slot 4 + 2 i: 0 name, 1 description.
+    name, description = (table.String(table.Offset(4 + 2 * field) + table.Pos) for field in (0, 1))
+    assert name == b"test model"
+    assert description == description_bytes(meta)
+    if max(meta.to_bytes()) >= 128:
+        # Raw, not UTF-8: the original turned 0x80 into 0xC2 0x80.
+        assert bytes([0xC2, 0x80]) not in description
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_firmware_search_and_blind_copy_stay_inside_the_buffer(case: str, plain_tflite: Plain) -> None:
+    """xen_quantizer: memmem(length prefix, size, "xen:"), then memcpy 6 type + 12 data bytes."""
+    meta = CASES[case]
+    tflite = tflite_for(meta, plain_tflite)
+    start, buffer = metadata_buffer_position(tflite)
+    window = tflite[start - 4 : start - 4 + len(buffer)]
+    hit = start - 4 + window.index(b"xen:")
+    copied_type, copied_data = tflite[hit + 4 : hit + 10], tflite[hit + 10 : hit + 22]
+    assert hit >= start and hit + 22 <= start + len(buffer)
+    assert copied_type + copied_data == description_bytes(meta)[4:22]
+    location = locate_xen_metadata(tflite)
+    assert (location.buffer_start, location.buffer_end, location.magic_offset) == (
+        start,
+        start + len(buffer),
+        hit,
+    )
+
+
+def test_buffers_stay_16_byte_aligned(plain_tflite: Plain) -> None:
+    tflite = tflite_for(WIDE_NOTE, plain_tflite)
+    model = tfl.ModelT.InitFromPackedBuf(bytearray(tflite), 0)
+    weights = [bytes(b.data) for b in model.buffers if b.data is not None and len(b.data) >= 16]
+    assert len(weights) >= 4
+    assert all(tflite.find(data) % 16 == 0 for data in weights)
+
+
+def test_writing_again_replaces_the_entry(plain_tflite: Plain) -> None:
+    first = tflite_for(NOTE, plain_tflite)
+    other = XenMetadata("note", rows=24, ticks=16, latent_scale=2, base_note=48)
+    second = with_xen_metadata(first, other, "renamed")
+    model = tfl.ModelT.InitFromPackedBuf(bytearray(second), 0)
+    assert [m.name for m in model.metadata].count(b"TFLITE_METADATA") == 1
+    assert read_xen_metadata(second) == other
+
+
+def original_exporter_file(plain: bytes, description: str) -> bytes:
+    """What xen_machinelearning wrote: name + description as a UTF-8 string, no padding, no extension."""
+    builder = flatbuffers.Builder(64)
+    text = builder.CreateString(description)
+    name = builder.CreateString("perc-model_16_dec")
+    builder.StartObject(8)
+    builder.PrependUOffsetTRelativeSlot(0, name, 0)
+    builder.PrependUOffsetTRelativeSlot(1, text, 0)
+    builder.Finish(builder.EndObject(), file_identifier=b"M001")
+    return with_metadata_buffer(plain, bytes(builder.Output()))
+
+
+def test_original_exporter_file_reads_without_extension(plain_tflite: Plain) -> None:
+    data = [11, 16, 3, 5, 1, 1, 6, 2, 2]
+    tflite = original_exporter_file(
+        plain_tflite[shape(PERC)], "xen:perdec" + bytes(data).decode("iso-8859-1")
+    )
+    meta = read_xen_metadata(tflite)
+    assert meta == XenMetadata("perc", 11, 16, 3, (1, 1, 6, 2, 2), has_extension=False)
+    assert meta.to_bytes() == b"xen:perdec" + bytes(data)
+
+
+def test_converter_output_without_metadata_is_refused(plain_tflite: Plain) -> None:
+    with pytest.raises(MetadataError, match="no TFLITE_METADATA"):
+        read_xen_metadata(plain_tflite[shape(PERC)])
+
+
+def test_metadata_buffer_without_xen_bytes_is_refused(plain_tflite: Plain) -> None:
+    tflite = original_exporter_file(plain_tflite[shape(PERC)], "just a description")
+    with pytest.raises(MetadataError, match="not found"):
+        read_xen_metadata(tflite)
+
+
+@pytest.mark.parametrize("data", [b"", b"TFL3", b"\x00" * 64, b"\x10\x00\x00\x00TFL3" + b"\xff" * 40])
+def test_non_models_are_refused(data: bytes) -> None:
+    with pytest.raises(MetadataError):
+        read_xen_metadata(data)
+
+
+@pytest.fixture(scope="module")
+def good_file(plain_tflite: Plain) -> bytes:
+    return tflite_for(PERC, plain_tflite)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_damaged_files_read_or_fail_with_metadata_error(good_file: bytes, data: st.DataObject) -> None:
+    """Truncations and byte changes never escape as another exception."""
+    damaged = bytearray(good_file)
+    for _ in range(data.draw(st.integers(1, 8))):
+        position = data.draw(st.integers(0, len(damaged) - 1))
+        damaged[position] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(damaged)))
+    try:
+        read = read_xen_metadata(bytes(damaged[:cut]))
+    except MetadataError:
+        return
+    assert isinstance(read, XenMetadata)
+
+
+def test_rows_of_a_percussion_model_map_to_consecutive_groups() -> None:
+    groups = [PERC.group_of_row(row) for row in range(PERC.rows)]
+    assert groups == [0, 1, 2, 2, 2, 2, 2, 2, 3, 3, 4, 4]
+    assert np.bincount(groups).tolist() == list(PERC.group_sizes)
