@@ -17,7 +17,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 LayerSpacing = Literal["geometric", "linear"]
 DecoderLayers = list[tuple[np.ndarray, np.ndarray]]
@@ -126,6 +125,31 @@ class VAE(nn.Module):
         return self.decoder(z)
 
 
+@jax.custom_vjp
+def binary_cross_entropy(logits: jax.Array, targets: jax.Array) -> jax.Array:
+    """Element-wise binary cross-entropy of ``sigmoid(logits)`` against 0/1 ``targets``, stable for any logit.
+
+    ``relu(l) - l*t + log1p(exp(-|l|))`` with a hand-written gradient ``sigmoid(l) - t`` that reuses
+    ``exp(-|l|)``: on a CPU this is several times faster than differentiating the library form, and it
+    is the largest element-wise cost of a training step.
+    """
+    return _bce_forward(logits, targets)[0]
+
+
+def _bce_forward(logits: jax.Array, targets: jax.Array) -> tuple[jax.Array, tuple[jax.Array, ...]]:
+    decay = jnp.exp(-jnp.abs(logits))
+    return jax.nn.relu(logits) - logits * targets + jnp.log1p(decay), (logits, targets, decay)
+
+
+def _bce_backward(saved: tuple[jax.Array, ...], grad: jax.Array) -> tuple[jax.Array, jax.Array]:
+    logits, targets, decay = saved
+    sigmoid = jnp.where(logits >= 0, 1.0, decay) / (1.0 + decay)
+    return grad * (sigmoid - targets), jnp.zeros_like(targets)  # targets are data: no gradient
+
+
+binary_cross_entropy.defvjp(_bce_forward, _bce_backward)
+
+
 def loss_terms(
     config: ModelConfig, params: Params, x: jax.Array, rng: jax.Array | None
 ) -> tuple[jax.Array, jax.Array]:
@@ -138,7 +162,7 @@ def loss_terms(
     """
     targets = x.reshape((x.shape[0], -1)).astype(jnp.float32)
     logits, mean, log_var = VAE(config).apply({"params": params}, targets, rng)
-    reconstruction = optax.sigmoid_binary_cross_entropy(logits, targets).sum(axis=-1)
+    reconstruction = binary_cross_entropy(logits, targets).sum(axis=-1)
     return reconstruction, kl_per_dim(mean, log_var)
 
 
