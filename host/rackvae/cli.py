@@ -11,7 +11,7 @@ import importlib
 import sys
 
 # Order shown in --help follows the data flow.
-COMMANDS = ("ingest", "train", "eval", "export")
+COMMANDS = ("ingest", "train", "eval", "export", "simulate")
 
 
 def build_parser() -> argparse.ArgumentParser:

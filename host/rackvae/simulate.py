@@ -1,0 +1,347 @@
+"""The virtual module: build the firmware for the desktop or the emulated Cortex-M7, replay an event
+script into it, read back the output log, and turn what it played into MIDI or a screen picture.
+
+The script and log formats are defined in ``firmware/sim/replay.h``. The desktop build reads the SD
+card from a directory; the QEMU build reads a card image (``write_card_image``) over semihosting.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from rackvae.atomic import atomic_open
+
+Target = Literal["host", "qemu"]
+TARGETS: tuple[Target, ...] = ("host", "qemu")
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+FIRMWARE_DIR = REPO_ROOT / "firmware"
+TOOLCHAIN_FILE = REPO_ROOT / "cmake" / "arm-none-eabi-cortex-m7.cmake"
+CARD_MAGIC = b"RVCARD 1\n"
+MODEL_DIRS = {"note": "models/note", "perc": "models/perc"}
+QEMU_COMMAND = [
+    "qemu-system-arm",
+    *("-M", "mps2-an500", "-nographic", "-monitor", "none", "-serial", "none"),
+    *("-semihosting-config", "enable=on,target=native"),
+]
+
+# The panel, as the original module's: percussion group g triggers jack PERC_TRIGGER_JACKS[g]; the
+# accents of groups 2-4 are 0-3 V on jacks 5-7. Note models: gates on jacks 0-3, pitch on 4-7.
+PERC_TRIGGER_JACKS = (0, 4, 1, 2, 3)
+PERC_ACCENT_JACKS = {2: 5, 3: 6, 4: 7}
+ACCENT_FULL_SCALE_MV = 3000
+NOTE_TRIGGER_JACKS = (0, 1, 2, 3)
+NOTE_PITCH_JACKS = (4, 5, 6, 7)
+# General MIDI drums for the Extended map's groups: kick, snare, toms, hi-hat, cymbals.
+GROUP_DRUM_NOTES = (36, 38, 45, 42, 51)
+DRUM_CHANNEL = 9
+MIDI_TICKS_PER_BEAT = 480
+MIDI_TEMPO_US = 500_000  # the MIDI file's clock: one beat = 0.5 s, so times keep their real length
+
+
+class SimulateError(RuntimeError):
+    """The firmware could not be built or run, or its log is malformed; the message says why."""
+
+
+def build_firmware(
+    target: Target, build_root: Path | None = None, default_model_c: Path | None = None
+) -> Path:
+    """Configure and build the firmware with CMake; return the simulator executable or QEMU image."""
+    build_root = build_root or REPO_ROOT / "build"
+    build_dir = build_root / ("firmware-host" if target == "host" else "firmware-m7")
+    configure = ["cmake", "-S", str(FIRMWARE_DIR), "-B", str(build_dir), "-DCMAKE_BUILD_TYPE=Release"]
+    if target == "qemu":
+        configure.append(f"-DCMAKE_TOOLCHAIN_FILE={TOOLCHAIN_FILE}")
+    if default_model_c is not None:
+        configure.append(f"-DRV_DEFAULT_MODEL_C={default_model_c}")
+    product = "rackvae-sim" if target == "host" else "rackvae-qemu.elf"
+    for command in (configure, ["cmake", "--build", str(build_dir), "--target", product, "-j2"]):
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise SimulateError(f"firmware build failed: {' '.join(command)}\n{result.stdout}{result.stderr}")
+    return build_dir / product
+
+
+def model_kind(tflite: bytes, name: str) -> str:
+    """'note' or 'perc', from the file's xen metadata."""
+    from rackvae.export.metadata import MetadataError, read_xen_metadata
+
+    try:
+        return read_xen_metadata(tflite).kind
+    except MetadataError as error:
+        raise SimulateError(f"{name}: {error}") from error
+
+
+def prepare_card(models: Iterable[Path], card_dir: Path) -> Path:
+    """An SD card directory with each .tflite in models/note or models/perc by its metadata."""
+    for model in models:
+        data = Path(model).read_bytes()
+        destination = card_dir / MODEL_DIRS[model_kind(data, str(model))]
+        destination.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(model, destination / Path(model).name)
+    return card_dir
+
+
+def write_card_image(card_dir: Path, image_path: Path) -> None:
+    """Pack the card directory for the QEMU build: the magic line, then per file (sorted by path)
+    ``<size> /<path>\\n<bytes>\\n``."""
+    with atomic_open(image_path, "wb") as image:
+        image.write(CARD_MAGIC)
+        for path in sorted(p for p in card_dir.rglob("*") if p.is_file()):
+            data = path.read_bytes()
+            name = "/" + path.relative_to(card_dir).as_posix()
+            image.write(f"{len(data)} {name}\n".encode() + data + b"\n")
+
+
+def run_module(
+    executable: Path,
+    script: str,
+    target: Target,
+    card_dir: Path | None = None,
+    settings: Path | None = None,
+    timeout: float = 120.0,
+) -> str:
+    """Replay ``script`` on the built firmware; return its log (raises on a non-zero exit)."""
+    with tempfile.TemporaryDirectory(prefix="rackvae-sim-") as tmp:
+        run_dir = Path(tmp)
+        (run_dir / "events.txt").write_text(script)
+        if target == "host":
+            command = [str(executable), "--script", str(run_dir / "events.txt")]
+            if card_dir is not None:
+                command += ["--card", str(card_dir)]
+            if settings is not None:
+                command += ["--settings", str(settings)]
+        else:
+            if card_dir is not None:
+                write_card_image(card_dir, run_dir / "card.img")
+            if settings is not None and settings.exists():
+                shutil.copyfile(settings, run_dir / "settings.bin")
+            command = [*QEMU_COMMAND, "-kernel", str(executable)]
+        try:
+            result = subprocess.run(
+                command, cwd=run_dir, capture_output=True, text=True, timeout=timeout, check=False
+            )
+        except subprocess.TimeoutExpired as error:
+            raise SimulateError(f"{target}: the module did not finish within {timeout:.0f} s") from error
+        if target == "qemu" and settings is not None and (run_dir / "settings.bin").exists():
+            shutil.copyfile(run_dir / "settings.bin", settings)
+    if result.returncode != 0:
+        raise SimulateError(
+            f"{target}: exit status {result.returncode}\n{result.stdout[-2000:]}{result.stderr}"
+        )
+    return result.stdout
+
+
+@dataclass(frozen=True)
+class LogEvent:
+    """One log line: time in microseconds, what happened, its arguments."""
+
+    time_us: int
+    what: str
+    args: tuple[str, ...]
+
+
+def parse_log(text: str) -> list[LogEvent]:
+    events = []
+    for number, line in enumerate(text.splitlines(), 1):
+        fields = line.split(" ")
+        if len(fields) < 2 or not fields[0].isdigit():
+            raise SimulateError(f"log line {number} is not '<us> <what> ...': {line!r}")
+        events.append(LogEvent(int(fields[0]), fields[1], tuple(fields[2:])))
+    return events
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A ``load`` line: the model the module switched to."""
+
+    kind: str  # 'note' or 'perc'
+    rows: int
+    ticks: int
+    zero_volt_note: int  # MIDI note at 0 V on the pitch jacks
+    name: str
+
+
+def loaded_model(event: LogEvent) -> LoadedModel | None:
+    """``load DRUM|NOTE rows R ticks T zero Z name NAME`` -> LoadedModel, else None."""
+    args = event.args
+    if event.what != "load" or len(args) < 9 or args[7] != "name":
+        return None
+    kind = "perc" if args[0] == "DRUM" else "note"
+    return LoadedModel(kind, int(args[2]), int(args[4]), int(args[6]), " ".join(args[8:]))
+
+
+def with_screen_event(script: str) -> str:
+    """The script plus a ``screen`` event at its last instant."""
+    times = [
+        line.split()[0] for line in script.splitlines() if line.split() and not line.lstrip().startswith("#")
+    ]
+    return script + f"{max(times, default=0.0):.3f} screen\n"
+
+
+def clock_script(
+    bars: int,
+    ticks_per_bar: int,
+    bpm: float,
+    knob_paths: Sequence[np.ndarray] = (),
+    threshold_volts: float = 0.0,
+    gate_ms: float = 5.0,
+) -> str:
+    """An event script: a reset, then a clock of ``ticks_per_bar`` steps per 4/4 bar at ``bpm``.
+
+    ``knob_paths[k]`` gives latent pot k's voltage (-5..5 V) for each bar, set just before the bar's
+    first step (the module samples the pots when it computes the next bar).
+    """
+    step_ms = 60_000.0 / bpm * 4 / ticks_per_bar
+    lines = [f"0 knob 3 {threshold_volts:.6f}", "1 reset 1", f"{1 + gate_ms:.3f} reset 0"]
+    start_ms = 10.0
+    for bar in range(bars):
+        for step in range(ticks_per_bar):
+            time_ms = start_ms + (bar * ticks_per_bar + step) * step_ms
+            if step == 0:
+                for knob, path in enumerate(knob_paths):
+                    lines.append(f"{time_ms - 1:.3f} knob {knob} {float(path[bar]):.6f}")
+            lines.append(f"{time_ms:.3f} clock 1")
+            lines.append(f"{time_ms + gate_ms:.3f} clock 0")
+    return "\n".join(lines) + "\n"
+
+
+def _accent_velocity(millivolts: int) -> int:
+    accent = min(max(millivolts / ACCENT_FULL_SCALE_MV, 0.0), 1.0)
+    return 40 + round(87 * accent)
+
+
+def played_notes(events: Sequence[LogEvent]) -> list[tuple[int, int, int, int, int]]:
+    """What the module played as (start_us, end_us, channel, note, velocity), from its log: a trigger
+    sounds until the next clock step; drums take the velocity from their group's accent CV, notes
+    their pitch from the pitch CV beside the gate (1 V/octave from the note the module puts at 0 V)."""
+    model: LoadedModel | None = None
+    voltage_mv: dict[int, int] = {}
+    tick_times = [event.time_us for event in events if event.what == "tick"]
+    end_of_log = events[-1].time_us if events else 0
+    notes = []
+    for event in events:
+        model = loaded_model(event) or model
+        if event.what == "cv":
+            voltage_mv[int(event.args[0])] = int(event.args[1])
+        if event.what != "trig" or model is None:
+            continue
+        jack = int(event.args[0])
+        later = [t for t in tick_times if t > event.time_us]
+        end = later[0] if later else max(end_of_log, event.time_us + 100_000)
+        if model.kind == "perc":
+            group = PERC_TRIGGER_JACKS.index(jack)
+            accent_jack = PERC_ACCENT_JACKS.get(group)
+            velocity = _accent_velocity(voltage_mv.get(accent_jack, 0)) if accent_jack is not None else 100
+            notes.append((event.time_us, end, DRUM_CHANNEL, GROUP_DRUM_NOTES[group], velocity))
+        else:
+            pitch_mv = voltage_mv.get(NOTE_PITCH_JACKS[NOTE_TRIGGER_JACKS.index(jack)], 0)
+            note = model.zero_volt_note + int(np.floor(pitch_mv * 12 / 1000 + 0.5))
+            notes.append((event.time_us, end, 0, min(max(note, 0), 127), 100))
+    return notes
+
+
+def write_midi(events: Sequence[LogEvent], path: Path) -> int:
+    """Write what the module played as a one-track MIDI file; returns the number of notes."""
+    import mido
+
+    def midi_ticks(time_us: int) -> int:
+        return round(time_us * MIDI_TICKS_PER_BEAT / MIDI_TEMPO_US)
+
+    notes = played_notes(events)
+    messages = []
+    for start, end, channel, note, velocity in notes:
+        messages.append(
+            (midi_ticks(start), 1, mido.Message("note_on", channel=channel, note=note, velocity=velocity))
+        )
+        messages.append(
+            (midi_ticks(end), 0, mido.Message("note_off", channel=channel, note=note, velocity=0))
+        )
+    messages.sort(key=lambda item: (item[0], item[1]))  # offs before ons at the same time
+    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=MIDI_TEMPO_US, time=0)])
+    now = 0
+    for when, _, message in messages:
+        track.append(message.copy(time=when - now))
+        now = when
+    midi = mido.MidiFile(ticks_per_beat=MIDI_TICKS_PER_BEAT, tracks=[track])
+    with atomic_open(path, "wb") as handle:
+        midi.save(file=handle)
+    return len(notes)
+
+
+def last_screen(events: Sequence[LogEvent]) -> tuple[str, str, int, list[str]]:
+    """The last ``screen`` snapshot: title, message, cursor and rows (top row first)."""
+    starts = [i for i, event in enumerate(events) if event.what == "screen" and event.args[:1] == ("title",)]
+    if not starts:
+        raise SimulateError("the log has no screen snapshot (add a 'screen' event to the script)")
+    title, message, cursor, rows = "", "", -1, []
+    for event in events[starts[-1] :]:
+        if event.what != "screen":
+            break
+        kind, rest = event.args[0], event.args[1:]
+        if kind == "title":
+            if title:
+                break
+            title = " ".join(rest)
+        elif kind == "message":
+            message = " ".join(rest)
+        elif kind == "cursor":
+            cursor = int(rest[0])
+        elif kind == "row":
+            rows.append(rest[1] if len(rest) > 1 else "")
+    return title, message, cursor, rows
+
+
+def render_screen(events: Sequence[LogEvent], path: Path) -> None:
+    """Draw the module's last screen snapshot (title, status line, rows x ticks with the cursor) as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    title, message, cursor, rows = last_screen(events)
+    ticks = max((len(row) for row in rows), default=0)
+    grid = np.zeros((len(rows), ticks))
+    for r, row in enumerate(rows):
+        for t, mark in enumerate(row):
+            grid[r, t] = 0 if mark == "." else 1 + (int(mark) if mark.isdigit() else 9)
+    figure, axes = plt.subplots(figsize=(4.8, 3.2), facecolor="black")
+    axes.set_facecolor("black")
+    if cursor >= 0:
+        axes.axvspan(cursor - 0.5, cursor + 0.5, color="maroon")
+    masked = np.ma.masked_equal(grid, 0)
+    axes.imshow(masked, cmap="tab10", vmin=1, vmax=10, aspect="auto", interpolation="nearest")
+    axes.set_xticks([])
+    axes.set_yticks([])
+    axes.set_title(title, color="orange", fontsize=11, loc="left")
+    axes.set_xlabel(message, color="white", fontsize=8)
+    figure.tight_layout()
+    with atomic_open(path, "wb") as handle:
+        figure.savefig(handle, format="png", facecolor="black")
+    plt.close(figure)
+
+
+def find_tflite(model: Path) -> Path:
+    """MODEL as given on the command line: a .tflite file, or a model directory holding one (the
+    float32 export when there are several)."""
+    if model.is_file():
+        return model
+    if not model.is_dir():
+        raise SimulateError(f"{model}: no such file or directory")
+    candidates = sorted(model.rglob("*.tflite"))
+    if not candidates:
+        raise SimulateError(f"{model}: the model directory has no .tflite file (export it first)")
+    float32 = [path for path in candidates if "float32" in path.name]
+    return (float32 or candidates)[0]
+
+
+def qemu_available() -> bool:
+    return shutil.which("qemu-system-arm") is not None and shutil.which("arm-none-eabi-gcc") is not None
