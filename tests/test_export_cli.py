@@ -1,0 +1,174 @@
+"""``rackvae export``: a model directory written by ``rackvae train`` → .tflite files and a model card."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from rackvae.cli import main
+from rackvae.commands import export as export_command
+from rackvae.dataset import Dataset, RollLayout
+from rackvae.export.metadata import XenMetadata, read_xen_metadata
+from rackvae.export.tflite import int8_error_budget, run_litert
+from rackvae.train import load_model
+
+LAYOUT = RollLayout(
+    "perc",
+    12,
+    group_sizes=(1, 1, 6, 2, 2),
+    row_names=tuple(f"slot{i}" for i in range(12)),
+    row_notes=tuple(range(36, 48)),
+)
+TFLITE_NAMES = ("tiny_dec.tflite", "tiny_dec_f16.tflite", "tiny_dec_int8.tflite")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 16 x 12 percussion model trained for two epochs by ``rackvae train`` on a saved dataset."""
+    root = tmp_path_factory.mktemp("export_cli")
+    rng = np.random.default_rng(0)
+    files = 20
+    rolls = (rng.random((files * 8, 16, 12)) < 0.2).astype(np.uint8)
+    Dataset(
+        rolls=rolls,
+        velocities=rolls * 90,
+        layout=LAYOUT,
+        settings={"ticks_per_quarter": 4, "quarters_per_bar": 4, "percussion_map": "extended"},
+        files=[f"groove_{i}.mid" for i in range(files)],
+        file_index=np.repeat(np.arange(files), 8).astype(np.int32),
+        track=np.zeros(files * 8, np.int32),
+        bar=np.tile(np.arange(8), files).astype(np.int32),
+    ).save(root / "data.npz")
+    assert (
+        main(
+            [
+                "train",
+                str(root / "data.npz"),
+                "--name",
+                "tiny",
+                "-o",
+                str(root / "models"),
+                "--epochs",
+                "2",
+                "-q",
+            ]
+        )
+        == 0
+    )
+    return root / "models" / "tiny"
+
+
+@pytest.fixture(scope="module")
+def exported(trained: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("export_out")
+    assert main(["export", str(trained), "--formats", "f32,f16,int8", "-o", str(out)]) == 0
+    return out
+
+
+def test_writes_the_three_files_and_the_card_and_nothing_else(exported: Path) -> None:
+    assert sorted(p.name for p in exported.iterdir()) == sorted([*TFLITE_NAMES, "tiny.yml"])
+
+
+def test_files_carry_the_layout_metadata_and_compute_the_model(trained: Path, exported: Path) -> None:
+    model = load_model(trained)
+    expected = XenMetadata(
+        "perc", rows=12, ticks=16, latent_scale=3, group_sizes=(1, 1, 6, 2, 2), latent_dim=3
+    )
+    latents = np.random.default_rng(5).uniform(-3, 3, (200, 3)).astype(np.float32)
+    probabilities = model.decode(latents).reshape(len(latents), -1)
+    for name, tolerance in zip(TFLITE_NAMES, (1e-5, 2e-3, None), strict=True):
+        tflite = (exported / name).read_bytes()
+        tolerance = tolerance or int8_error_budget(tflite)
+        assert read_xen_metadata(tflite) == expected
+        assert np.abs(run_litert(tflite, latents) - probabilities).max() <= tolerance
+
+
+def test_model_card_describes_model_data_training_metadata_and_files(trained: Path, exported: Path) -> None:
+    card = yaml.safe_load((exported / "tiny.yml").read_text())
+    assert card["name"] == "tiny"
+    assert card["model"]["decoder_sizes"] == [3, 12, 48, 192]
+    assert card["dataset"]["settings"]["percussion_map"] == "extended"
+    assert card["dataset"]["layout"]["group_sizes"] == [1, 1, 6, 2, 2]
+    assert card["dataset"]["path"] == str((trained.parent.parent / "data.npz").resolve())
+    (run,) = card["training"]
+    assert run["epochs"] == 2 and run["epochs_run"] == 2 and run["batch_size"] == 32
+    assert card["metadata"]["type"] == "perdec"
+    assert (
+        bytes(card["metadata"]["bytes"])
+        == b"xen:perdec" + bytes([12, 16, 3, 5, 1, 1, 6, 2, 2]) + b"rv\x01\x00\x03"
+    )
+    for name in TFLITE_NAMES:
+        entry = card["export"]["files"][name]
+        data = (exported / name).read_bytes()
+        assert entry["bytes"] == len(data) and entry["sha256"] == hashlib.sha256(data).hexdigest()
+        assert 0 <= entry["max_abs_error_vs_jax"] <= entry["tolerance"]
+    train_sequences = load_model(trained).data["train_sequences"]
+    assert card["export"]["calibration"]["encoder_means"] == train_sequences
+    assert card["export"]["calibration"]["latents"] == 1000 + train_sequences
+
+
+def test_default_output_is_the_model_folder_and_formats_select_files(trained: Path) -> None:
+    assert main(["export", str(trained), "--formats", "int8"]) == 0
+    written = {p.name for p in trained.iterdir() if p.is_file()}
+    assert {"tiny_dec_int8.tflite", "tiny.yml"} <= written
+    assert not written & {"tiny_dec.tflite", "tiny_dec_f16.tflite"}
+
+
+def test_without_its_dataset_int8_calibrates_on_the_cube(trained: Path, tmp_path: Path) -> None:
+    moved = tmp_path / "model"
+    moved.mkdir()
+    for name in ("model.json", "params.msgpack"):
+        (moved / name).write_bytes((trained / name).read_bytes())
+    text = (moved / "model.json").read_text().replace("data.npz", "gone.npz")
+    (moved / "model.json").write_text(text)
+    assert main(["export", str(moved), "--formats", "int8", "-o", str(tmp_path / "out")]) == 0
+    card = yaml.safe_load((tmp_path / "out" / "tiny.yml").read_text())
+    assert card["export"]["calibration"]["encoder_means"] == 0
+    assert card["export"]["calibration"]["latents"] == 1000
+
+
+def test_a_file_out_of_tolerance_stops_the_export_before_writing(
+    trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(export_command.FLOAT_TOLERANCE, "float16", 1e-9)
+    with pytest.raises(SystemExit, match="float16: max abs error"):
+        main(["export", str(trained), "--formats", "f32,f16", "-o", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_missing_model_and_bad_formats_are_reported(tmp_path: Path, trained: Path) -> None:
+    with pytest.raises(SystemExit, match=str(tmp_path / "nothing")):
+        main(["export", str(tmp_path / "nothing")])
+    with pytest.raises(SystemExit, match="unknown formats"):
+        main(["export", str(trained), "--formats", "f32,f64"])
+
+
+def test_dataset_of_another_shape_is_refused(trained: Path, tmp_path: Path) -> None:
+    rolls = np.zeros((4, 32, 12), np.uint8)
+    Dataset(
+        rolls,
+        rolls,
+        LAYOUT,
+        {},
+        ["a.mid"],
+        np.zeros(4, np.int32),
+        np.zeros(4, np.int32),
+        np.zeros(4, np.int32),
+    ).save(tmp_path / "other.npz")
+    with pytest.raises(SystemExit, match="the model expects 16x12"):
+        main(
+            [
+                "export",
+                str(trained),
+                "--formats",
+                "int8",
+                "--dataset",
+                str(tmp_path / "other.npz"),
+                "-o",
+                str(tmp_path),
+            ]
+        )
