@@ -118,9 +118,10 @@ typedef struct rv_quant {
 typedef struct rv_layer {
     uint16_t in;        /* input features */
     uint16_t out;       /* output features */
+    uint8_t dtype;      /* rv_dtype of weights (float models may mix RV_F32 and RV_F16 layers) */
+    uint8_t bias_dtype; /* RV_F32 or RV_F16 for float layers; RV_S8 layers have int32 biases */
     uint8_t activation; /* rv_activation (the last layer is followed by the logistic) */
     uint8_t layout;     /* rv_layout of weights */
-    uint8_t bias_dtype; /* RV_F32 or RV_F16 for float models (RV_S8 models: int32 biases) */
     const void *weights; /* float / uint16_t (half bits) / int8_t, in*out values */
     const void *bias;    /* out values: float / uint16_t / int32_t; may be NULL (zeros) */
     /* int8 models only: */
@@ -134,7 +135,7 @@ typedef struct rv_layer {
 } rv_layer;
 
 typedef struct rv_model {
-    uint8_t dtype;    /* rv_dtype of every layer */
+    uint8_t dtype;    /* RV_S8 for an integer graph, else RV_F16 when any layer is float16, else RV_F32 */
     uint8_t n_layers;
     rv_layer layers[RV_MAX_LAYERS];
     rv_metadata metadata;
@@ -211,7 +212,7 @@ typedef struct rv_note {
                      notes: 1 */
     float volts;  /* notes: (midi_note - zero_volt_note) / 12; percussion: 0 */
     uint8_t row;
-    uint8_t midi_note; /* notes: base_note + row (clamped to 127); percussion: the row */
+    uint8_t midi_note; /* notes: base_note + row; percussion: the row */
     int8_t group;      /* percussion: group index; notes: -1 */
 } rv_note;
 

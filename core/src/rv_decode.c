@@ -1,0 +1,152 @@
+/* Running the decoder: blocks of up to RV_DECODE_BLOCK latents go through the dense layers together
+ * (each weight loaded once per block), ping-ponging between two scratch buffers; the last layer writes
+ * straight into the caller's output, where the logistic is applied. */
+#include <math.h>
+#include <string.h>
+
+#include "rv_internal.h"
+
+/* float models: two activation buffers [block][max hidden width] */
+static size_t float_scratch(const rv_model *model) {
+    return 2u * RV_DECODE_BLOCK * rv_model_max_hidden(model) * sizeof(float);
+}
+
+/* int8 models: int16 offset inputs, two int8 activation buffers and the int8 output (for rv_decode),
+   all [block][max width] */
+static size_t s8_scratch(const rv_model *model) {
+    const size_t width = rv_model_max_width(model);
+    return RV_DECODE_BLOCK * width * (sizeof(int16_t) + 3u);
+}
+
+size_t rv_scratch_size(const rv_model *model) {
+    if (rv_model_check(model) != RV_OK) {
+        return 0;
+    }
+    return model->dtype == RV_S8 ? s8_scratch(model) : float_scratch(model);
+}
+
+static rv_status check_call(const rv_model *model, const void *latents, size_t n, const void *out,
+                            const void *scratch, size_t scratch_len) {
+    const rv_status status = rv_model_check(model);
+    if (status != RV_OK) {
+        return status;
+    }
+    if ((n > 0 && (latents == NULL || out == NULL)) || ((uintptr_t)scratch % 4) != 0) {
+        return RV_ERR_ARGUMENT;
+    }
+    if (scratch_len < rv_scratch_size(model) || (scratch == NULL && rv_scratch_size(model) > 0)) {
+        return RV_ERR_BUFFER_TOO_SMALL;
+    }
+    return RV_OK;
+}
+
+static void dense_float(const rv_layer *layer, const float *x, size_t b, float *y) {
+    if (layer->dtype == RV_F16) {
+        rv_dense_f16(layer, x, b, y);
+    } else {
+        rv_dense_f32(layer, x, b, y);
+    }
+}
+
+static rv_status decode_float(const rv_model *model, const float *latents, size_t n, float *probabilities,
+                              void *scratch) {
+    const size_t latent_dim = rv_model_latent_dim(model);
+    const size_t output_size = rv_model_output_size(model);
+    const size_t hidden = rv_model_max_hidden(model);
+    float *buffers[2];
+    size_t start;
+    buffers[0] = (float *)scratch;
+    buffers[1] = buffers[0] + RV_DECODE_BLOCK * hidden;
+    for (start = 0; start < n; start += RV_DECODE_BLOCK) {
+        const size_t b = RV_MIN((size_t)RV_DECODE_BLOCK, n - start);
+        const float *x = latents + start * latent_dim;
+        float *out = probabilities + start * output_size;
+        unsigned l;
+        for (l = 0; l < model->n_layers; l++) {
+            float *y = (l + 1u == model->n_layers) ? out : buffers[l % 2u];
+            dense_float(&model->layers[l], x, b, y);
+            x = y;
+        }
+        rv_sigmoid_f32(out, b * output_size);
+    }
+    return RV_OK;
+}
+
+/* The integer graph for one block: x [b][latent_dim] int8 -> y [b][output_size] int8. */
+static void decode_s8_block(const rv_model *model, const int8_t *x, size_t b, int8_t *y, void *scratch) {
+    const size_t width = rv_model_max_width(model);
+    int16_t *x16 = (int16_t *)scratch;
+    int8_t *buffers[2];
+    size_t k;
+    unsigned l;
+    buffers[0] = (int8_t *)(x16 + RV_DECODE_BLOCK * width);
+    buffers[1] = buffers[0] + RV_DECODE_BLOCK * width;
+    for (l = 0; l < model->n_layers; l++) {
+        int8_t *out = (l + 1u == model->n_layers) ? y : buffers[l % 2u];
+        rv_dense_s8(&model->layers[l], x, b, out, x16);
+        x = out;
+    }
+    for (k = 0; k < b * rv_model_output_size(model); k++) {
+        y[k] = model->logistic_table[(uint8_t)(y[k] + 128)];
+    }
+}
+
+rv_status rv_decode_s8(const rv_model *model, const int8_t *latents, size_t n, int8_t *probabilities,
+                       void *scratch, size_t scratch_len) {
+    const rv_status status = check_call(model, latents, n, probabilities, scratch, scratch_len);
+    size_t start;
+    if (status != RV_OK) {
+        return status;
+    }
+    if (model->dtype != RV_S8) {
+        return RV_ERR_DTYPE;
+    }
+    for (start = 0; start < n; start += RV_DECODE_BLOCK) {
+        const size_t b = RV_MIN((size_t)RV_DECODE_BLOCK, n - start);
+        decode_s8_block(model, latents + start * rv_model_latent_dim(model), b,
+                        probabilities + start * rv_model_output_size(model), scratch);
+    }
+    return RV_OK;
+}
+
+/* TFLite's QUANTIZE: round(x / scale) + zero_point, clamped to int8. */
+static int8_t quantize(float x, rv_quant q) {
+    float r = roundf(x / q.scale);
+    int32_t v;
+    r = r < 1000.0f ? r : 1000.0f; /* also maps NaN away from the int conversion */
+    r = r > -1000.0f ? r : -1000.0f;
+    v = (int32_t)r + q.zero_point;
+    return (int8_t)RV_MIN(RV_MAX(v, -128), 127);
+}
+
+static rv_status decode_s8_float(const rv_model *model, const float *latents, size_t n, float *probabilities,
+                                 void *scratch) {
+    const size_t latent_dim = rv_model_latent_dim(model);
+    const size_t output_size = rv_model_output_size(model);
+    const size_t width = rv_model_max_width(model);
+    int8_t *block_out = (int8_t *)((int16_t *)scratch + RV_DECODE_BLOCK * width) + 2u * RV_DECODE_BLOCK * width;
+    int8_t q_in[RV_DECODE_BLOCK * RV_MAX_LATENT];
+    size_t start, k;
+    for (start = 0; start < n; start += RV_DECODE_BLOCK) {
+        const size_t b = RV_MIN((size_t)RV_DECODE_BLOCK, n - start);
+        float *out = probabilities + start * output_size;
+        for (k = 0; k < b * latent_dim; k++) {
+            q_in[k] = quantize(latents[start * latent_dim + k], model->input_quant);
+        }
+        decode_s8_block(model, q_in, b, block_out, scratch);
+        for (k = 0; k < b * output_size; k++) {
+            out[k] = (float)((int32_t)block_out[k] - model->output_quant.zero_point) * model->output_quant.scale;
+        }
+    }
+    return RV_OK;
+}
+
+rv_status rv_decode(const rv_model *model, const float *latents, size_t n, float *probabilities, void *scratch,
+                    size_t scratch_len) {
+    const rv_status status = check_call(model, latents, n, probabilities, scratch, scratch_len);
+    if (status != RV_OK) {
+        return status;
+    }
+    return model->dtype == RV_S8 ? decode_s8_float(model, latents, n, probabilities, scratch)
+                                 : decode_float(model, latents, n, probabilities, scratch);
+}

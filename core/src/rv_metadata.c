@@ -1,0 +1,140 @@
+/* The xen metadata bytes, found as the original firmware found them: the first "xen:" in the buffer of
+ * the TFLITE_METADATA entry. Unlike the original (which copied 6 + 12 bytes blindly) every byte read
+ * is inside [data, data + len).
+ *
+ *   "xen:" "seqdec" rows ticks latent_scale                          [ext]
+ *   "xen:" "perdec" rows ticks latent_scale n_groups size_0..size_n-1 [ext]
+ *   ext = "rv" version(>=1) base_note latent_dim   (rackvae's extension; absent in original files)
+ */
+#include <string.h>
+
+#include "rv_internal.h"
+
+#define RV_MAGIC_LEN 4
+#define RV_TYPE_LEN 6
+#define RV_EXT_LEN 5
+
+static const uint8_t *find_magic(const uint8_t *data, size_t len) {
+    size_t i;
+    if (len < RV_MAGIC_LEN) {
+        return NULL;
+    }
+    for (i = 0; i + RV_MAGIC_LEN <= len; i++) {
+        if (data[i] == 'x' && memcmp(data + i, "xen:", RV_MAGIC_LEN) == 0) {
+            return data + i;
+        }
+    }
+    return NULL;
+}
+
+rv_status rv_metadata_parse(const uint8_t *data, size_t len, rv_metadata *out) {
+    const uint8_t *p;
+    size_t left;
+    size_t n_fields;
+    uint8_t g;
+    if (data == NULL || out == NULL) {
+        return RV_ERR_ARGUMENT;
+    }
+    memset(out, 0, sizeof(*out));
+    p = find_magic(data, len);
+    if (p == NULL) {
+        return RV_ERR_NO_METADATA;
+    }
+    left = len - (size_t)(p - data) - RV_MAGIC_LEN;
+    p += RV_MAGIC_LEN;
+    if (left < RV_TYPE_LEN + 3) {
+        return RV_ERR_METADATA;
+    }
+    if (memcmp(p, "seqdec", RV_TYPE_LEN) == 0) {
+        out->kind = RV_KIND_NOTE;
+    } else if (memcmp(p, "perdec", RV_TYPE_LEN) == 0) {
+        out->kind = RV_KIND_PERC;
+    } else {
+        return RV_ERR_METADATA;
+    }
+    p += RV_TYPE_LEN;
+    left -= RV_TYPE_LEN;
+    out->rows = p[0];
+    out->ticks = p[1];
+    out->latent_scale = p[2];
+    n_fields = 3;
+    if (out->kind == RV_KIND_PERC) {
+        if (left < 4) {
+            return RV_ERR_METADATA;
+        }
+        out->n_groups = p[3];
+        if (out->n_groups == 0) {
+            return RV_ERR_METADATA;
+        }
+        if (out->n_groups > RV_MAX_GROUPS) {
+            return RV_ERR_LIMIT_GROUPS;
+        }
+        if (left < 4 + (size_t)out->n_groups) {
+            return RV_ERR_METADATA;
+        }
+        for (g = 0; g < out->n_groups; g++) {
+            out->group_sizes[g] = p[4 + g];
+        }
+        n_fields = 4 + (size_t)out->n_groups;
+    }
+    p += n_fields;
+    left -= n_fields;
+    if (left >= 2 && p[0] == 'r' && p[1] == 'v') {
+        if (left < RV_EXT_LEN || p[2] == 0) {
+            return RV_ERR_METADATA;
+        }
+        out->has_extension = 1;
+        out->base_note = p[3];
+        out->latent_dim = p[4];
+    }
+    if (out->rows == 0 || out->ticks == 0) {
+        return RV_ERR_METADATA;
+    }
+    if (out->ticks > RV_MAX_TICKS) {
+        return RV_ERR_LIMIT_TICKS;
+    }
+    if (out->rows > RV_MAX_ROWS) {
+        return RV_ERR_LIMIT_ROWS;
+    }
+    if (out->base_note > 127) {
+        return RV_ERR_METADATA;
+    }
+    return RV_OK;
+}
+
+rv_status rv_metadata_check(const rv_metadata *meta, uint16_t latent_dim, uint16_t output_size) {
+    unsigned g;
+    if (meta->kind != RV_KIND_NOTE && meta->kind != RV_KIND_PERC) {
+        return RV_ERR_METADATA;
+    }
+    if (meta->rows == 0 || meta->ticks == 0 || meta->base_note > 127) {
+        return RV_ERR_METADATA;
+    }
+    if (meta->ticks > RV_MAX_TICKS) {
+        return RV_ERR_LIMIT_TICKS;
+    }
+    if (meta->rows > RV_MAX_ROWS) {
+        return RV_ERR_LIMIT_ROWS;
+    }
+    if (meta->n_groups > RV_MAX_GROUPS) {
+        return RV_ERR_LIMIT_GROUPS;
+    }
+    if ((meta->kind == RV_KIND_PERC) != (meta->n_groups > 0)) {
+        return RV_ERR_METADATA;
+    }
+    for (g = meta->n_groups; g < RV_MAX_GROUPS; g++) {
+        if (meta->group_sizes[g] != 0) {
+            return RV_ERR_METADATA;
+        }
+    }
+    if (meta->kind == RV_KIND_NOTE && (unsigned)meta->base_note + meta->rows > 128u) {
+        return RV_ERR_METADATA; /* the top row would be beyond MIDI note 127 */
+    }
+    if ((uint32_t)meta->rows * meta->ticks != output_size) {
+        return RV_ERR_METADATA;
+    }
+    if (meta->has_extension && meta->latent_dim != latent_dim) {
+        return RV_ERR_METADATA;
+    }
+    return RV_OK;
+}

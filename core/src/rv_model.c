@@ -1,0 +1,189 @@
+/* The model descriptor: derived sizes, the consistency check every entry point relies on, and the
+ * repacking of float weights into the IN_OUT layout. */
+#include <string.h>
+
+#include "rv_internal.h"
+
+uint16_t rv_model_latent_dim(const rv_model *model) {
+    return (model != NULL && model->n_layers > 0) ? model->layers[0].in : 0;
+}
+
+uint16_t rv_model_output_size(const rv_model *model) {
+    return (model != NULL && model->n_layers > 0) ? model->layers[model->n_layers - 1].out : 0;
+}
+
+uint16_t rv_model_max_hidden(const rv_model *model) {
+    uint16_t width = 0;
+    unsigned l;
+    for (l = 0; l + 1 < model->n_layers; l++) {
+        width = RV_MAX(width, model->layers[l].out);
+    }
+    return width;
+}
+
+uint16_t rv_model_max_width(const rv_model *model) {
+    uint16_t width = 0;
+    unsigned l;
+    for (l = 0; l < model->n_layers; l++) {
+        width = RV_MAX(width, RV_MAX(model->layers[l].in, model->layers[l].out));
+    }
+    return width;
+}
+
+static int aligned(const void *p, size_t alignment) { return ((uintptr_t)p % alignment) == 0; }
+
+static int valid_zero_point(int32_t zero_point) { return zero_point >= -128 && zero_point <= 127; }
+
+static rv_status check_float_layer(const rv_layer *layer) {
+    if ((layer->dtype != RV_F32 && layer->dtype != RV_F16) ||
+        (layer->bias_dtype != RV_F32 && layer->bias_dtype != RV_F16)) {
+        return RV_ERR_MODEL;
+    }
+    if (!aligned(layer->weights, layer->dtype == RV_F32 ? 4 : 2) ||
+        !aligned(layer->bias, layer->bias_dtype == RV_F32 ? 4 : 2)) {
+        return RV_ERR_ALIGNMENT;
+    }
+    return RV_OK;
+}
+
+static rv_status check_s8_layer(const rv_layer *layer, const rv_layer *previous) {
+    unsigned k;
+    if (layer->dtype != RV_S8 || layer->multipliers == NULL || layer->shifts == NULL ||
+        (layer->n_multipliers != 1 && layer->n_multipliers != layer->out)) {
+        return RV_ERR_MODEL;
+    }
+    if (!aligned(layer->bias, 4) || !aligned(layer->multipliers, 4) || !aligned(layer->shifts, 4)) {
+        return RV_ERR_ALIGNMENT;
+    }
+    for (k = 0; k < layer->n_multipliers; k++) {
+        if (layer->multipliers[k] < 0 || layer->shifts[k] < -31 || layer->shifts[k] > 30) {
+            return RV_ERR_QUANTIZATION;
+        }
+    }
+    if (!valid_zero_point(layer->input_quant.zero_point) || !valid_zero_point(layer->output_quant.zero_point) ||
+        layer->activation_min < -128 || layer->activation_max > 127 ||
+        layer->activation_min > layer->activation_max) {
+        return RV_ERR_QUANTIZATION;
+    }
+    if (previous != NULL && previous->output_quant.zero_point != layer->input_quant.zero_point) {
+        return RV_ERR_MODEL;
+    }
+    return RV_OK;
+}
+
+rv_status rv_model_check(const rv_model *model) {
+    unsigned l;
+    int any_f16 = 0;
+    if (model == NULL) {
+        return RV_ERR_ARGUMENT;
+    }
+    if (model->n_layers == 0 || model->dtype > RV_S8) {
+        return RV_ERR_MODEL;
+    }
+    if (model->n_layers > RV_MAX_LAYERS) {
+        return RV_ERR_LIMIT_LAYERS;
+    }
+    if (model->layers[0].in > RV_MAX_LATENT) {
+        return RV_ERR_LIMIT_WIDTH;
+    }
+    for (l = 0; l < model->n_layers; l++) {
+        const rv_layer *layer = &model->layers[l];
+        rv_status status;
+        if (layer->in == 0 || layer->out == 0 || layer->weights == NULL || layer->layout > RV_LAYOUT_IN_OUT ||
+            layer->activation > RV_ACT_RELU) {
+            return RV_ERR_MODEL;
+        }
+        if (layer->in > RV_MAX_WIDTH || layer->out > RV_MAX_WIDTH) {
+            return RV_ERR_LIMIT_WIDTH;
+        }
+        if (l > 0 && layer->in != model->layers[l - 1].out) {
+            return RV_ERR_MODEL;
+        }
+        if (model->dtype == RV_S8) {
+            status = check_s8_layer(layer, l > 0 ? &model->layers[l - 1] : NULL);
+        } else {
+            status = check_float_layer(layer);
+            any_f16 |= layer->dtype == RV_F16;
+        }
+        if (status != RV_OK) {
+            return status;
+        }
+    }
+    if (model->dtype != RV_S8 && model->dtype != (any_f16 ? RV_F16 : RV_F32)) {
+        return RV_ERR_MODEL;
+    }
+    if (model->dtype == RV_S8) {
+        if (model->logistic_table == NULL) {
+            return RV_ERR_MODEL;
+        }
+        if (!(model->input_quant.scale > 0.0f) || !(model->output_quant.scale > 0.0f) ||
+            !valid_zero_point(model->input_quant.zero_point) || !valid_zero_point(model->output_quant.zero_point)) {
+            return RV_ERR_QUANTIZATION;
+        }
+        if (model->input_quant.zero_point != model->layers[0].input_quant.zero_point) {
+            return RV_ERR_MODEL;
+        }
+    }
+    return rv_metadata_check(&model->metadata, rv_model_latent_dim(model), rv_model_output_size(model));
+}
+
+rv_status rv_model_repack(const rv_model *src, rv_model *dst, void *mem, size_t mem_len, size_t *needed) {
+    size_t total = 0;
+    unsigned l;
+    rv_status status;
+    if (src == NULL || dst == NULL || needed == NULL) {
+        return RV_ERR_ARGUMENT;
+    }
+    status = rv_model_check(src);
+    if (status != RV_OK) {
+        return status;
+    }
+    for (l = 0; l < src->n_layers; l++) {
+        const rv_layer *layer = &src->layers[l];
+        if (layer->dtype != RV_S8 && layer->layout == RV_LAYOUT_OUT_IN) {
+            const size_t bytes = (size_t)layer->in * layer->out * (layer->dtype == RV_F32 ? 4u : 2u);
+            total += (bytes + 3u) & ~(size_t)3u;
+        }
+    }
+    *needed = total;
+    if (total > 0 && (mem == NULL || mem_len < total)) {
+        return RV_ERR_BUFFER_TOO_SMALL;
+    }
+    if (!aligned(mem, 4)) {
+        return RV_ERR_ALIGNMENT;
+    }
+    *dst = *src;
+    for (l = 0; l < src->n_layers; l++) {
+        const rv_layer *layer = &src->layers[l];
+        rv_layer *out_layer = &dst->layers[l];
+        const size_t in = layer->in;
+        const size_t out = layer->out;
+        size_t i, j;
+        if (layer->dtype == RV_S8 || layer->layout == RV_LAYOUT_IN_OUT) {
+            continue;
+        }
+        if (layer->dtype == RV_F32) {
+            const float *w = (const float *)layer->weights;
+            float *t = (float *)mem;
+            for (i = 0; i < in; i++) {
+                for (j = 0; j < out; j++) {
+                    t[i * out + j] = w[j * in + i];
+                }
+            }
+            mem = t + in * out;
+            out_layer->weights = t;
+        } else {
+            const uint16_t *w = (const uint16_t *)layer->weights;
+            uint16_t *t = (uint16_t *)mem;
+            for (i = 0; i < in; i++) {
+                for (j = 0; j < out; j++) {
+                    t[i * out + j] = w[j * in + i];
+                }
+            }
+            mem = t + ((in * out + 1u) & ~(size_t)1u);
+            out_layer->weights = t;
+        }
+        out_layer->layout = RV_LAYOUT_IN_OUT;
+    }
+    return RV_OK;
+}

@@ -1,0 +1,161 @@
+/* From probabilities to notes: threshold, keep the most probable max_notes per tick in pitch order,
+ * map percussion rows to groups and accents, note rows to MIDI notes and 1 V/octave volts; and the
+ * mapping of the panel's knobs and CVs to a latent and a threshold. */
+#include "rv_internal.h"
+
+rv_post_config rv_post_config_default(void) {
+    rv_post_config config;
+    config.threshold = RV_DEFAULT_THRESHOLD;
+    config.max_notes = RV_DEFAULT_MAX_NOTES;
+    config.zero_volt_note = RV_DEFAULT_ZERO_VOLT_NOTE;
+    return config;
+}
+
+rv_status rv_row_group(const rv_metadata *meta, uint8_t row, int8_t *group, float *accent) {
+    unsigned g, start = 0;
+    if (meta == NULL || group == NULL || accent == NULL || meta->kind != RV_KIND_PERC) {
+        return RV_ERR_ARGUMENT;
+    }
+    for (g = 0; g < meta->n_groups && g < RV_MAX_GROUPS; g++) {
+        const unsigned size = meta->group_sizes[g];
+        if (row >= start && row < start + size) {
+            *group = (int8_t)g;
+            /* position in the group as a fraction (the original's integer division gave 0 or 1, and
+               divided by zero for groups of one) */
+            *accent = size > 1 ? (float)(row - start) / (float)(size - 1) : 0.0f;
+            return RV_OK;
+        }
+        start += size;
+    }
+    return RV_ERR_ARGUMENT;
+}
+
+static int valid_config(const rv_post_config *config) {
+    return config != NULL && config->max_notes >= 1 && config->max_notes <= RV_MAX_NOTES &&
+           config->zero_volt_note <= 127;
+}
+
+static void fill_note(const rv_metadata *meta, const rv_post_config *config, uint8_t row, float probability,
+                      rv_note *note) {
+    note->probability = probability;
+    note->row = row;
+    if (meta->kind == RV_KIND_PERC) {
+        (void)rv_row_group(meta, row, &note->group, &note->accent);
+        note->midi_note = row;
+        note->volts = 0.0f;
+    } else {
+        note->group = -1;
+        note->accent = 1.0f;
+        note->midi_note = (uint8_t)(meta->base_note + row);
+        note->volts = (float)((int)note->midi_note - (int)config->zero_volt_note) / 12.0f;
+    }
+}
+
+rv_status rv_postprocess_step(const rv_metadata *meta, const float *probabilities, const rv_post_config *config,
+                              rv_step *step) {
+    /* the most probable rows so far, by descending probability (ties: lower row first) */
+    uint8_t kept_row[RV_MAX_NOTES];
+    float kept_p[RV_MAX_NOTES];
+    unsigned count = 0, r, i;
+    if (meta == NULL || probabilities == NULL || step == NULL || !valid_config(config)) {
+        return RV_ERR_ARGUMENT;
+    }
+    for (r = 0; r < meta->rows; r++) {
+        const float p = probabilities[r];
+        unsigned pos;
+        int8_t group;
+        float accent;
+        if (!(p >= config->threshold)) {
+            continue;
+        }
+        if (meta->kind == RV_KIND_PERC && rv_row_group(meta, (uint8_t)r, &group, &accent) != RV_OK) {
+            continue; /* a row outside every group drives no output */
+        }
+        for (pos = 0; pos < count && kept_p[pos] >= p; pos++) {
+        }
+        if (pos >= config->max_notes) {
+            continue;
+        }
+        if (count < config->max_notes) {
+            count++;
+        }
+        for (i = count - 1; i > pos; i--) {
+            kept_p[i] = kept_p[i - 1];
+            kept_row[i] = kept_row[i - 1];
+        }
+        kept_p[pos] = p;
+        kept_row[pos] = (uint8_t)r;
+    }
+    /* back to pitch order */
+    for (i = 1; i < count; i++) {
+        const uint8_t row = kept_row[i];
+        const float p = kept_p[i];
+        unsigned j = i;
+        for (; j > 0 && kept_row[j - 1] > row; j--) {
+            kept_row[j] = kept_row[j - 1];
+            kept_p[j] = kept_p[j - 1];
+        }
+        kept_row[j] = row;
+        kept_p[j] = p;
+    }
+    step->count = (uint8_t)count;
+    for (i = 0; i < count; i++) {
+        fill_note(meta, config, kept_row[i], kept_p[i], &step->notes[i]);
+    }
+    return RV_OK;
+}
+
+rv_status rv_postprocess(const rv_metadata *meta, const float *probabilities, const rv_post_config *config,
+                         rv_sequence *sequence) {
+    unsigned t;
+    if (meta == NULL || probabilities == NULL || sequence == NULL || meta->ticks > RV_MAX_TICKS) {
+        return RV_ERR_ARGUMENT;
+    }
+    sequence->ticks = meta->ticks;
+    for (t = 0; t < meta->ticks; t++) {
+        const rv_status status =
+            rv_postprocess_step(meta, probabilities + (size_t)t * meta->rows, config, &sequence->steps[t]);
+        if (status != RV_OK) {
+            return status;
+        }
+    }
+    return RV_OK;
+}
+
+void rv_step_groups(const rv_step *step, uint32_t *trigger_mask, float accents[RV_MAX_GROUPS]) {
+    float best[RV_MAX_GROUPS];
+    unsigned g, i;
+    *trigger_mask = 0;
+    for (g = 0; g < RV_MAX_GROUPS; g++) {
+        accents[g] = 0.0f;
+        best[g] = -1.0f;
+    }
+    for (i = 0; i < step->count && i < RV_MAX_NOTES; i++) {
+        const rv_note *note = &step->notes[i];
+        if (note->group < 0 || note->group >= RV_MAX_GROUPS) {
+            continue;
+        }
+        g = (unsigned)note->group;
+        *trigger_mask |= (uint32_t)1 << g;
+        if (note->probability > best[g]) { /* ties keep the lower row, which comes first */
+            best[g] = note->probability;
+            accents[g] = note->accent;
+        }
+    }
+}
+
+static float clamp(float v, float lo, float hi) {
+    v = v > lo ? v : lo; /* NaN -> lo */
+    return v < hi ? v : hi;
+}
+
+float rv_latent_from_controls(float knob_volts, float cv_volts, float latent_scale) {
+    return clamp((knob_volts + cv_volts) / RV_CONTROL_FULL_SCALE_VOLTS * latent_scale, -latent_scale, latent_scale);
+}
+
+float rv_threshold_from_controls(float knob_volts, float cv_volts) {
+    const float volts = RV_CONTROL_FULL_SCALE_VOLTS;
+    const float knob = clamp((knob_volts + volts) / (2.0f * volts), 0.0f, 1.0f) * RV_THRESHOLD_KNOB_RANGE;
+    const float cv = clamp(cv_volts / volts, -1.0f, 1.0f) * RV_THRESHOLD_KNOB_RANGE;
+    return clamp(knob + cv, 0.0f, 1.0f);
+}
