@@ -315,6 +315,9 @@ def test_representative_latents_cover_the_cube_and_add_clipped_means() -> None:
     assert np.abs(mixed).max() <= 3.0
     assert np.array_equal(mixed, representative_latents(3, 3.0, means))  # same subsample each time
     assert representative_latents(2, 1.5).shape == (32 * 32, 2)
+    wide = representative_latents(16, 2.0)  # 2**16 grid points would be too many: random + corners
+    assert wide.shape == (1000, 16) and {wide.min(), wide.max()} == {-2.0, 2.0}
+    assert np.all(wide[0] == -2.0) and np.all(wide[1] == 2.0)
 
 
 def test_file_sizes_shrink_with_precision(files: dict) -> None:

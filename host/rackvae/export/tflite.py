@@ -41,17 +41,25 @@ class ExportError(RuntimeError):
 def representative_latents(
     latent_dim: int, latent_scale: float, encoder_means: np.ndarray | None = None, seed: int = 0
 ) -> np.ndarray:
-    """Calibration latents for int8: a grid over the ±scale cube (corners included, so the input range
-    is exactly the knob range) plus up to 2000 encoder means of training data (where music lives)."""
+    """Calibration latents for int8: about 1000 points spread over the ±scale cube, its two extreme
+    corners included so the input range is exactly the knob range (a grid while that has at most 2000
+    points, random points beyond), plus up to 2000 encoder means of training data (where the music lives)."""
     per_axis = max(2, round(_CALIBRATION_CUBE_POINTS ** (1.0 / latent_dim)))
-    axis = np.linspace(-latent_scale, latent_scale, per_axis, dtype=np.float32)
-    grid = np.stack(np.meshgrid(*[axis] * latent_dim, indexing="ij"), axis=-1).reshape(-1, latent_dim)
+    if per_axis**latent_dim <= 2 * _CALIBRATION_CUBE_POINTS:
+        axis = np.linspace(-latent_scale, latent_scale, per_axis, dtype=np.float32)
+        cube = np.stack(np.meshgrid(*[axis] * latent_dim, indexing="ij"), axis=-1).reshape(-1, latent_dim)
+    else:
+        spread = np.random.default_rng(seed).uniform(
+            -latent_scale, latent_scale, (_CALIBRATION_CUBE_POINTS - 2, latent_dim)
+        )
+        corners = np.array([[-latent_scale] * latent_dim, [latent_scale] * latent_dim])
+        cube = np.concatenate([corners, spread]).astype(np.float32)
     if encoder_means is None or len(encoder_means) == 0:
-        return grid
+        return cube
     means = np.asarray(encoder_means, np.float32).reshape(-1, latent_dim)
     if len(means) > CALIBRATION_MAX_MEANS:
         means = means[np.random.default_rng(seed).choice(len(means), CALIBRATION_MAX_MEANS, replace=False)]
-    return np.concatenate([grid, np.clip(means, -latent_scale, latent_scale)])
+    return np.concatenate([cube, np.clip(means, -latent_scale, latent_scale)])
 
 
 def _tensorflow() -> Any:
