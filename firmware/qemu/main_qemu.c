@@ -3,7 +3,9 @@
  *   events.txt    the event script (firmware/sim/replay.h)
  *   card.img      the SD card: "RVCARD 1\n" then per file "<size> <path>\n<bytes>\n" (may be absent)
  *   settings.bin  the EEPROM (created on the first save)
- * The log goes to QEMU's stdout; the exit status is the replay's (0, or 2 for a malformed script).
+ * The log goes to the semihosting console (QEMU: -chardev stdio,id=log -semihosting-config
+ * enable=on,target=native,chardev=log puts it on stdout); the exit status is the replay's (0, or 2 for
+ * a malformed script).
  */
 #include <stdbool.h>
 #include <stdint.h>

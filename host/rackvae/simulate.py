@@ -27,10 +27,11 @@ FIRMWARE_DIR = REPO_ROOT / "firmware"
 TOOLCHAIN_FILE = REPO_ROOT / "cmake" / "arm-none-eabi-cortex-m7.cmake"
 CARD_MAGIC = b"RVCARD 1\n"
 MODEL_DIRS = {"note": "models/note", "perc": "models/perc"}
+# Semihosting console output would go to stderr with QEMU's own messages: route it to stdout.
 QEMU_COMMAND = [
     "qemu-system-arm",
     *("-M", "mps2-an500", "-nographic", "-monitor", "none", "-serial", "none"),
-    *("-semihosting-config", "enable=on,target=native"),
+    *("-chardev", "stdio,id=log", "-semihosting-config", "enable=on,target=native,chardev=log"),
 ]
 
 # The panel, as the original module's: percussion group g triggers jack PERC_TRIGGER_JACKS[g]; the
@@ -52,9 +53,10 @@ class SimulateError(RuntimeError):
 
 
 def build_firmware(
-    target: Target, build_root: Path | None = None, default_model_c: Path | None = None
+    target: Target, build_root: Path | None = None, default_model_c: Path | None = None, product: str = ""
 ) -> Path:
-    """Configure and build the firmware with CMake; return the simulator executable or QEMU image."""
+    """Configure and build the firmware with CMake; return the built ``product`` (default: the
+    simulator executable or the QEMU image of the virtual module)."""
     build_root = build_root or REPO_ROOT / "build"
     build_dir = build_root / ("firmware-host" if target == "host" else "firmware-m7")
     configure = ["cmake", "-S", str(FIRMWARE_DIR), "-B", str(build_dir), "-DCMAKE_BUILD_TYPE=Release"]
@@ -62,7 +64,7 @@ def build_firmware(
         configure.append(f"-DCMAKE_TOOLCHAIN_FILE={TOOLCHAIN_FILE}")
     if default_model_c is not None:
         configure.append(f"-DRV_DEFAULT_MODEL_C={default_model_c}")
-    product = "rackvae-sim" if target == "host" else "rackvae-qemu.elf"
+    product = product or ("rackvae-sim" if target == "host" else "rackvae-qemu.elf")
     for command in (configure, ["cmake", "--build", str(build_dir), "--target", product, "-j2"]):
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:

@@ -1,0 +1,185 @@
+"""The decoder core on the emulated Cortex-M7: instructions per inference, code size, RAM per model and
+the clock-edge-to-trigger latency they imply on a Teensy 4.1 (600 MHz).
+
+Instructions are counted by a QEMU TCG plugin (bench/qemu_plugin/insn_count.c, built here with the host
+compiler) in firmware/qemu/bench_main.c, which decodes one latent with the core and runs the module's
+inference and clock handler between calls of a marker function. Counts are exact and repeatable; they
+are not cycles (the M7 dual-issues some pairs, and flash/cache wait states add cycles), so the latency
+column assumes one instruction per cycle and says so. Models: random decoders of the demo's size
+(3->12->48->192, percussion) and of a 48-pitch note model (3->19->120->768), exported as float32, float16
+and int8 .tflite files by rackvae.export.
+
+    .venv/bin/python bench/bench_mcu.py
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from rackvae.export.metadata import XenMetadata
+from rackvae.export.tflite import VARIANTS, tflite_bytes
+from rackvae.model import random_decoder_layers
+from rackvae.simulate import QEMU_COMMAND, REPO_ROOT, build_firmware
+
+PLUGIN_SOURCE = REPO_ROOT / "bench" / "qemu_plugin" / "insn_count.c"
+CPU_HZ = 600e6  # Teensy 4.1
+# Cortex-M7 exception entry (stacking) before the first handler instruction, in cycles.
+INTERRUPT_ENTRY_CYCLES = 12
+# One DAC8164 update on the board: 24 bits at 20 MHz plus chip-select and transaction overhead.
+DAC_WRITE_US = 24 / 20e6 * 1e6 + 0.3
+# The board draws its display in transactions of at most 160 x 4 pixels x 16 bits at 27 MHz, during
+# which SPI.usingInterrupt() holds the clock interrupt off (firmware/teensy/board.cpp).
+DISPLAY_HOLD_OFF_US = 160 * 4 * 16 / 27e6 * 1e6
+
+RAM_PARTS = ("file_bytes", "aux_bytes", "repack_bytes", "scratch_bytes", "engine_bytes")
+SIZES = {
+    "demo perc 3-12-48-192": ((3, 12, 48, 192), XenMetadata("perc", 12, 16, 3, (1, 1, 6, 2, 2))),
+    "note 3-19-120-768": ((3, 19, 120, 768), XenMetadata("note", 48, 16, 3, base_note=36)),
+}
+
+
+@dataclass(frozen=True)
+class Measurement:
+    values: dict[str, int]  # sizes printed by the bench firmware
+    marks: list[tuple[int, int]]  # per mark: (instructions since the previous mark, of them in the range)
+
+
+def build_plugin(build_root: Path) -> Path:
+    plugin = build_root / "qemu_plugin" / "libinsn_count.so"
+    plugin.parent.mkdir(parents=True, exist_ok=True)
+    flags = ["-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror"]
+    subprocess.run(["gcc", *flags, "-o", str(plugin), str(PLUGIN_SOURCE)], check=True)
+    return plugin
+
+
+def elf_symbols(elf: Path) -> dict[str, tuple[int, int]]:
+    """Function symbols: name -> (address without the Thumb bit, size)."""
+    listing = subprocess.run(["arm-none-eabi-nm", "-S", str(elf)], capture_output=True, text=True, check=True)
+    symbols = {}
+    for line in listing.stdout.splitlines():
+        fields = line.split()
+        if len(fields) == 4 and fields[2] in "tT":
+            symbols[fields[3]] = (int(fields[0], 16) & ~1, int(fields[1], 16))
+    return symbols
+
+
+def measure(elf: Path, plugin: Path, model: bytes, address_range: tuple[int, int]) -> Measurement:
+    """Run the bench firmware on one model under the counting plugin."""
+    mark = elf_symbols(elf)["rv_bench_mark"][0]
+    with tempfile.TemporaryDirectory(prefix="rackvae-bench-") as tmp:
+        run_dir = Path(tmp)
+        (run_dir / "model.tflite").write_bytes(model)
+        counts = run_dir / "counts.txt"
+        options = f"mark={mark:#x},range={address_range[0]:#x}:{address_range[1]:#x},out={counts}"
+        command = [*QEMU_COMMAND, "-kernel", str(elf), "-plugin", f"{plugin},{options}"]
+        result = subprocess.run(command, cwd=run_dir, capture_output=True, text=True, timeout=300)
+        if result.returncode != 0:
+            raise RuntimeError(f"bench firmware failed ({result.returncode}): {result.stdout}{result.stderr}")
+        lines = counts.read_text().splitlines()
+    values = {name: int(value) for name, value in (line.split() for line in result.stdout.splitlines())}
+    marks = [(int(f[2]), int(f[3])) for f in (line.split() for line in lines) if f[0] == "mark"]
+    return Measurement(values, marks)
+
+
+def logistic_range(elf: Path) -> tuple[int, int]:
+    """Addresses of the float logistic (rv_sigmoid_f32 and the helpers inlined into it)."""
+    start, size = elf_symbols(elf)["rv_sigmoid_f32"]
+    return start, start + size
+
+
+def code_size(map_path: Path) -> dict[str, int]:
+    """Bytes of .text/.rodata each part contributes to the linked virtual-module image, from the map."""
+    parts = {"core": 0, "app": 0, "built-in weights": 0, "virtual-module HAL": 0, "libc/libm/libgcc": 0}
+    pattern = re.compile(r"^\s*(?:\.(?:text|rodata)\S*)?\s+0x[0-9a-f]+\s+0x([0-9a-f]+)\s+(\S+)$")
+    section = ""
+    for line in map_path.read_text().splitlines():
+        head = line.split()
+        if head and head[0].startswith("."):
+            section = head[0]
+        if not section.startswith((".text", ".rodata")):
+            continue
+        match = pattern.match(line)
+        if not match:
+            continue
+        size, origin = int(match.group(1), 16), match.group(2)
+        if "/core/src/" in origin or re.search(r"\((rv_\w+)\.c\.obj\)", origin):
+            parts["core"] += size
+        elif "default_model" in origin:
+            parts["built-in weights"] += size
+        elif re.search(r"\((app|model_list|panel|report|text)\.c\.obj\)", origin):
+            parts["app"] += size
+        elif "lib" in origin and ".a(" in origin:
+            parts["libc/libm/libgcc"] += size
+        else:
+            parts["virtual-module HAL"] += size
+    return parts
+
+
+def main() -> None:
+    if shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None:
+        raise SystemExit("bench_mcu needs qemu-system-arm and gcc-arm-none-eabi")
+    build_root = REPO_ROOT / "build"
+    elf = build_firmware("qemu", build_root, product="rackvae-bench.elf")
+    module_elf = build_firmware("qemu", build_root)
+    plugin = build_plugin(build_root)
+    span = logistic_range(elf)
+
+    print("One inference on the emulated Cortex-M7 (instructions counted by the TCG plugin)\n")
+    header = (
+        f"{'model':24} {'variant':8} {'MACs':>7} {'decode':>9} {'per MAC':>8} {'dense/MAC':>9} "
+        f"{'as file':>9} {'logistic/out':>12} {'inference':>10} {'clock max':>9} {'RAM KB':>7}"
+    )
+    print(header)
+    print("-" * len(header))
+    worst_clock = 0
+    for name, (sizes, metadata) in SIZES.items():
+        layers = random_decoder_layers(sizes, seed=1)
+        for variant in VARIANTS:
+            model = tflite_bytes(layers, metadata, variant)
+            result = measure(elf, plugin, model, span)
+            v, marks = result.values, result.marks
+            macs = v["macs"]
+            as_file, decode, again = marks[1][0], marks[2][0], marks[3][0]
+            if decode != again:
+                raise RuntimeError(f"{name} {variant}: counts differ between runs ({decode} != {again})")
+            logistic = marks[2][1]
+            inference = marks[5][0]
+            clock = max(count for count, _ in marks[7 : 7 + 2 * v["ticks"] : 2])
+            worst_clock = max(worst_clock, clock)
+            ram = sum(v[key] for key in RAM_PARTS)
+            print(
+                f"{name:24} {variant:8} {macs:7d} {decode:9d} {decode / macs:8.2f} "
+                f"{(decode - logistic) / macs:9.2f} {as_file:9d} {logistic / v['outputs']:12.1f} "
+                f"{inference:10d} {clock:9d} {ram / 1024:7.1f}"
+            )
+    print(
+        "\ndecode: rv_decode with the weights repacked row-per-input (what the module runs); as file: the\n"
+        "same on the .tflite's row-per-output weights; dense/MAC leaves out the logistic; inference: the\n"
+        "module's whole app_poll inference (knobs, decode, thresholds, notes); clock max: the module's\n"
+        "clock handler over all steps; RAM: file + int8 constants + repacked weights + scratch + engine.\n"
+    )
+
+    parts = code_size(module_elf.with_name("rackvae-qemu.map"))
+    print("Code linked into the virtual-module image (arm-none-eabi, -O2, bytes of .text + .rodata)\n")
+    for part, size in parts.items():
+        print(f"  {part:22} {size:8d}")
+    print(f"  {'core + app':22} {parts['core'] + parts['app']:8d}  (goal <= 16384)\n")
+
+    cpu_us = (worst_clock + INTERRUPT_ENTRY_CYCLES) / CPU_HZ * 1e6
+    dac_writes = 8  # at most every jack: 5 triggers + 3 accents, or 4 pitches + 4 gates
+    print("Worst-case clock edge -> trigger at 600 MHz (one instruction per cycle assumed)\n")
+    print(f"  clock handler, {worst_clock} instructions + interrupt entry   {cpu_us:7.2f} us")
+    dac_us = dac_writes * DAC_WRITE_US
+    print(f"  {dac_writes} DAC writes on SPI (board)                         {dac_us:7.2f} us")
+    print(f"  display transaction holding the interrupt off       {DISPLAY_HOLD_OFF_US:7.2f} us")
+    total = cpu_us + dac_us + DISPLAY_HOLD_OFF_US
+    print(f"  total                                               {total:7.2f} us")
+
+
+if __name__ == "__main__":
+    main()
