@@ -790,21 +790,24 @@ static rv_status read_graph(reader *r, rv_model *model, const fb_table *subgraph
     return RV_OK;
 }
 
+/* The xen bytes as the original firmware finds them: for each metadata entry named TFLITE_METADATA
+   (the last one wins), the first "xen:" in a window starting at the buffer's 4-byte length prefix
+   and `size` bytes long; parsed from there to the end of the buffer. */
 static rv_status read_metadata(reader *r, const fb_table *root, rv_metadata *meta) {
     static const char name_wanted[] = "TFLITE_METADATA";
     const size_t name_len = sizeof(name_wanted) - 1;
     fb_vector entries;
     uint32_t k;
+    int found = 0;
     rv_status status = fb_vector_field(&r->f, root, MODEL_METADATA, 4, &entries);
     if (status != RV_OK) {
         return status;
     }
     for (k = 0; k < entries.count; k++) {
-        fb_table entry;
-        fb_vector name;
+        fb_table entry, buffer;
+        fb_vector name, bytes;
         uint32_t buffer_index;
-        const uint8_t *data;
-        size_t len;
+        size_t window, hit;
         status = fb_vector_table(&r->f, &entries, k, &entry);
         if (status == RV_OK) {
             status = fb_vector_field(&r->f, &entry, METADATA_NAME, 1, &name);
@@ -818,16 +821,29 @@ static rv_status read_metadata(reader *r, const fb_table *root, rv_metadata *met
         if (name.count != name_len || memcmp(r->f.data + name.pos, name_wanted, name_len) != 0) {
             continue;
         }
-        status = buffer_data(r, buffer_index, &data, &len);
-        if (status != RV_OK) {
-            return status == RV_ERR_WEIGHTS ? RV_ERR_NO_METADATA : status;
+        status = fb_vector_table(&r->f, &r->buffers, buffer_index, &buffer);
+        if (status == RV_OK) {
+            status = fb_vector_field(&r->f, &buffer, BUFFER_DATA, 1, &bytes);
         }
-        if (data == NULL) {
+        if (status != RV_OK) {
+            return status == RV_ERR_GRAPH ? RV_ERR_NO_METADATA : status;
+        }
+        window = bytes.pos - 4; /* the length prefix, inside the file since the vector is */
+        for (hit = 0; hit + 4 <= bytes.count; hit++) {
+            if (memcmp(r->f.data + window + hit, "xen:", 4) == 0) {
+                break;
+            }
+        }
+        if (hit + 4 > bytes.count) {
             return RV_ERR_NO_METADATA;
         }
-        return rv_metadata_parse(data, len, meta);
+        status = rv_metadata_parse(r->f.data + window + hit, bytes.count + 4 - hit, meta);
+        if (status != RV_OK) {
+            return status;
+        }
+        found = 1;
     }
-    return RV_ERR_NO_METADATA;
+    return found ? RV_OK : RV_ERR_NO_METADATA;
 }
 
 rv_status rv_model_load_tflite(rv_model *model, const void *bytes, size_t len, void *aux, size_t aux_len,

@@ -1,0 +1,340 @@
+"""The C decoder core from Python: load a model, decode latents, turn probabilities into notes, and
+drive the sequencer engine, through the cffi extension ``rackvae._core`` (compiled from ``core/``).
+
+Arrays cross the boundary without copies: ``decode`` writes straight into the numpy array it returns.
+A status from C becomes a ``CoreError`` carrying the C reason and the file it concerns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from rackvae._core import ffi, lib
+from rackvae.export.metadata import XenMetadata
+from rackvae.model import DecoderLayers
+
+DType = Literal["float32", "float16", "int8"]
+_DTYPE_NAMES: dict[int, DType] = {lib.RV_F32: "float32", lib.RV_F16: "float16", lib.RV_S8: "int8"}
+
+
+class CoreError(RuntimeError):
+    """A status from the C core: ``status`` (the C enum value), ``reason`` (rv_status_str) and source."""
+
+    def __init__(self, status: int, source: str, action: str) -> None:
+        self.status = int(status)
+        self.reason = ffi.string(lib.rv_status_str(status)).decode()
+        self.source = source
+        super().__init__(f"{source}: {action}: {self.reason} (status {self.status})")
+
+
+def _check(status: int, source: str, action: str) -> None:
+    if status != lib.RV_OK:
+        raise CoreError(status, source, action)
+
+
+def _aligned_bytes(size: int) -> np.ndarray:
+    """Zeroed memory for the core, 8-byte aligned (numpy allocations are at least 16-byte aligned);
+    never empty, so it always has an address."""
+    return np.zeros(max(1, (size + 7) // 8), np.uint64).view(np.uint8)[: max(size, 1)]
+
+
+def _pointer(array: np.ndarray) -> Any:
+    return ffi.from_buffer(array, require_writable=False)
+
+
+@dataclass(frozen=True)
+class Note:
+    """One note of one tick after post-processing (see rv_note in rackvae.h)."""
+
+    row: int
+    midi_note: int
+    group: int  # percussion group, -1 for note models
+    probability: float
+    accent: float  # percussion: position in the group 0..1; notes: 1
+    volts: float  # notes: 1 V/octave from zero_volt_note; percussion: 0
+
+
+def _notes_of_step(step: Any) -> list[Note]:
+    return [
+        Note(
+            row=n.row,
+            midi_note=n.midi_note,
+            group=n.group,
+            probability=n.probability,
+            accent=n.accent,
+            volts=n.volts,
+        )
+        for n in (step.notes[i] for i in range(step.count))
+    ]
+
+
+def _post_config(threshold: float, max_notes: int, zero_volt_note: int) -> Any:
+    config = ffi.new("rv_post_config *")
+    config.threshold = threshold
+    config.max_notes = max_notes
+    config.zero_volt_note = zero_volt_note
+    return config
+
+
+class Decoder:
+    """A decoder model held by the C core (from a .tflite file or from decoder layers)."""
+
+    def __init__(self, model: Any, keep: list[Any], source: str) -> None:
+        # `keep` owns the memory the model points into (file bytes, aux constants, repacked weights).
+        self._model = model
+        self._keep = keep
+        self.source = source
+        _check(lib.rv_model_check(model), source, "checking the model")
+        self._scratch = _aligned_bytes(lib.rv_scratch_size(model))
+
+    # ---- construction ----
+
+    @classmethod
+    def from_file(cls, path: str | Path, repack: bool = True) -> Decoder:
+        return cls.from_bytes(Path(path).read_bytes(), source=str(path), repack=repack)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, source: str = "<bytes>", repack: bool = True) -> Decoder:
+        """Load .tflite bytes. ``repack`` copies float weights into the IN_OUT layout (faster, same
+        results); without it the model reads the weights in place, as a module reading its SD card."""
+        file = _aligned_bytes(len(data))
+        file[: len(data)] = np.frombuffer(data, np.uint8)
+        model = ffi.new("rv_model *")
+        needed = ffi.new("size_t *")
+        status = lib.rv_model_load_tflite(model, _pointer(file), len(data), ffi.NULL, 0, needed)
+        aux = _aligned_bytes(needed[0])
+        if status == lib.RV_ERR_BUFFER_TOO_SMALL:  # int8: derived constants need aux memory
+            status = lib.rv_model_load_tflite(
+                model, _pointer(file), len(data), _pointer(aux), len(aux), needed
+            )
+        _check(status, source, "loading the .tflite model")
+        keep: list[Any] = [file, aux]
+        if repack:
+            model, repacked = _repacked(model, source)
+            keep.append(repacked)
+        return cls(model, keep, source)
+
+    @classmethod
+    def from_layers(
+        cls, layers: DecoderLayers, metadata: XenMetadata, dtype: Literal["float32", "float16"] = "float32"
+    ) -> Decoder:
+        """A float model straight from ``(kernel[in, out], bias[out])`` pairs, laid out as the
+        C-array exporter lays it out (IN_OUT); float16 rounds the weights and biases to half."""
+        if dtype not in ("float32", "float16"):
+            raise ValueError(f"from_layers builds float32 or float16 models, got {dtype!r}")
+        np_dtype = np.float32 if dtype == "float32" else np.float16
+        model = ffi.new("rv_model *")
+        keep: list[Any] = []
+        model.dtype = lib.RV_F32 if dtype == "float32" else lib.RV_F16
+        model.n_layers = len(layers)
+        if len(layers) > lib.RV_MAX_LAYERS:
+            raise ValueError(f"{len(layers)} layers, the core holds at most {lib.RV_MAX_LAYERS}")
+        for index, (kernel, bias) in enumerate(layers):
+            weights = np.ascontiguousarray(kernel, np_dtype)
+            biases = np.ascontiguousarray(bias, np_dtype)
+            keep += [weights, biases]
+            layer = model.layers[index]
+            setattr(layer, "in", weights.shape[0])  # a Python keyword as field name
+            layer.out = weights.shape[1]
+            layer.dtype = layer.bias_dtype = model.dtype
+            layer.activation = 1 if index < len(layers) - 1 else 0
+            layer.layout = lib.RV_LAYOUT_IN_OUT
+            layer.weights = _pointer(weights)
+            layer.bias = _pointer(biases)
+        _set_metadata(ffi.addressof(model, "metadata"), metadata)
+        return cls(model, keep, f"<{dtype} layers>")
+
+    # ---- what the model is ----
+
+    @property
+    def dtype(self) -> DType:
+        return _DTYPE_NAMES[self._model.dtype]
+
+    @property
+    def latent_dim(self) -> int:
+        return int(lib.rv_model_latent_dim(self._model))
+
+    @property
+    def ticks(self) -> int:
+        return int(self._model.metadata.ticks)
+
+    @property
+    def rows(self) -> int:
+        return int(self._model.metadata.rows)
+
+    @property
+    def latent_scale(self) -> int:
+        return int(self._model.metadata.latent_scale)
+
+    @property
+    def metadata(self) -> XenMetadata:
+        return _metadata_of(self._model.metadata)
+
+    @property
+    def c_model(self) -> Any:
+        """The ``rv_model *`` (for the C-array exporter); valid while this Decoder lives."""
+        return self._model
+
+    # ---- decoding ----
+
+    def decode(self, latents: np.ndarray) -> np.ndarray:
+        """Probabilities ``[N, ticks, rows]`` (float32) for latents ``[N, latent_dim]``."""
+        source = self._latents(latents, np.float32)
+        out = np.empty((len(source), self.ticks, self.rows), np.float32)
+        status = lib.rv_decode(
+            self._model,
+            ffi.cast("const float *", _pointer(source)),
+            len(source),
+            ffi.cast("float *", ffi.from_buffer(out)),
+            _pointer(self._scratch),
+            len(self._scratch),
+        )
+        _check(status, self.source, "decoding")
+        return out
+
+    def decode_quantized(self, latents: np.ndarray) -> np.ndarray:
+        """int8 models: quantised latents ``[N, latent_dim]`` -> quantised probabilities
+        ``[N, ticks, rows]`` (int8), the integer graph alone (bit-exact with TFLite-Micro)."""
+        source = self._latents(latents, np.int8)
+        out = np.empty((len(source), self.ticks, self.rows), np.int8)
+        status = lib.rv_decode_s8(
+            self._model,
+            ffi.cast("const int8_t *", _pointer(source)),
+            len(source),
+            ffi.cast("int8_t *", ffi.from_buffer(out)),
+            _pointer(self._scratch),
+            len(self._scratch),
+        )
+        _check(status, self.source, "decoding int8")
+        return out
+
+    def _latents(self, latents: np.ndarray, dtype: type) -> np.ndarray:
+        source = np.ascontiguousarray(latents, dtype)  # no copy when already contiguous of this dtype
+        if source.ndim != 2 or source.shape[1] != self.latent_dim:
+            raise ValueError(f"latents must be [N, {self.latent_dim}], got {list(source.shape)}")
+        return source
+
+    # ---- music ----
+
+    def notes(
+        self,
+        probabilities: np.ndarray,
+        threshold: float = 0.1,
+        max_notes: int = 4,
+        zero_volt_note: int = 60,
+    ) -> list[list[Note]]:
+        """Per tick of one sequence ``[ticks, rows]``: the notes that sound (rv_postprocess)."""
+        probs = np.ascontiguousarray(probabilities, np.float32)
+        if probs.shape != (self.ticks, self.rows):
+            raise ValueError(f"probabilities must be [{self.ticks}, {self.rows}], got {list(probs.shape)}")
+        sequence = ffi.new("rv_sequence *")
+        status = lib.rv_postprocess(
+            ffi.addressof(self._model.metadata),
+            ffi.cast("const float *", _pointer(probs)),
+            _post_config(threshold, max_notes, zero_volt_note),
+            sequence,
+        )
+        _check(status, self.source, "post-processing")
+        return [_notes_of_step(sequence.steps[t]) for t in range(sequence.ticks)]
+
+    def engine(self, max_notes: int = 4, zero_volt_note: int = 60) -> Engine:
+        return Engine(self, max_notes, zero_volt_note)
+
+
+class Engine:
+    """The sequencer engine (rv_engine) on a decoder: clock, reset, pause, manual/automatic inference."""
+
+    def __init__(self, decoder: Decoder, max_notes: int = 4, zero_volt_note: int = 60) -> None:
+        self.decoder = decoder
+        self._engine = ffi.new("rv_engine *")
+        self._scratch = _aligned_bytes(lib.rv_engine_scratch_size(decoder.c_model))
+        config = _post_config(0.1, max_notes, zero_volt_note)
+        status = lib.rv_engine_init(
+            self._engine, decoder.c_model, _pointer(self._scratch), len(self._scratch), config
+        )
+        _check(status, decoder.source, "starting the engine")
+
+    def clock(self) -> tuple[int, list[Note]] | None:
+        """A clock edge: (step index, its notes), or None when nothing plays."""
+        tick = ffi.new("int *")
+        step = lib.rv_engine_clock(self._engine, tick)
+        return None if step == ffi.NULL else (int(tick[0]), _notes_of_step(step))
+
+    def reset(self) -> None:
+        lib.rv_engine_reset(self._engine)
+
+    def pause_until_reset(self) -> None:
+        lib.rv_engine_pause_until_reset(self._engine)
+
+    def set_manual(self, manual: bool) -> None:
+        lib.rv_engine_set_manual(self._engine, int(manual))
+
+    def request_inference(self) -> None:
+        lib.rv_engine_request_inference(self._engine)
+
+    @property
+    def inference_pending(self) -> bool:
+        return bool(lib.rv_engine_inference_pending(self._engine))
+
+    @property
+    def tick(self) -> int:
+        return int(self._engine.tick)
+
+    def run_inference(self, latent: np.ndarray, threshold: float) -> None:
+        values = np.ascontiguousarray(latent, np.float32).reshape(-1)
+        if len(values) != self.decoder.latent_dim:
+            raise ValueError(f"latent must have {self.decoder.latent_dim} values, got {len(values)}")
+        status = lib.rv_engine_run_inference(
+            self._engine, ffi.cast("const float *", _pointer(values)), threshold
+        )
+        _check(status, self.decoder.source, "inference")
+
+    def sequence(self) -> list[list[Note]] | None:
+        """The sequence playing now, per tick (None before the first one)."""
+        sequence = lib.rv_engine_sequence(self._engine)
+        if sequence == ffi.NULL:
+            return None
+        return [_notes_of_step(sequence.steps[t]) for t in range(sequence.ticks)]
+
+
+def latent_from_controls(knob_volts: float, cv_volts: float, latent_scale: float) -> float:
+    return float(lib.rv_latent_from_controls(knob_volts, cv_volts, latent_scale))
+
+
+def threshold_from_controls(knob_volts: float, cv_volts: float) -> float:
+    return float(lib.rv_threshold_from_controls(knob_volts, cv_volts))
+
+
+def _repacked(model: Any, source: str) -> tuple[Any, np.ndarray]:
+    needed = ffi.new("size_t *")
+    packed = ffi.new("rv_model *")
+    status = lib.rv_model_repack(model, packed, ffi.NULL, 0, needed)
+    memory = _aligned_bytes(needed[0])
+    if status == lib.RV_ERR_BUFFER_TOO_SMALL:
+        status = lib.rv_model_repack(model, packed, _pointer(memory), len(memory), needed)
+    _check(status, source, "repacking the weights")
+    return packed, memory
+
+
+def _metadata_of(meta: Any) -> XenMetadata:
+    has_extension = bool(meta.has_extension)
+    return XenMetadata(
+        kind="perc" if meta.kind == lib.RV_KIND_PERC else "note",
+        rows=meta.rows,
+        ticks=meta.ticks,
+        latent_scale=meta.latent_scale,
+        group_sizes=tuple(meta.group_sizes[g] for g in range(meta.n_groups)),
+        base_note=meta.base_note,
+        latent_dim=meta.latent_dim if has_extension else 3,
+        has_extension=has_extension,
+    )
+
+
+def _set_metadata(target: Any, meta: XenMetadata) -> None:
+    raw = np.frombuffer(meta.to_bytes(), np.uint8)
+    status = lib.rv_metadata_parse(ffi.cast("const uint8_t *", _pointer(raw)), len(raw), target)
+    _check(status, "<metadata>", "parsing metadata")
