@@ -144,12 +144,12 @@ def main() -> None:
             result = measure(elf, plugin, model, span)
             v, marks = result.values, result.marks
             macs = v["macs"]
-            as_file, decode, again = marks[1][0], marks[2][0], marks[3][0]
+            as_file, decode, again = marks[1][0], marks[3][0], marks[5][0]
             if decode != again:
                 raise RuntimeError(f"{name} {variant}: counts differ between runs ({decode} != {again})")
-            logistic = marks[2][1]
-            inference = marks[5][0]
-            clock = max(count for count, _ in marks[7 : 7 + 2 * v["ticks"] : 2])
+            logistic = marks[3][1]
+            inference = marks[7][0]
+            clock = max(count for count, _ in marks[9 : 9 + 2 * v["ticks"] : 2])
             worst_clock = max(worst_clock, clock)
             ram = sum(v[key] for key in RAM_PARTS)
             print(

@@ -125,8 +125,9 @@ static rv_status start_model(int index, const char **problem)
         return status;
     }
     app.model = model;
+    /* At most 4 notes per tick, as the original: one per voice of a note model. */
     rv_post_config config = rv_post_config_default();
-    config.max_notes = model.metadata.kind == RV_KIND_PERC ? RV_MAX_NOTES : PANEL_NOTE_VOICES;
+    config.max_notes = PANEL_NOTE_VOICES;
     status = rv_engine_init(&app.engine, &app.model, scratch, scratch_len, &config);
     if (status != RV_OK) {
         return status;
