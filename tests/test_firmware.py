@@ -69,6 +69,11 @@ def qemu_elf(build_root: Path) -> Path:
     return build_firmware("qemu", build_root)
 
 
+def module_build(request: pytest.FixtureRequest, target: str) -> Path:
+    """The desktop simulator or the QEMU image, built once per session."""
+    return request.getfixturevalue("host_sim" if target == "host" else "qemu_elf")
+
+
 def sparse_layers(sizes: tuple[int, ...], seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """A random decoder whose output biases are lowered, so probabilities spread across the
     threshold range (0..0.3 and beyond) instead of sitting near 0.5."""
@@ -388,3 +393,122 @@ def test_prepare_card_sorts_models_by_metadata(
     card = prepare_card([tmp_path / "drums.tflite", tmp_path / "keys.tflite"], tmp_path / "card")
     assert (card / "models/perc/drums.tflite").read_bytes() == perc_model.tflite
     assert (card / "models/note/keys.tflite").read_bytes() == note_model.tflite
+
+
+def core_reason(data: bytes) -> str:
+    """Why the C core refuses a file, as rackvae.core reports it."""
+    from rackvae.core import CoreError, Decoder
+
+    with pytest.raises(CoreError) as refused:
+        Decoder.from_bytes(data)
+    return refused.value.reason
+
+
+@pytest.fixture(scope="session")
+def too_long_model() -> bytes:
+    """A well-formed decoder of 80 ticks: beyond the core's limit of 64."""
+    from rackvae.export.tflite import tflite_bytes
+
+    meta = XenMetadata("perc", 2, 80, 3, (1, 1))
+    return tflite_bytes(random_decoder_layers((3, 8, 160), 0), meta, "float32")
+
+
+@pytest.mark.parametrize("target", ["host", "qemu"])
+def test_corrupt_and_unsupported_models_are_skipped_and_playing_continues(
+    target: str,
+    request: pytest.FixtureRequest,
+    perc_model: DecoderFile,
+    too_long_model: bytes,
+    tmp_path: Path,
+) -> None:
+    executable = module_build(request, target)
+    truncated = perc_model.tflite[: len(perc_model.tflite) // 2]
+    garbage = np.random.default_rng(0).integers(0, 256, 3000, dtype=np.uint8).tobytes()
+    card = card_with(
+        tmp_path,
+        {
+            "models/note/a_truncated.tflite": truncated,
+            "models/note/b_garbage.tflite": garbage,
+            "models/perc/c_good.tflite": perc_model.tflite,
+            "models/perc/d_too_long.tflite": too_long_model,
+            "models/perc/notes.txt": b"not a model",
+        },
+    )
+    bar = clock_script(1, 16, 120)
+    script = bar + shifted(bar, Decimal(2100)) + "4200 select 1\n" + shifted(bar, Decimal(4300))
+    script += "6400 select -1\n" + shifted(bar, Decimal(6500)) + "8600 screen\n"
+    events = parse_log(run_module(executable, script, target, card_dir=card))
+
+    skips = [" ".join(event.args) for event in events if event.what == "skip"]
+    assert skips == [
+        f"/models/note/a_truncated.tflite: {core_reason(truncated)}",
+        f"/models/note/b_garbage.tflite: {core_reason(garbage)}",
+        f"/models/perc/d_too_long.tflite: {core_reason(too_long_model)}",
+        f"/models/perc/d_too_long.tflite: {core_reason(too_long_model)}",
+    ]
+    loads = [(event.time_us, event.args[-1]) for event in events if event.what == "load"]
+    assert [name for _, name in loads] == [
+        "/models/perc/c_good.tflite",
+        "built-in",
+        "/models/perc/c_good.tflite",
+    ]
+    # Each model plays from the clock edge after it loaded: the module never stopped.
+    for start, _ in loads:
+        assert any(event.what == "trig" and start < event.time_us < start + 2_100_000 for event in events)
+    message = [event for event in events if event.what == "screen" and event.args[0] == "message"][-1]
+    assert message.args[1:3] == ("skip", "/models/perc/d_too_long.tflite:")
+
+
+@pytest.mark.parametrize("target", ["host", "qemu"])
+def test_model_selection_is_remembered_across_power_cycles(
+    target: str, request: pytest.FixtureRequest, perc_model: DecoderFile, tmp_path: Path
+) -> None:
+    executable = module_build(request, target)
+    card = card_with(
+        tmp_path, {"models/perc/x.tflite": perc_model.tflite, "models/perc/y.tflite": perc_model.tflite}
+    )
+    settings = tmp_path / "settings.bin"
+
+    def loads(script: str) -> list[str]:
+        events = parse_log(run_module(executable, script, target, card_dir=card, settings=settings))
+        return [event.args[-1] for event in events if event.what == "load"]
+
+    assert loads("10 select 1\n20 power\n") == [
+        "/models/perc/x.tflite",
+        "/models/perc/y.tflite",
+        "/models/perc/y.tflite",
+    ]
+    assert loads("10 clock 1\n") == ["/models/perc/y.tflite"]  # a new run: the saved selection
+    assert loads("10 select 1\n") == ["/models/perc/y.tflite", "built-in"]
+    assert loads("10 clock 1\n") == ["built-in"]
+
+
+def test_module_plays_the_built_in_model_without_a_card(host_sim: Path, qemu_elf: Path) -> None:
+    script = clock_script(2, 16, 120, [np.array([-2.0, 2.0])] * 3, threshold_volts=-4.0)
+    host_log = run_module(host_sim, script, "host")
+    assert run_module(qemu_elf, script, "qemu") == host_log
+    events = parse_log(host_log)
+    assert [event.args[-1] for event in events if event.what == "load"] == ["built-in"]
+    assert sum(event.what == "tick" for event in events) == 32
+    assert sum(event.what == "trig" for event in events) > 0
+
+
+def test_app_and_core_compile_with_the_teensy_flags(build_root: Path) -> None:
+    require_cross_tools()
+    library = build_firmware("qemu", build_root, product="rv_teensy_check")
+    members = (
+        __import__("subprocess")
+        .run(
+            ["arm-none-eabi-readelf", "-A", str(library.with_name("librv_teensy_check.a"))],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        .stdout
+    )
+    # Every object: Cortex-M7 (ARMv7E-M), double-precision FPv5 registers for arguments (hard float).
+    objects = members.count("File: ")
+    assert objects >= 10
+    assert members.count('Tag_CPU_name: "7E-M"') + members.count('Tag_CPU_name: "cortex-m7"') == objects
+    assert members.count("Tag_FP_arch: FPv5/FP-D16 for ARMv8") == objects
+    assert members.count("Tag_ABI_VFP_args: VFP registers") == objects

@@ -62,8 +62,9 @@ def build_firmware(
     configure = ["cmake", "-S", str(FIRMWARE_DIR), "-B", str(build_dir), "-DCMAKE_BUILD_TYPE=Release"]
     if target == "qemu":
         configure.append(f"-DCMAKE_TOOLCHAIN_FILE={TOOLCHAIN_FILE}")
-    if default_model_c is not None:
-        configure.append(f"-DRV_DEFAULT_MODEL_C={default_model_c}")
+    # Always given, so a build directory never keeps another run's built-in model.
+    default_model_c = default_model_c or FIRMWARE_DIR / "app" / "default_model.c"
+    configure.append(f"-DRV_DEFAULT_MODEL_C={default_model_c}")
     product = product or ("rackvae-sim" if target == "host" else "rackvae-qemu.elf")
     for command in (configure, ["cmake", "--build", str(build_dir), "--target", product, "-j2"]):
         result = subprocess.run(command, capture_output=True, text=True, check=False)
