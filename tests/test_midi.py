@@ -112,8 +112,9 @@ def test_meta_text_is_utf8_else_latin1() -> None:
 
 BROKEN = {
     "empty": (b"", "empty file"),
+    "cut header": (b"MThd\x00\x00\x00\x06\x00", "truncated header (9 bytes)"),
     "garbage": (bytes(range(256)) * 4, "not a MIDI file"),
-    "text": (b"MThd is what a MIDI file starts with, but not this one", "truncated"),
+    "text": (b"MThd is what a MIDI file starts with, but not this one", "bad header length"),
     "format 2": (header(2, 1) + chunk(b"MTrk", b"\x00\xff\x2f\x00"), "format 2"),
     "smpte": (header(0, 1, 0xE728) + chunk(b"MTrk", b"\x00\xff\x2f\x00"), "SMPTE"),
     "zero division": (header(0, 1, 0) + chunk(b"MTrk", b"\x00\xff\x2f\x00"), "0 ticks per beat"),

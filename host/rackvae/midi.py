@@ -118,10 +118,11 @@ class Song:
         return next((t.programs[channel] for t in self.tracks if channel in t.programs), None)
 
     def program_name(self, track: int, channel: int) -> str:
+        """The General MIDI name of what the channel plays: without a program change, program 0
+        (a General MIDI player's default, piano); channel 10 plays percussion."""
         if channel == PERCUSSION_CHANNEL:
             return PERCUSSION_PROGRAM_NAME
-        program = self.program(track, channel)
-        return "" if program is None else GM_PROGRAM_NAMES[program]
+        return GM_PROGRAM_NAMES[self.program(track, channel) or 0]
 
 
 def read(path: str | Path) -> Song:
@@ -143,8 +144,10 @@ def parse(data: bytes, path: str = "<bytes>") -> Song:
     if data[:4] != b"MThd":
         raise MidiError(path, "not a MIDI file (no MThd header)")
     header_length = int.from_bytes(data[4:8], "big")
+    if len(data) < 14:
+        raise MidiError(path, f"truncated header ({len(data)} bytes)")
     if header_length < 6 or len(data) < 8 + header_length:
-        raise MidiError(path, f"truncated header ({len(data)} bytes, the header claims {header_length})")
+        raise MidiError(path, f"bad header length {header_length} (file of {len(data)} bytes)")
     midi_format = int.from_bytes(data[8:10], "big")
     track_count = int.from_bytes(data[10:12], "big")
     division = int.from_bytes(data[12:14], "big")
