@@ -512,3 +512,59 @@ def test_app_and_core_compile_with_the_teensy_flags(build_root: Path) -> None:
     assert members.count('Tag_CPU_name: "7E-M"') + members.count('Tag_CPU_name: "cortex-m7"') == objects
     assert members.count("Tag_FP_arch: FPv5/FP-D16 for ARMv8") == objects
     assert members.count("Tag_ABI_VFP_args: VFP registers") == objects
+
+
+def test_simulate_command_writes_log_midi_and_screen(perc_model: DecoderFile, tmp_path: Path) -> None:
+    import mido
+
+    from rackvae.cli import main
+    from rackvae.simulate import ACCENT_FULL_SCALE_MV, DRUM_CHANNEL, GROUP_DRUM_NOTES
+
+    model = tmp_path / "drums.tflite"
+    model.write_bytes(perc_model.tflite)
+    out = {name: tmp_path / name for name in ("module.log", "module.mid", "module.png")}
+    argv = [str(model), "--sweep", "3", "--bpm", "100", "--threshold-volts", "-3"]
+    argv += [
+        "--log",
+        str(out["module.log"]),
+        "--midi",
+        str(out["module.mid"]),
+        "--screen",
+        str(out["module.png"]),
+    ]
+    assert main(["simulate", *argv]) == 0
+
+    events = parse_log(out["module.log"].read_text())
+    assert sum(event.what == "tick" for event in events) == 3 * 16
+    triggers = [event for event in events if event.what == "trig"]
+    midi = mido.MidiFile(out["module.mid"])
+    ons = [message for message in mido.merge_tracks(midi.tracks) if message.type == "note_on"]
+    assert len(ons) == len(triggers) > 0
+    assert {message.channel for message in ons} == {DRUM_CHANNEL}
+    assert {message.note for message in ons} <= set(GROUP_DRUM_NOTES)
+    # Toms (group 2, trigger jack 1): velocity follows the accent CV on jack 5, 0-3 V -> 40..127.
+    accent_mv, expected_tom_velocities = 0, []
+    for event in events:
+        if event.what == "cv" and event.args[0] == "5":
+            accent_mv = int(event.args[1])
+        if event.what == "trig" and event.args[0] == "1":
+            expected_tom_velocities.append(40 + round(87 * accent_mv / ACCENT_FULL_SCALE_MV))
+    toms = [message.velocity for message in ons if message.note == GROUP_DRUM_NOTES[2]]
+    assert toms == expected_tom_velocities and len(set(toms)) > 1
+    assert out["module.png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_simulate_command_plays_note_models_as_pitched_notes(note_model: DecoderFile, tmp_path: Path) -> None:
+    import mido
+
+    from rackvae.cli import main
+
+    model = tmp_path / "keys.tflite"
+    model.write_bytes(note_model.tflite)
+    midi_path, log_path = tmp_path / "keys.mid", tmp_path / "keys.log"
+    argv = ["simulate", str(model), "--sweep", "2", "--midi", str(midi_path), "--log", str(log_path)]
+    assert main(argv) == 0
+    ons = [m for m in mido.merge_tracks(mido.MidiFile(midi_path).tracks) if m.type == "note_on"]
+    # The model's rows are MIDI notes base_note .. base_note + rows - 1.
+    assert ons and all(NOTE_META.base_note <= m.note < NOTE_META.base_note + NOTE_META.rows for m in ons)
+    assert len({m.note for m in ons}) > 3

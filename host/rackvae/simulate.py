@@ -184,9 +184,8 @@ def loaded_model(event: LogEvent) -> LoadedModel | None:
 
 def with_screen_event(script: str) -> str:
     """The script plus a ``screen`` event at its last instant."""
-    times = [
-        line.split()[0] for line in script.splitlines() if line.split() and not line.lstrip().startswith("#")
-    ]
+    lines = (line.split("#")[0].split() for line in script.splitlines())
+    times = [float(fields[0]) for fields in lines if fields]
     return script + f"{max(times, default=0.0):.3f} screen\n"
 
 
@@ -334,7 +333,7 @@ def render_screen(events: Sequence[LogEvent], path: Path) -> None:
 
 def find_tflite(model: Path) -> Path:
     """MODEL as given on the command line: a .tflite file, or a model directory holding one (the
-    float32 export when there are several)."""
+    float32 export, NAME_dec.tflite, when there are several)."""
     if model.is_file():
         return model
     if not model.is_dir():
@@ -342,7 +341,7 @@ def find_tflite(model: Path) -> Path:
     candidates = sorted(model.rglob("*.tflite"))
     if not candidates:
         raise SimulateError(f"{model}: the model directory has no .tflite file (export it first)")
-    float32 = [path for path in candidates if "float32" in path.name]
+    float32 = [path for path in candidates if path.name.endswith("_dec.tflite")]
     return (float32 or candidates)[0]
 
 
