@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -496,16 +498,8 @@ def test_module_plays_the_built_in_model_without_a_card(host_sim: Path, qemu_elf
 def test_app_and_core_compile_with_the_teensy_flags(build_root: Path) -> None:
     require_cross_tools()
     library = build_firmware("qemu", build_root, product="rv_teensy_check")
-    members = (
-        __import__("subprocess")
-        .run(
-            ["arm-none-eabi-readelf", "-A", str(library.with_name("librv_teensy_check.a"))],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        .stdout
-    )
+    command = ["arm-none-eabi-readelf", "-A", str(library.with_name("librv_teensy_check.a"))]
+    members = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     # Every object: Cortex-M7 (ARMv7E-M), double-precision FPv5 registers for arguments (hard float).
     objects = members.count("File: ")
     assert objects >= 10
@@ -568,3 +562,38 @@ def test_simulate_command_plays_note_models_as_pitched_notes(note_model: Decoder
     # The model's rows are MIDI notes base_note .. base_note + rows - 1.
     assert ons and all(NOTE_META.base_note <= m.note < NOTE_META.base_note + NOTE_META.rows for m in ons)
     assert len({m.note for m in ons}) > 3
+
+
+def load_bench_mcu():
+    import importlib.util
+
+    from rackvae.simulate import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location("bench_mcu", REPO_ROOT / "bench" / "bench_mcu.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_instruction_counts_on_the_emulated_m7_are_exact_and_repeatable(
+    build_root: Path, perc_model: DecoderFile
+) -> None:
+    require_cross_tools()
+    bench = load_bench_mcu()
+    elf = build_firmware("qemu", build_root, product="rackvae-bench.elf")
+    plugin = bench.build_plugin(build_root)
+    span = bench.logistic_range(elf)
+    first = bench.measure(elf, plugin, perc_model.tflite, span)
+    assert bench.measure(elf, plugin, perc_model.tflite, span) == first
+    values, marks = first.values, first.marks
+    assert values["file_bytes"] == len(perc_model.tflite)
+    assert values["macs"] == 3 * 12 + 12 * 48 + 48 * 192
+    assert values["outputs"] == 192 and values["ticks"] == 16
+    decode, again, logistic = marks[3][0], marks[5][0], marks[3][1]
+    assert decode == again  # the same decode twice counts the same
+    # A multiply-accumulate takes at least one instruction; the logistic runs once per output.
+    assert decode > values["macs"]
+    assert values["outputs"] <= logistic < decode
+    # 16 clock steps were measured after the inference.
+    assert len(marks) == 8 + 2 * 16
