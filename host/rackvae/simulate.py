@@ -318,9 +318,9 @@ def render_screen(events: Sequence[LogEvent], path: Path) -> None:
     figure, axes = plt.subplots(figsize=(4.8, 3.2), facecolor="black")
     axes.set_facecolor("black")
     if cursor >= 0:
-        axes.axvspan(cursor - 0.5, cursor + 0.5, color="maroon")
+        axes.axvspan(cursor - 0.5, cursor + 0.5, color="maroon", zorder=0)
     masked = np.ma.masked_equal(grid, 0)
-    axes.imshow(masked, cmap="tab10", vmin=1, vmax=10, aspect="auto", interpolation="nearest")
+    axes.imshow(masked, cmap="tab10", vmin=1, vmax=10, aspect="auto", interpolation="nearest", zorder=1)
     axes.set_xticks([])
     axes.set_yticks([])
     axes.set_title(title, color="orange", fontsize=11, loc="left")
