@@ -21,7 +21,8 @@ $(BIN)/.installed: $(INSTALL_INPUTS)
 
 demo: $(BIN)/.installed
 	mkdir -p $(DEMO)
-	$(BIN)/rackvae ingest $(RACKVAE_MIDI)/groove --percussion-map extended -o $(DEMO)/groove.npz
+	$(BIN)/rackvae ingest $(RACKVAE_MIDI)/groove --percussion-map extended --time-signature 4/4 \
+		--steps-per-quarter 4 --bars-per-sequence 1 --timing snap -o $(DEMO)/groove.npz
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest
