@@ -113,7 +113,8 @@ def loss_curves(history: dict[str, list[Any]]) -> Figure:
         if np.isfinite(series(key)).any():
             parts.plot(epochs, series(key), style, label=key)
     parts.set(xlabel="epoch", title="reconstruction and KL")
-    parts.legend()
+    if parts.lines:
+        parts.legend()
     rate.semilogy(epochs, series("learning_rate"))
     rate.set(xlabel="epoch", title="learning rate")
     figure.tight_layout()

@@ -227,6 +227,20 @@ def flat_rolls(dataset: Dataset) -> jax.Array:
 # --- the trained model and its directory -------------------------------------------------------------
 
 
+def in_chunks(function: Callable[[jax.Array], Any], inputs: np.ndarray, chunk: int = 4096) -> Any:
+    """``function`` over ``inputs`` in fixed-size chunks (the last one zero-padded), outputs as numpy.
+
+    One chunk shape means one compilation, whatever the number of sequences.
+    """
+    count = len(inputs)
+    padding = (-count) % chunk if count else chunk
+    padded = np.concatenate(
+        [np.asarray(inputs, np.float32), np.zeros((padding, *inputs.shape[1:]), np.float32)]
+    )
+    outputs = [function(jnp.asarray(padded[start : start + chunk])) for start in range(0, len(padded), chunk)]
+    return jax.tree.map(lambda *parts: np.concatenate([np.asarray(p) for p in parts])[:count], *outputs)
+
+
 @dataclass
 class TrainedModel:
     """A model as saved in ``models/NAME/``: what it is, what it was trained on, its parameters."""
@@ -247,18 +261,16 @@ class TrainedModel:
 
     def encode(self, rolls: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Encoder (mean, log_var) ``[N, latent_dim]`` for rolls ``[N, ticks, rows]``."""
-        mean, log_var = encode(self.config, self.params, jnp.asarray(rolls, jnp.float32))
-        return np.asarray(mean), np.asarray(log_var)
+        return in_chunks(partial(encode, self.config, self.params), rolls.reshape(len(rolls), -1))
 
     def decode(self, latents: np.ndarray) -> np.ndarray:
         """Probabilities ``[N, ticks, rows]`` for latents ``[N, latent_dim]``."""
-        probs = decode(self.config, self.params, jnp.asarray(latents, jnp.float32))
-        return np.asarray(probs).reshape(-1, self.config.ticks, self.config.rows)
+        probs = in_chunks(partial(decode, self.config, self.params), latents)
+        return probs.reshape(-1, self.config.ticks, self.config.rows)
 
     def loss_terms(self, rolls: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(reconstruction ``[N]``, KL per dimension ``[N, latent_dim]``) at the encoder mean."""
-        reconstruction, kl = loss_terms_at_mean(self.config, self.params, jnp.asarray(rolls, jnp.float32))
-        return np.asarray(reconstruction), np.asarray(kl)
+        return in_chunks(partial(loss_terms_at_mean, self.config, self.params), rolls.reshape(len(rolls), -1))
 
     def reconstruct(self, rolls: np.ndarray) -> np.ndarray:
         """Probabilities ``[N, ticks, rows]`` decoded from the encoder mean of each roll."""
@@ -289,9 +301,8 @@ class TrainedModel:
 def new_model(name: str, config: ModelConfig, dataset: Dataset, seed: int = 0) -> TrainedModel:
     """An untrained model for ``dataset``'s rolls (layout and encoding settings travel with it)."""
     if (dataset.ticks, dataset.rows) != (config.ticks, config.rows):
-        raise ValueError(
-            f"config is {config.ticks}x{config.rows}, dataset rolls are {dataset.ticks}x{dataset.rows}"
-        )
+        shapes = f"config {config.ticks}x{config.rows}, dataset rolls {dataset.ticks}x{dataset.rows}"
+        raise ValueError(f"model and data do not match: {shapes}")
     return TrainedModel(name, config, init_params(config, seed), dataset.layout, dict(dataset.settings))
 
 
@@ -333,11 +344,28 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _restore(template: Any, data: bytes, path: Path) -> Any:
+def params_template(config: ModelConfig) -> Params:
+    """The parameter tree of ``config`` as shapes only (no initialisation is computed)."""
+    return jax.eval_shape(partial(init_params, config))
+
+
+def restore_state(template: Any, state: Any, path: Path) -> Any:
+    """``state`` (a restored msgpack tree) shaped like ``template``; a mismatch names ``path``."""
     try:
-        return flax.serialization.from_bytes(template, data)
+        restored = flax.serialization.from_state_dict(template, state)
     except (ValueError, KeyError, TypeError) as error:
         raise ModelError(f"{path}: does not match the model's shape ({error})") from error
+    shapes = jax.tree.map(lambda t, r: tuple(t.shape) == np.shape(r), template, restored)
+    if not all(jax.tree.leaves(shapes)):
+        raise ModelError(f"{path}: array shapes do not match the model's config")
+    return jax.tree.map(jnp.asarray, restored)
+
+
+def _msgpack(data: bytes, path: Path) -> Any:
+    try:
+        return flax.serialization.msgpack_restore(data)
+    except Exception as error:  # msgpack raises several unrelated types for damaged bytes
+        raise ModelError(f"{path}: not a msgpack file ({type(error).__name__}: {error})") from error
 
 
 def load_model(path: str | Path) -> TrainedModel:
@@ -353,7 +381,9 @@ def load_model(path: str | Path) -> TrainedModel:
         raise ModelError(f"{directory / 'model.json'}: bad config or layout ({error})") from error
     params_path = directory / "params.msgpack"
     try:
-        params = _restore(init_params(config), params_path.read_bytes(), params_path)
+        params = restore_state(
+            params_template(config), _msgpack(params_path.read_bytes(), params_path), params_path
+        )
     except OSError as error:
         raise ModelError(f"{params_path}: unreadable ({error})") from error
     history_path = directory / "history.json"
@@ -405,10 +435,11 @@ class Checkpoint:
 
     @classmethod
     def from_bytes(cls, data: bytes, config: ModelConfig, path: Path) -> Checkpoint:
+        state = _msgpack(data, path)
         try:
-            state = flax.serialization.msgpack_restore(data)
-            params = flax.serialization.from_state_dict(init_params(config), state["params"])
-            opt_state = flax.serialization.from_state_dict(OPTIMIZER.init(params), state["opt_state"])
+            template = params_template(config)
+            params = restore_state(template, state["params"], path)
+            opt_state = restore_state(jax.eval_shape(OPTIMIZER.init, template), state["opt_state"], path)
             schedule = Schedule(**json.loads(state["schedule"]))
             history = json.loads(state["history"])
             return cls(int(state["epoch"]), params, opt_state, schedule, history)
