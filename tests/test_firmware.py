@@ -342,15 +342,21 @@ def test_script_parser_rejects_malformed_lines(host_sim: Path, tmp_path: Path) -
         assert reason in str(error.value)
 
 
+@pytest.mark.parametrize("target", ["host", "qemu"])
 @pytest.mark.parametrize("which", ["perc", "note"])
-def test_desktop_log_matches_python_model(
-    which: str, host_sim: Path, perc_model: DecoderFile, note_model: DecoderFile, tmp_path: Path
+def test_module_log_matches_python_model(
+    which: str,
+    target: str,
+    request: pytest.FixtureRequest,
+    perc_model: DecoderFile,
+    note_model: DecoderFile,
+    tmp_path: Path,
 ) -> None:
     model = perc_model if which == "perc" else note_model
     path = f"models/{which}/test.tflite"
     card = card_with(tmp_path, {path: model.tflite})
     script = performance_script()
-    log = run_module(host_sim, script, "host", card_dir=card)
+    log = run_module(module_build(request, target), script, target, card_dir=card)
     reference = ModuleModel(model, "/" + path)
     expected = reference.run(script)
     assert min(reference.margins) > DECISION_MARGIN, "the script sits on a decision boundary: change seeds"
