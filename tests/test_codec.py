@@ -19,8 +19,10 @@ from rackvae.codec import (
     encode_song,
     layout_for,
     roll_to_midi,
+    save_midi,
     select_parts,
 )
+from rackvae.dataset import ingest
 from rackvae.percussion import BUILT_IN, EXTENDED
 
 KICK, SNARE, CLOSED_HAT, OPEN_HAT = 0, 1, 8, 9  # rows of the Extended map
@@ -338,6 +340,15 @@ def test_roll_to_midi_pitched_and_accents() -> None:
         (0, 36, 70),
         (120, 36, 120),
     ]
+
+
+def test_saved_midi_file_ingests_back_to_the_roll(tmp_path) -> None:
+    settings = EncodingSettings(percussion_map="extended")
+    pattern = np.stack([BAR_0, roll({KICK: [0, 10], OPEN_HAT: [3]})])
+    save_midi(roll_to_midi(pattern, layout_for(settings)), tmp_path / "pattern.mid")
+    data = ingest([tmp_path], settings, progress=False).dataset
+    assert np.array_equal(data.rolls, pattern)
+    assert [p.name for p in tmp_path.iterdir()] == ["pattern.mid"]
 
 
 def reencode(midi_file: mido.MidiFile, settings: EncodingSettings):
