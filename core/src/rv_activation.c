@@ -1,34 +1,8 @@
-/* Float logistic and half-precision expansion, from exactly rounded IEEE operations only, so every
- * target computes the same bits (libm's expf differs between glibc and newlib in the last place). */
+/* Float logistic from exactly rounded IEEE operations only, so every target computes the same bits
+ * (libm's expf differs between glibc and newlib in the last place). */
 #include <math.h>
-#include <string.h>
 
 #include "rv_internal.h"
-
-static float float_from_bits(uint32_t bits) {
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
-
-static uint32_t bits_from_float(float f) {
-    uint32_t bits;
-    memcpy(&bits, &f, sizeof bits);
-    return bits;
-}
-
-float rv_half_to_float(uint16_t h) {
-    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    const uint32_t magnitude = h & 0x7fffu;
-    if (magnitude >= 0x7c00u) { /* infinity, NaN */
-        return float_from_bits(sign | 0x7f800000u | ((magnitude & 0x3ffu) << 13));
-    }
-    if (magnitude >= 0x0400u) { /* normal: rebias the exponent from 15 to 127 */
-        return float_from_bits(sign | ((magnitude << 13) + ((uint32_t)(127 - 15) << 23)));
-    }
-    /* zero and subnormals: mantissa * 2^-24, exact in float */
-    return float_from_bits(sign | bits_from_float((float)magnitude * 0x1p-24f));
-}
 
 /* exp(x) for x in [-80, 80]: x = k ln2 + r with |r| <= ln2/2, a degree-7 Taylor polynomial for e^r
    (error < 1 ulp) and 2^k from its bits. Results stay normal floats (no subnormals, whose handling
@@ -36,7 +10,8 @@ float rv_half_to_float(uint16_t h) {
 static inline float exp_bounded(float x) {
     const float ln2_hi = 0.693145752f; /* 0x3f317200: ln 2 with 8 trailing zero bits */
     const float ln2_lo = 1.42860677e-6f;
-    const float k = floorf(fmaf(x, 1.44269504f, 0.5f));
+    const float round_shift = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
+    const float k = (x * 1.44269504f + round_shift) - round_shift;
     const float r = fmaf(-k, ln2_lo, fmaf(-k, ln2_hi, x));
     float p = 1.0f / 5040.0f;
     p = fmaf(p, r, 1.0f / 720.0f);
@@ -46,7 +21,7 @@ static inline float exp_bounded(float x) {
     p = fmaf(p, r, 0.5f);
     p = fmaf(p, r, 1.0f);
     p = fmaf(p, r, 1.0f);
-    return p * float_from_bits((uint32_t)((int32_t)k + 127) << 23);
+    return p * rv_float_from_bits((uint32_t)((int32_t)k + 127) << 23);
 }
 
 void rv_sigmoid_f32(float *values, size_t n) {

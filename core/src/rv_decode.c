@@ -75,6 +75,7 @@ static rv_status decode_float(const rv_model *model, const float *latents, size_
 /* The integer graph for one block: x [b][latent_dim] int8 -> y [b][output_size] int8. */
 static void decode_s8_block(const rv_model *model, const int8_t *x, size_t b, int8_t *y, void *scratch) {
     const size_t width = rv_model_max_width(model);
+    const size_t n_out = b * rv_model_output_size(model);
     int16_t *x16 = (int16_t *)scratch;
     int8_t *buffers[2];
     size_t k;
@@ -86,7 +87,7 @@ static void decode_s8_block(const rv_model *model, const int8_t *x, size_t b, in
         rv_dense_s8(&model->layers[l], x, b, out, x16);
         x = out;
     }
-    for (k = 0; k < b * rv_model_output_size(model); k++) {
+    for (k = 0; k < n_out; k++) {
         y[k] = model->logistic_table[(uint8_t)(y[k] + 128)];
     }
 }

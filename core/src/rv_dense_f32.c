@@ -83,7 +83,7 @@ static void dense_tile(const rv_layer *layer, const float *x, size_t nb, size_t 
 
 void rv_dense_f32(const rv_layer *layer, const float *x, size_t b, float *y) {
     size_t j0;
-    for (j0 = 0; j0 < layer->out; j0 += TILE) {
+    for (j0 = rv_dense_f32_x86(layer, x, b, y); j0 < layer->out; j0 += TILE) {
         dense_tile(layer, x, b, j0, RV_MIN((size_t)TILE, layer->out - j0), y);
     }
 }

@@ -4,40 +4,70 @@
  * TFLite's OUT_IN layout: each output is a dot product over a contiguous row. */
 #include "rv_internal.h"
 
-static int32_t dot_s8_s16(const int8_t *restrict w, const int16_t *restrict x, size_t n) {
+/* Dot products of 4 weight rows with the same inputs (integer sums do not depend on their order,
+   so any grouping gives TFLite's result). Each input loaded feeds 4 multiply-accumulates. */
+static void dot4(const int8_t *restrict w, size_t in, const int16_t *restrict x, int32_t acc[4]) {
+    const int8_t *restrict r0 = w, *restrict r1 = w + in, *restrict r2 = w + 2 * in, *restrict r3 = w + 3 * in;
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    size_t i;
+    for (i = 0; i < in; i++) {
+        const int32_t xi = x[i];
+        a0 += r0[i] * xi;
+        a1 += r1[i] * xi;
+        a2 += r2[i] * xi;
+        a3 += r3[i] * xi;
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+
+static int32_t dot1(const int8_t *restrict w, size_t in, const int16_t *restrict x) {
     int32_t acc = 0;
     size_t i;
-    for (i = 0; i < n; i++) {
-        acc += (int32_t)w[i] * (int32_t)x[i];
+    for (i = 0; i < in; i++) {
+        acc += w[i] * (int32_t)x[i];
     }
     return acc;
+}
+
+/* acc + bias (modulo 2^32, so a hostile file cannot cause signed overflow), requantised, offset and
+   clamped as TFLite's reference kernel does. */
+static int8_t requantize(const rv_layer *layer, size_t j, int32_t acc) {
+    const int per_channel = layer->n_multipliers > 1;
+    const int32_t *bias = (const int32_t *)layer->bias;
+    const int32_t sum = (int32_t)((uint32_t)acc + (bias != NULL ? (uint32_t)bias[j] : 0u));
+    int64_t v = (int64_t)rv_multiply_by_quantized_multiplier(sum, layer->multipliers[per_channel ? j : 0],
+                                                             layer->shifts[per_channel ? j : 0]) +
+                layer->output_quant.zero_point;
+    v = RV_MAX(v, (int64_t)layer->activation_min);
+    v = RV_MIN(v, (int64_t)layer->activation_max);
+    return (int8_t)v;
 }
 
 void rv_dense_s8(const rv_layer *layer, const int8_t *x, size_t b, int8_t *y, int16_t *x16) {
     const size_t in = layer->in;
     const size_t out = layer->out;
     const int8_t *w = (const int8_t *)layer->weights;
-    const int32_t *bias = (const int32_t *)layer->bias;
     const int32_t input_offset = -layer->input_quant.zero_point;
-    const int32_t output_offset = layer->output_quant.zero_point;
-    const int per_channel = layer->n_multipliers > 1;
-    size_t j, k;
+    size_t j, k, r;
     /* the input offset is applied once per input value, not once per multiply */
     for (k = 0; k < b * in; k++) {
         x16[k] = (int16_t)(x[k] + input_offset);
     }
-    for (j = 0; j < out; j++) {
-        const int8_t *row = w + j * in;
-        const int32_t multiplier = layer->multipliers[per_channel ? j : 0];
-        const int32_t shift = layer->shifts[per_channel ? j : 0];
-        const uint32_t bias_j = bias != NULL ? (uint32_t)bias[j] : 0u;
+    for (j = rv_dense_s8_x86(layer, x16, b, y); j + 4 <= out; j += 4) {
         for (k = 0; k < b; k++) {
-            /* bias added modulo 2^32 so a hostile file cannot cause signed overflow */
-            const int32_t acc = (int32_t)((uint32_t)dot_s8_s16(row, x16 + k * in, in) + bias_j);
-            int64_t v = (int64_t)rv_multiply_by_quantized_multiplier(acc, multiplier, shift) + output_offset;
-            v = RV_MAX(v, (int64_t)layer->activation_min);
-            v = RV_MIN(v, (int64_t)layer->activation_max);
-            y[k * out + j] = (int8_t)v;
+            int32_t acc[4];
+            dot4(w + j * in, in, x16 + k * in, acc);
+            for (r = 0; r < 4; r++) {
+                y[k * out + j + r] = requantize(layer, j + r, acc[r]);
+            }
+        }
+    }
+    for (; j < out; j++) {
+        for (k = 0; k < b; k++) {
+            y[k * out + j] = requantize(layer, j, dot1(w + j * in, in, x16 + k * in));
         }
     }
 }

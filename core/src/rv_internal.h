@@ -2,6 +2,8 @@
 #ifndef RV_INTERNAL_H
 #define RV_INTERNAL_H
 
+#include <string.h>
+
 #include "rackvae.h"
 
 /* Orders the main loop's buffer writes before the volatile flag that publishes them. */
@@ -24,8 +26,35 @@ void rv_dense_f16(const rv_layer *layer, const float *x, size_t b, float *y);
    x16 is scratch for b * in int16 values. */
 void rv_dense_s8(const rv_layer *layer, const int8_t *x, size_t b, int8_t *y, int16_t *x16);
 
+/* Desktop fast path (rv_dense_x86.c): handles outputs [0, returned) of IN_OUT layers, 0 elsewhere. */
+size_t rv_dense_f32_x86(const rv_layer *layer, const float *x, size_t b, float *y);
+size_t rv_dense_f16_x86(const rv_layer *layer, const float *x, size_t b, float *y);
+/* int8 layer on offset inputs x16: outputs [0, returned) of every latent of the block. */
+size_t rv_dense_s8_x86(const rv_layer *layer, const int16_t *x16, size_t b, int8_t *y);
+
+static inline float rv_float_from_bits(uint32_t bits) {
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
 /* IEEE half bits -> float, exact (integer arithmetic only). */
-float rv_half_to_float(uint16_t h);
+static inline float rv_half_to_float(uint16_t h) {
+    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    const uint32_t magnitude = h & 0x7fffu;
+    float subnormal;
+    uint32_t bits;
+    if (magnitude >= 0x7c00u) { /* infinity, NaN */
+        return rv_float_from_bits(sign | 0x7f800000u | ((magnitude & 0x3ffu) << 13));
+    }
+    if (magnitude >= 0x0400u) { /* normal: rebias the exponent from 15 to 127 */
+        return rv_float_from_bits(sign | ((magnitude << 13) + ((uint32_t)(127 - 15) << 23)));
+    }
+    /* zero and subnormals: mantissa * 2^-24, exact in float */
+    subnormal = (float)magnitude * 0x1p-24f;
+    memcpy(&bits, &subnormal, sizeof bits);
+    return rv_float_from_bits(sign | bits);
+}
 
 /* The logistic in place, from an exp built on exactly rounded operations only (bit-identical on
    every IEEE target, unlike libm's expf). */
@@ -46,8 +75,38 @@ static inline float rv_finish(float sum, float bias, uint8_t activation) {
     return (activation == RV_ACT_RELU && !(v > 0.0f)) ? 0.0f : v;
 }
 
-/* TFLite's MultiplyByQuantizedMultiplier (double rounding, as TFLite-Micro builds it). */
-int32_t rv_multiply_by_quantized_multiplier(int32_t x, int32_t multiplier, int32_t shift);
+/* ---- TFLite / gemmlowp integer arithmetic (right shifts of negative values are arithmetic and
+   int32 conversions wrap, as on every two's complement compiler the core targets) ---- */
+
+/* gemmlowp SaturatingRoundingDoublingHighMul: round(a * b / 2^31), saturating INT32_MIN^2. */
+static inline int32_t rv_srdhm(int32_t a, int32_t b) {
+    int64_t ab;
+    int64_t nudge;
+    if (a == b && a == INT32_MIN) {
+        return INT32_MAX;
+    }
+    ab = (int64_t)a * (int64_t)b;
+    nudge = ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30));
+    return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+}
+
+/* gemmlowp RoundingDivideByPOT: x / 2^exponent rounded to nearest, ties away from zero. */
+static inline int32_t rv_rounding_divide_by_pot(int32_t x, int exponent) {
+    const int32_t mask = (int32_t)(((int64_t)1 << exponent) - 1);
+    const int32_t remainder = x & mask;
+    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+    return (x >> exponent) + (remainder > threshold ? 1 : 0);
+}
+
+/* TFLite's MultiplyByQuantizedMultiplier (double rounding, as TFLite-Micro builds it); the left shift
+   wraps like TFLite's int32 product instead of being undefined. */
+static inline int32_t rv_multiply_by_quantized_multiplier(int32_t x, int32_t multiplier, int32_t shift) {
+    const int left_shift = shift > 0 ? (int)shift : 0;
+    const int right_shift = shift > 0 ? 0 : (int)-shift;
+    return rv_rounding_divide_by_pot(rv_srdhm((int32_t)(uint32_t)(uint64_t)((int64_t)x * ((int64_t)1 << left_shift)), multiplier),
+                                  right_shift);
+}
+
 
 /* Largest output/input width of the hidden layers and of all layers. */
 uint16_t rv_model_max_hidden(const rv_model *model);

@@ -10,29 +10,8 @@
 
 #include "rv_internal.h"
 
-static int32_t wrap32(int64_t x) { return (int32_t)(uint32_t)(uint64_t)x; }
 static int32_t add_wrap(int32_t a, int32_t b) { return (int32_t)((uint32_t)a + (uint32_t)b); }
 static int32_t sub_wrap(int32_t a, int32_t b) { return (int32_t)((uint32_t)a - (uint32_t)b); }
-
-/* gemmlowp SaturatingRoundingDoublingHighMul: round(a * b / 2^31), saturating INT32_MIN^2. */
-static int32_t srdhm(int32_t a, int32_t b) {
-    int64_t ab;
-    int64_t nudge;
-    if (a == b && a == INT32_MIN) {
-        return INT32_MAX;
-    }
-    ab = (int64_t)a * (int64_t)b;
-    nudge = ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30));
-    return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
-}
-
-/* gemmlowp RoundingDivideByPOT: x / 2^exponent rounded to nearest, ties away from zero. */
-static int32_t rounding_divide_by_pot(int32_t x, int exponent) {
-    const int32_t mask = (int32_t)(((int64_t)1 << exponent) - 1);
-    const int32_t remainder = x & mask;
-    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
-    return (x >> exponent) + (remainder > threshold ? 1 : 0);
-}
 
 /* gemmlowp SaturatingRoundingMultiplyByPOT for a positive exponent: saturating x * 2^exponent. */
 static int32_t saturating_shift_left(int32_t x, int exponent) {
@@ -44,13 +23,6 @@ static int32_t saturating_shift_left(int32_t x, int exponent) {
         return INT32_MIN;
     }
     return (int32_t)((int64_t)x * ((int64_t)1 << exponent));
-}
-
-int32_t rv_multiply_by_quantized_multiplier(int32_t x, int32_t multiplier, int32_t shift) {
-    const int left_shift = shift > 0 ? (int)shift : 0;
-    const int right_shift = shift > 0 ? 0 : (int)-shift;
-    return rounding_divide_by_pot(srdhm(wrap32((int64_t)x * ((int64_t)1 << left_shift)), multiplier),
-                                  right_shift);
 }
 
 rv_status rv_quantize_multiplier(double real_multiplier, int32_t *multiplier, int32_t *shift) {
@@ -90,13 +62,13 @@ static int32_t exp_on_interval_between_negative_one_quarter_and_0_excl(int32_t a
     const int32_t constant_term = 1895147668;     /* exp(-1/8) */
     const int32_t constant_1_over_3 = 715827883;  /* 1/3 */
     const int32_t x = add_wrap(a, (int32_t)1 << 28); /* a + 1/8 */
-    const int32_t x2 = srdhm(x, x);
-    const int32_t x3 = srdhm(x2, x);
-    const int32_t x4 = srdhm(x2, x2);
-    const int32_t x4_over_4 = rounding_divide_by_pot(x4, 2);
+    const int32_t x2 = rv_srdhm(x, x);
+    const int32_t x3 = rv_srdhm(x2, x);
+    const int32_t x4 = rv_srdhm(x2, x2);
+    const int32_t x4_over_4 = rv_rounding_divide_by_pot(x4, 2);
     const int32_t poly =
-        rounding_divide_by_pot(add_wrap(srdhm(add_wrap(x4_over_4, x3), constant_1_over_3), x2), 1);
-    return add_wrap(constant_term, srdhm(constant_term, add_wrap(x, poly)));
+        rv_rounding_divide_by_pot(add_wrap(rv_srdhm(add_wrap(x4_over_4, x3), constant_1_over_3), x2), 1);
+    return add_wrap(constant_term, rv_srdhm(constant_term, add_wrap(x, poly)));
 }
 
 /* exp(a) for a <= 0 given in Q4.27; result Q0.31. */
@@ -119,7 +91,7 @@ static int32_t exp_on_negative_values_q4(int32_t a) {
     for (k = 0; k < 6; k++) {
         const int shift_amount = fractional_bits - 2 + k;
         if (remainder & ((int32_t)1 << shift_amount)) {
-            result = srdhm(result, multipliers[k]);
+            result = rv_srdhm(result, multipliers[k]);
         }
     }
     return a == 0 ? INT32_MAX : result;
@@ -130,11 +102,11 @@ static int32_t one_over_one_plus_x_for_x_in_0_1(int32_t a) {
     const int32_t one_q2 = (int32_t)1 << 29;
     const int64_t sum = (int64_t)a + INT32_MAX;
     const int32_t half_denominator = (int32_t)((sum + (sum >= 0 ? 1 : -1)) / 2);
-    int32_t x = add_wrap(1515870810, srdhm(half_denominator, -1010580540)); /* 48/17 - 32/17 d */
+    int32_t x = add_wrap(1515870810, rv_srdhm(half_denominator, -1010580540)); /* 48/17 - 32/17 d */
     int i;
     for (i = 0; i < 3; i++) {
-        const int32_t one_minus_half_denominator_times_x = sub_wrap(one_q2, srdhm(half_denominator, x));
-        x = add_wrap(x, saturating_shift_left(srdhm(x, one_minus_half_denominator_times_x), 2));
+        const int32_t one_minus_half_denominator_times_x = sub_wrap(one_q2, rv_srdhm(half_denominator, x));
+        x = add_wrap(x, saturating_shift_left(rv_srdhm(x, one_minus_half_denominator_times_x), 2));
     }
     return saturating_shift_left(x, 1);
 }
@@ -177,7 +149,7 @@ rv_status rv_logistic_s8_table(rv_quant input_quant, int8_t table[256]) {
             out = 127;
         } else {
             const int32_t input_q4 = rv_multiply_by_quantized_multiplier(input, multiplier, left_shift);
-            out = rounding_divide_by_pot(logistic_q4(input_q4), 31 - 8) - 128;
+            out = rv_rounding_divide_by_pot(logistic_q4(input_q4), 31 - 8) - 128;
             out = RV_MIN(RV_MAX(out, -128), 127);
         }
         table[v + 128] = (int8_t)out;
