@@ -29,8 +29,8 @@ void rv_sigmoid_f32(float *values, size_t n) {
     for (i = 0; i < n; i++) {
         float x = values[i];
         /* clamp (NaN -> -80): sigmoid(80) rounds to 1, sigmoid(-80) ~ 1.8e-35 */
-        x = x < 80.0f ? x : 80.0f;
         x = x > -80.0f ? x : -80.0f;
+        x = x < 80.0f ? x : 80.0f;
         values[i] = 1.0f / (1.0f + exp_bounded(-x));
     }
 }

@@ -1,0 +1,667 @@
+/* C unit tests of the decoder core (run by ctest under ASan + UBSan).
+ *
+ *   rv_test_core [CORPUS_DIR]
+ *
+ * With a directory of exported .tflite files, each is also loaded, decoded in both weight layouts,
+ * and damaged (every truncation, byte flips) to check the reader fails cleanly. */
+#define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rackvae.h"
+#include "rv_internal.h"
+
+static int failures;
+static int checks;
+
+#define CHECK(cond)                                                                                          \
+    do {                                                                                                     \
+        checks++;                                                                                            \
+        if (!(cond)) {                                                                                       \
+            failures++;                                                                                      \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);                         \
+        }                                                                                                    \
+    } while (0)
+
+#define CHECK_STATUS(expr, expected)                                                                         \
+    do {                                                                                                     \
+        const rv_status got_ = (expr);                                                                       \
+        checks++;                                                                                            \
+        if (got_ != (expected)) {                                                                            \
+            failures++;                                                                                      \
+            fprintf(stderr, "%s:%d: %s returned %s, expected %s\n", __FILE__, __LINE__, #expr,               \
+                    rv_status_str(got_), rv_status_str(expected));                                           \
+        }                                                                                                    \
+    } while (0)
+
+/* ---- status ---- */
+
+static void test_status_strings(void) {
+    int s, t;
+    for (s = 0; s < RV_STATUS_COUNT; s++) {
+        CHECK(strlen(rv_status_str((rv_status)s)) > 0);
+        for (t = 0; t < s; t++) {
+            CHECK(strcmp(rv_status_str((rv_status)s), rv_status_str((rv_status)t)) != 0);
+        }
+    }
+    CHECK(strcmp(rv_status_str(RV_STATUS_COUNT), "unknown status") == 0);
+    CHECK(rv_version() == ((RV_VERSION_MAJOR << 8) | RV_VERSION_MINOR));
+}
+
+/* ---- metadata ---- */
+
+/* Parses `len` bytes from an exactly sized heap copy, so ASan sees any read past the end. */
+static rv_status parse_exact(const uint8_t *bytes, size_t len, rv_metadata *meta) {
+    uint8_t *copy = (uint8_t *)malloc(len ? len : 1);
+    rv_status status;
+    memcpy(copy, bytes, len);
+    status = rv_metadata_parse(copy, len, meta);
+    free(copy);
+    return status;
+}
+
+static void test_metadata(void) {
+    static const uint8_t note[] = {'x', 'e', 'n', ':', 's', 'e', 'q', 'd', 'e', 'c', 48, 16, 3, 'r', 'v', 1, 36, 3, 0, 0};
+    /* the original exporter's default percussion metadata: 11 rows, 5 groups 1+1+6+2+2, no extension,
+       behind the flatbuffer bytes that precede a description */
+    static const uint8_t perc[] = {12, 0, 0, 0, 'x', 'e', 'n', ':', 'p', 'e', 'r', 'd', 'e', 'c',
+                                   11, 16, 3,  5, 1, 1, 6,   2,   2,   0};
+    static const uint8_t unknown[] = {'x', 'e', 'n', ':', 'l', 's', 't', 'm', 'd', 'c', 1, 2, 3};
+    static const uint8_t bad_ext[] = {'x', 'e', 'n', ':', 's', 'e', 'q', 'd', 'e', 'c', 4, 16, 3, 'r', 'v', 0, 1, 3};
+    uint8_t many_groups[] = {'x', 'e', 'n', ':', 'p', 'e', 'r', 'd', 'e', 'c', 9, 16, 3, RV_MAX_GROUPS + 1,
+                             1,   1,   1,   1,   1,   1,   1,   1,   1,   1};
+    uint8_t long_seq[] = {'x', 'e', 'n', ':', 's', 'e', 'q', 'd', 'e', 'c', 4, RV_MAX_TICKS + 1, 3};
+    rv_metadata meta;
+    size_t len;
+
+    CHECK_STATUS(parse_exact(note, sizeof note, &meta), RV_OK);
+    CHECK(meta.kind == RV_KIND_NOTE && meta.rows == 48 && meta.ticks == 16 && meta.latent_scale == 3);
+    CHECK(meta.has_extension == 1 && meta.base_note == 36 && meta.latent_dim == 3 && meta.n_groups == 0);
+
+    CHECK_STATUS(parse_exact(perc, sizeof perc, &meta), RV_OK);
+    CHECK(meta.kind == RV_KIND_PERC && meta.rows == 11 && meta.n_groups == 5);
+    CHECK(meta.group_sizes[0] == 1 && meta.group_sizes[2] == 6 && meta.group_sizes[4] == 2);
+    CHECK(meta.has_extension == 0 && meta.base_note == 0);
+
+    /* every truncation: an error, never a read past the end. 13 bytes are an original file's fields
+       (a lone 'r' after them is not an extension); a cut inside "rv" + 3 bytes is malformed. */
+    for (len = 0; len < sizeof note; len++) {
+        const rv_status status = parse_exact(note, len, &meta);
+        CHECK((len == 13 || len == 14 || len >= 18) ? status == RV_OK : status != RV_OK);
+    }
+    for (len = 0; len < 4 + 10 + 4 + 5; len++) {
+        CHECK(parse_exact(perc, len, &meta) != RV_OK);
+    }
+    CHECK_STATUS(parse_exact(perc, 4, &meta), RV_ERR_NO_METADATA);
+    CHECK_STATUS(parse_exact(unknown, sizeof unknown, &meta), RV_ERR_METADATA);
+    CHECK_STATUS(parse_exact(bad_ext, sizeof bad_ext, &meta), RV_ERR_METADATA);
+    CHECK_STATUS(parse_exact(many_groups, sizeof many_groups, &meta), RV_ERR_LIMIT_GROUPS);
+    CHECK_STATUS(parse_exact(long_seq, sizeof long_seq, &meta), RV_ERR_LIMIT_TICKS);
+    CHECK_STATUS(rv_metadata_parse(NULL, 3, &meta), RV_ERR_ARGUMENT);
+}
+
+/* ---- arithmetic ---- */
+
+static void test_half_to_float(void) {
+    unsigned h;
+    int exact = 1;
+    for (h = 0; h < 0x10000u; h++) {
+        const unsigned exponent = (h >> 10) & 0x1fu, mantissa = h & 0x3ffu;
+        const double sign = (h & 0x8000u) ? -1.0 : 1.0;
+        const float got = rv_half_to_float((uint16_t)h);
+        double want;
+        if (exponent == 31) {
+            if (mantissa == 0) {
+                exact &= isinf(got) && (got < 0) == (sign < 0);
+            } else {
+                exact &= isnan(got) != 0;
+            }
+            continue;
+        }
+        want = exponent == 0 ? sign * ldexp((double)mantissa, -24)
+                             : sign * ldexp(1.0 + mantissa / 1024.0, (int)exponent - 15);
+        exact &= (double)got == want && signbit(got) == signbit(want);
+    }
+    CHECK(exact);
+}
+
+static void test_sigmoid(void) {
+    float values[4001];
+    double worst = 0.0;
+    int i, monotonic = 1;
+    for (i = 0; i <= 4000; i++) {
+        values[i] = -100.0f + 0.05f * (float)i;
+    }
+    rv_sigmoid_f32(values, 4001);
+    for (i = 0; i <= 4000; i++) {
+        const double x = -100.0 + 0.05 * i;
+        const double want = 1.0 / (1.0 + exp(-(double)(-100.0f + 0.05f * (float)i)));
+        worst = fmax(worst, fabs(values[i] - want));
+        monotonic &= i == 0 || values[i] >= values[i - 1];
+        (void)x;
+    }
+    CHECK(worst < 1.2e-7);
+    CHECK(monotonic);
+    CHECK(values[4000] == 1.0f && values[0] > 0.0f && values[0] < 1e-30f);
+    values[0] = NAN;
+    rv_sigmoid_f32(values, 1);
+    CHECK(values[0] >= 0.0f && values[0] < 1e-30f);
+}
+
+static void test_quantize_multiplier(void) {
+    int32_t m, s;
+    /* real = m / 2^31 * 2^s with m in [2^30, 2^31) */
+    CHECK_STATUS(rv_quantize_multiplier(0.5, &m, &s), RV_OK);
+    CHECK(m == (1 << 30) && s == 0);
+    CHECK_STATUS(rv_quantize_multiplier(1.0, &m, &s), RV_OK);
+    CHECK(m == (1 << 30) && s == 1);
+    CHECK_STATUS(rv_quantize_multiplier(0.75 / 1024.0, &m, &s), RV_OK);
+    CHECK(m == 1610612736 && s == -10);
+    CHECK_STATUS(rv_quantize_multiplier(0.0, &m, &s), RV_OK);
+    CHECK(m == 0 && s == 0);
+    CHECK_STATUS(rv_quantize_multiplier(-1.0, &m, &s), RV_ERR_QUANTIZATION);
+    CHECK_STATUS(rv_quantize_multiplier(NAN, &m, &s), RV_ERR_QUANTIZATION);
+    /* gemmlowp's doubling high multiply rounds half up (x * 0.5: 1.5 -> 2, -1.5 -> -1); the following
+       rounding right shift rounds half away from zero (double rounding) */
+    CHECK(rv_multiply_by_quantized_multiplier(3, 1 << 30, 0) == 2);
+    CHECK(rv_multiply_by_quantized_multiplier(-3, 1 << 30, 0) == -1);
+    CHECK(rv_multiply_by_quantized_multiplier(1000, 1 << 30, -2) == 125);
+    CHECK(rv_multiply_by_quantized_multiplier(-1001, 1 << 30, -2) == -125);
+    CHECK(rv_multiply_by_quantized_multiplier(6, 1 << 30, -1) == 2);
+    CHECK(rv_multiply_by_quantized_multiplier(7, 1 << 30, 1) == 7);
+    CHECK(rv_multiply_by_quantized_multiplier(INT32_MIN, INT32_MIN, 0) == INT32_MAX);
+}
+
+static void test_logistic_table(void) {
+    int8_t table[256];
+    rv_quant q;
+    int v, monotonic = 1, close = 1;
+    q.scale = 0.0625f;
+    q.zero_point = -3;
+    CHECK_STATUS(rv_logistic_s8_table(q, table), RV_OK);
+    for (v = -128; v < 128; v++) {
+        const double x = q.scale * (v - q.zero_point);
+        const double want = 1.0 / (1.0 + exp(-x)) * 256.0 - 128.0;
+        monotonic &= v == -128 || table[v + 128] >= table[v + 127];
+        close &= fabs(table[v + 128] - fmin(want, 127.0)) <= 1.0;
+    }
+    CHECK(monotonic);
+    CHECK(close);
+    CHECK(table[q.zero_point + 128] == 0); /* logistic(0) = 0.5 -> (0.5 * 256) - 128 */
+    q.scale = 0.0f;
+    CHECK_STATUS(rv_logistic_s8_table(q, table), RV_ERR_QUANTIZATION);
+}
+
+/* ---- dense layers, decoding, repacking ---- */
+
+#define L0_IN 3
+#define L0_OUT 13
+#define L1_OUT 40
+#define ROWS 5
+#define TICKS 8
+
+static float w0[L0_IN * L0_OUT], b0[L0_OUT], w1[L0_OUT * L1_OUT], b1[L1_OUT];
+static float w0_t[L0_IN * L0_OUT], w1_t[L0_OUT * L1_OUT]; /* OUT_IN copies */
+static uint16_t w1_half[L0_OUT * L1_OUT];
+
+static float pseudo_random(unsigned *state) {
+    *state = *state * 1103515245u + 12345u;
+    return (float)((*state >> 8) & 0xffffu) / 32768.0f - 1.0f;
+}
+
+/* A small float model 3 -> 13 -> 40 (= 8 ticks x 5 rows), IN_OUT, note metadata. */
+static void make_model(rv_model *model, rv_layout layout) {
+    unsigned state = 7;
+    size_t i, j;
+    for (i = 0; i < L0_IN * L0_OUT; i++) w0[i] = pseudo_random(&state);
+    for (i = 0; i < L0_OUT; i++) b0[i] = 0.1f * pseudo_random(&state);
+    for (i = 0; i < L0_OUT * L1_OUT; i++) w1[i] = 0.5f * pseudo_random(&state);
+    for (i = 0; i < L1_OUT; i++) b1[i] = 0.1f * pseudo_random(&state);
+    for (i = 0; i < L0_IN; i++)
+        for (j = 0; j < L0_OUT; j++) w0_t[j * L0_IN + i] = w0[i * L0_OUT + j];
+    for (i = 0; i < L0_OUT; i++)
+        for (j = 0; j < L1_OUT; j++) w1_t[j * L0_OUT + i] = w1[i * L1_OUT + j];
+    memset(model, 0, sizeof(*model));
+    model->dtype = RV_F32;
+    model->n_layers = 2;
+    model->layers[0].in = L0_IN;
+    model->layers[0].out = L0_OUT;
+    model->layers[0].activation = RV_ACT_RELU;
+    model->layers[0].weights = layout == RV_LAYOUT_IN_OUT ? w0 : w0_t;
+    model->layers[0].bias = b0;
+    model->layers[1].in = L0_OUT;
+    model->layers[1].out = L1_OUT;
+    model->layers[1].weights = layout == RV_LAYOUT_IN_OUT ? w1 : w1_t;
+    model->layers[1].bias = b1;
+    model->layers[0].layout = model->layers[1].layout = (uint8_t)layout;
+    model->metadata.kind = RV_KIND_NOTE;
+    model->metadata.rows = ROWS;
+    model->metadata.ticks = TICKS;
+    model->metadata.latent_scale = 3;
+    model->metadata.base_note = 40;
+}
+
+static void reference_decode(const float *latent, double *out) {
+    double hidden[L0_OUT];
+    size_t i, j;
+    for (j = 0; j < L0_OUT; j++) {
+        double s = b0[j];
+        for (i = 0; i < L0_IN; i++) s += (double)latent[i] * w0[i * L0_OUT + j];
+        hidden[j] = s > 0 ? s : 0;
+    }
+    for (j = 0; j < L1_OUT; j++) {
+        double s = b1[j];
+        for (i = 0; i < L0_OUT; i++) s += hidden[i] * w1[i * L1_OUT + j];
+        out[j] = 1.0 / (1.0 + exp(-s));
+    }
+}
+
+#define N_LATENTS 11 /* one full block of 8 and a partial one */
+
+static void test_decode_float(void) {
+    static rv_model in_out, out_in, packed, half;
+    static float latents[N_LATENTS * L0_IN], a[N_LATENTS * L1_OUT], b[N_LATENTS * L1_OUT], c[L1_OUT];
+    static float expanded[L0_OUT * L1_OUT];
+    static float scratch[4096];
+    static uint8_t repack_mem[4 * L0_OUT * L1_OUT + 4 * L0_IN * L0_OUT];
+    unsigned state = 99;
+    size_t k, needed, i;
+    double worst = 0.0, want[L1_OUT];
+    int same = 1;
+    make_model(&in_out, RV_LAYOUT_IN_OUT);
+    make_model(&out_in, RV_LAYOUT_OUT_IN);
+    for (k = 0; k < N_LATENTS * L0_IN; k++) latents[k] = 3.0f * pseudo_random(&state);
+    CHECK(rv_scratch_size(&in_out) == 2u * RV_DECODE_BLOCK * L0_OUT * sizeof(float));
+    CHECK_STATUS(rv_decode(&in_out, latents, N_LATENTS, a, scratch, sizeof scratch), RV_OK);
+    CHECK_STATUS(rv_decode(&out_in, latents, N_LATENTS, b, scratch, sizeof scratch), RV_OK);
+    CHECK(memcmp(a, b, sizeof a) == 0); /* both layouts: the same sums */
+    for (k = 0; k < N_LATENTS; k++) {
+        CHECK_STATUS(rv_decode(&in_out, latents + k * L0_IN, 1, c, scratch, sizeof scratch), RV_OK);
+        same &= memcmp(c, a + k * L1_OUT, sizeof c) == 0; /* a block gives what one at a time gives */
+        reference_decode(latents + k * L0_IN, want);
+        for (i = 0; i < L1_OUT; i++) worst = fmax(worst, fabs(a[k * L1_OUT + i] - want[i]));
+    }
+    CHECK(same);
+    CHECK(worst < 1e-6);
+
+    CHECK_STATUS(rv_model_repack(&out_in, &packed, NULL, 0, &needed), RV_ERR_BUFFER_TOO_SMALL);
+    CHECK(needed == sizeof(float) * (L0_IN * L0_OUT + L0_OUT * L1_OUT));
+    CHECK_STATUS(rv_model_repack(&out_in, &packed, repack_mem, needed - 1, &needed), RV_ERR_BUFFER_TOO_SMALL);
+    CHECK_STATUS(rv_model_repack(&out_in, &packed, repack_mem, sizeof repack_mem, &needed), RV_OK);
+    CHECK(packed.layers[1].layout == RV_LAYOUT_IN_OUT);
+    CHECK_STATUS(rv_decode(&packed, latents, N_LATENTS, b, scratch, sizeof scratch), RV_OK);
+    CHECK(memcmp(a, b, sizeof a) == 0);
+
+    /* float16 weights give exactly what float32 weights holding their expansion give */
+    for (i = 0; i < L0_OUT * L1_OUT; i++) {
+        const float v = w1[i];
+        /* round to half by hand (normal range only here): keep 10 mantissa bits */
+        int e;
+        const double m = frexp(v, &e);
+        const double r = ldexp(round(ldexp(m, 11)), e - 11);
+        uint32_t bits;
+        const float f = (float)r;
+        memcpy(&bits, &f, 4);
+        w1_half[i] = (uint16_t)(((bits >> 16) & 0x8000u) | ((((bits >> 23) & 0xffu) - 112u) << 10) |
+                                ((bits >> 13) & 0x3ffu));
+        expanded[i] = rv_half_to_float(w1_half[i]);
+        same &= expanded[i] == f;
+    }
+    CHECK(same);
+    half = in_out;
+    half.dtype = RV_F16;
+    half.layers[1].dtype = RV_F16;
+    half.layers[1].weights = w1_half;
+    CHECK_STATUS(rv_decode(&half, latents, N_LATENTS, a, scratch, sizeof scratch), RV_OK);
+    in_out.layers[1].weights = expanded;
+    CHECK_STATUS(rv_decode(&in_out, latents, N_LATENTS, b, scratch, sizeof scratch), RV_OK);
+    CHECK(memcmp(a, b, sizeof a) == 0);
+}
+
+static void test_model_errors(void) {
+    static rv_model model, bad;
+    static float scratch[4096], out[L1_OUT];
+    static const float latent[3] = {0, 0, 0};
+    int8_t q[3] = {0, 0, 0}, qo[L1_OUT];
+    make_model(&model, RV_LAYOUT_IN_OUT);
+    CHECK_STATUS(rv_model_check(&model), RV_OK);
+    bad = model;
+    bad.layers[1].in = 12;
+    CHECK_STATUS(rv_model_check(&bad), RV_ERR_MODEL);
+    bad = model;
+    bad.n_layers = RV_MAX_LAYERS + 1;
+    CHECK_STATUS(rv_model_check(&bad), RV_ERR_LIMIT_LAYERS);
+    bad = model;
+    bad.metadata.ticks = 9; /* 9 x 5 != 40 outputs */
+    CHECK_STATUS(rv_model_check(&bad), RV_ERR_METADATA);
+    bad = model;
+    bad.metadata.base_note = 125; /* the top row would be MIDI 129 */
+    CHECK_STATUS(rv_model_check(&bad), RV_ERR_METADATA);
+    bad = model;
+    bad.layers[0].weights = (const uint8_t *)w0 + 1;
+    CHECK_STATUS(rv_model_check(&bad), RV_ERR_ALIGNMENT);
+    bad = model;
+    bad.dtype = RV_S8;
+    CHECK(rv_model_check(&bad) != RV_OK);
+    CHECK_STATUS(rv_model_check(NULL), RV_ERR_ARGUMENT);
+    CHECK_STATUS(rv_decode(&model, latent, 1, out, scratch, 8), RV_ERR_BUFFER_TOO_SMALL);
+    CHECK_STATUS(rv_decode(&model, NULL, 1, out, scratch, sizeof scratch), RV_ERR_ARGUMENT);
+    CHECK_STATUS(rv_decode_s8(&model, q, 1, qo, scratch, sizeof scratch), RV_ERR_DTYPE);
+    CHECK(rv_scratch_size(&bad) == 0);
+}
+
+/* ---- post-processing ---- */
+
+static rv_metadata perc_meta(uint8_t rows) {
+    rv_metadata meta;
+    memset(&meta, 0, sizeof meta);
+    meta.kind = RV_KIND_PERC;
+    meta.rows = rows;
+    meta.ticks = 1;
+    meta.latent_scale = 3;
+    meta.n_groups = 5;
+    meta.group_sizes[0] = 1;
+    meta.group_sizes[1] = 1;
+    meta.group_sizes[2] = 6;
+    meta.group_sizes[3] = 2;
+    meta.group_sizes[4] = 2;
+    return meta;
+}
+
+static void test_row_groups(void) {
+    /* the original default: 11 rows in groups 1+1+6+2+2 (the last group lost a row) */
+    const rv_metadata meta = perc_meta(11);
+    static const int8_t want_group[11] = {0, 1, 2, 2, 2, 2, 2, 2, 3, 3, 4};
+    static const float want_accent[11] = {0, 0, 0, 0.2f, 0.4f, 0.6f, 0.8f, 1, 0, 1, 0};
+    rv_metadata note;
+    int8_t group;
+    float accent;
+    unsigned r;
+    for (r = 0; r < 11; r++) {
+        CHECK_STATUS(rv_row_group(&meta, (uint8_t)r, &group, &accent), RV_OK);
+        CHECK(group == want_group[r] && fabsf(accent - want_accent[r]) < 1e-7f);
+    }
+    CHECK_STATUS(rv_row_group(&meta, 12, &group, &accent), RV_ERR_ARGUMENT); /* past every group */
+    memset(&note, 0, sizeof note);
+    CHECK_STATUS(rv_row_group(&note, 0, &group, &accent), RV_ERR_ARGUMENT);
+}
+
+static void test_postprocess_step(void) {
+    const rv_metadata perc = perc_meta(13); /* groups cover 12 rows: row 12 belongs to none */
+    rv_metadata note;
+    rv_post_config config = rv_post_config_default();
+    rv_step step;
+    uint32_t mask;
+    float accents[RV_MAX_GROUPS];
+    /*                           0     1     2     3     4     5     6     7     8     9     10    11    12 */
+    const float probs[13] = {0.9f, 0.05f, 0.3f, 0.7f, 0.3f, 0.0f, 0.0f, 0.2f, 0.6f, 0.65f, 0.1f, 0.0f, 1.0f};
+    config.threshold = 0.25f;
+    config.max_notes = 4;
+    CHECK_STATUS(rv_postprocess_step(&perc, probs, &config, &step), RV_OK);
+    /* above 0.25: rows 0 (.9), 2 (.3), 3 (.7), 4 (.3), 8 (.6), 9 (.65); row 12 has no group.
+       The best four: 0, 3, 9, 8; in pitch order: 0 3 8 9 */
+    CHECK(step.count == 4);
+    CHECK(step.notes[0].row == 0 && step.notes[1].row == 3 && step.notes[2].row == 8 && step.notes[3].row == 9);
+    CHECK(step.notes[1].group == 2 && fabsf(step.notes[1].accent - 0.2f) < 1e-7f);
+    CHECK(step.notes[3].group == 3 && step.notes[3].accent == 1.0f);
+    rv_step_groups(&step, &mask, accents);
+    CHECK(mask == ((1u << 0) | (1u << 2) | (1u << 3)));
+    CHECK(accents[3] == 1.0f); /* row 9 (0.65) beats row 8 (0.6) in group 3 */
+    /* ties: the lower row wins the last place */
+    config.max_notes = 5;
+    CHECK_STATUS(rv_postprocess_step(&perc, probs, &config, &step), RV_OK);
+    CHECK(step.count == 5 && step.notes[1].row == 2);
+    config.threshold = 0.95f;
+    CHECK_STATUS(rv_postprocess_step(&perc, probs, &config, &step), RV_OK);
+    CHECK(step.count == 0);
+    config.max_notes = 0;
+    CHECK_STATUS(rv_postprocess_step(&perc, probs, &config, &step), RV_ERR_ARGUMENT);
+    config.max_notes = RV_MAX_NOTES + 1;
+    CHECK_STATUS(rv_postprocess_step(&perc, probs, &config, &step), RV_ERR_ARGUMENT);
+
+    memset(&note, 0, sizeof note);
+    note.kind = RV_KIND_NOTE;
+    note.rows = 13;
+    note.ticks = 1;
+    note.base_note = 48;
+    config = rv_post_config_default();
+    config.threshold = 0.5f;
+    CHECK_STATUS(rv_postprocess_step(&note, probs, &config, &step), RV_OK);
+    CHECK(step.count == 4); /* rows 0 3 8 9 12 pass; 12 (1.0) 0 (.9) 3 (.7) 9 (.65) kept */
+    CHECK(step.notes[0].row == 0 && step.notes[3].row == 12);
+    CHECK(step.notes[0].midi_note == 48 && step.notes[0].volts == -1.0f && step.notes[0].group == -1);
+    CHECK(step.notes[3].midi_note == 60 && step.notes[3].volts == 0.0f);
+    CHECK(step.notes[2].midi_note == 57 && fabsf(step.notes[2].volts - (-0.25f)) < 1e-7f);
+}
+
+static void test_controls(void) {
+    CHECK(rv_latent_from_controls(0.0f, 0.0f, 3.0f) == 0.0f);
+    CHECK(rv_latent_from_controls(5.0f, 0.0f, 3.0f) == 3.0f);
+    CHECK(rv_latent_from_controls(2.5f, 0.0f, 3.0f) == 1.5f);
+    CHECK(rv_latent_from_controls(5.0f, 5.0f, 3.0f) == 3.0f);     /* clamped */
+    CHECK(rv_latent_from_controls(-5.0f, -2.0f, 2.0f) == -2.0f);   /* clamped, own scale */
+    CHECK(rv_latent_from_controls(NAN, 0.0f, 3.0f) == -3.0f);
+    CHECK(rv_threshold_from_controls(-5.0f, 0.0f) == 0.0f);
+    CHECK(fabsf(rv_threshold_from_controls(5.0f, 0.0f) - 0.3f) < 1e-7f);
+    CHECK(fabsf(rv_threshold_from_controls(0.0f, 0.0f) - 0.15f) < 1e-7f);
+    CHECK(fabsf(rv_threshold_from_controls(5.0f, 5.0f) - 0.6f) < 1e-6f);
+    CHECK(rv_threshold_from_controls(-5.0f, -5.0f) == 0.0f);
+}
+
+/* ---- engine ---- */
+
+/* Same notes in every step (field by field: structs have padding). */
+static int same_sequence(const rv_sequence *a, const rv_sequence *b) {
+    int t, k;
+    if (a == NULL || b == NULL || a->ticks != b->ticks) return 0;
+    for (t = 0; t < a->ticks; t++) {
+        const rv_step *x = &a->steps[t], *y = &b->steps[t];
+        if (x->count != y->count) return 0;
+        for (k = 0; k < x->count; k++) {
+            const rv_note *p = &x->notes[k], *q = &y->notes[k];
+            if (p->row != q->row || p->probability != q->probability || p->midi_note != q->midi_note ||
+                p->group != q->group || p->accent != q->accent || p->volts != q->volts)
+                return 0;
+        }
+    }
+    return 1;
+}
+
+/* The first note's row of a step, or -1. */
+static int first_row(const rv_step *step) { return (step == NULL || step->count == 0) ? -1 : step->notes[0].row; }
+
+static void test_engine(void) {
+    static rv_model model;
+    static uint8_t scratch[16384];
+    static rv_engine engine;
+    static float probs[L1_OUT], scratch_decode[4096];
+    rv_sequence expect_a, expect_b;
+    const float latent_a[3] = {2.0f, -1.0f, 0.5f}, latent_b[3] = {-2.5f, 2.0f, -1.0f};
+    const rv_post_config config = rv_post_config_default();
+    const rv_step *step;
+    int tick, k, same;
+    make_model(&model, RV_LAYOUT_IN_OUT);
+    /* the sequences the engine should play, computed directly */
+    CHECK_STATUS(rv_decode(&model, latent_a, 1, probs, scratch_decode, sizeof scratch_decode), RV_OK);
+    CHECK_STATUS(rv_postprocess(&model.metadata, probs, &config, &expect_a), RV_OK);
+    CHECK_STATUS(rv_decode(&model, latent_b, 1, probs, scratch_decode, sizeof scratch_decode), RV_OK);
+    CHECK_STATUS(rv_postprocess(&model.metadata, probs, &config, &expect_b), RV_OK);
+    same = 1;
+    for (k = 0; k < TICKS; k++) same &= first_row(&expect_a.steps[k]) == first_row(&expect_b.steps[k]);
+    CHECK(!same); /* the two latents give different sequences */
+
+    CHECK_STATUS(rv_engine_init(&engine, &model, scratch, 16, NULL), RV_ERR_BUFFER_TOO_SMALL);
+    CHECK_STATUS(rv_engine_init(&engine, &model, scratch, sizeof scratch, NULL), RV_OK);
+    CHECK(rv_engine_inference_pending(&engine));
+    /* nothing to play before the first inference, but the clock counts */
+    CHECK(rv_engine_clock(&engine, &tick) == NULL && tick == -1);
+    CHECK(rv_engine_clock(&engine, &tick) == NULL);
+    CHECK(engine.tick == 1);
+    CHECK_STATUS(rv_engine_run_inference(&engine, latent_a, config.threshold), RV_OK);
+    CHECK(!rv_engine_inference_pending(&engine));
+    CHECK(rv_engine_sequence(&engine) == NULL); /* published, not yet swapped in */
+    /* the first sequence starts at once, mid-cycle, and the next one is asked for */
+    step = rv_engine_clock(&engine, &tick);
+    CHECK(tick == 2 && step == &rv_engine_sequence(&engine)->steps[2]);
+    CHECK(first_row(step) == first_row(&expect_a.steps[2]));
+    CHECK(rv_engine_inference_pending(&engine));
+    CHECK_STATUS(rv_engine_run_inference(&engine, latent_b, config.threshold), RV_OK);
+    /* automatic mode: B waits for step 0; A plays out its cycle */
+    for (k = 3; k < TICKS; k++) {
+        step = rv_engine_clock(&engine, &tick);
+        CHECK(tick == k && step == &rv_engine_sequence(&engine)->steps[k]);
+        CHECK(same_sequence(rv_engine_sequence(&engine), &expect_a));
+    }
+    CHECK(!rv_engine_inference_pending(&engine));
+    step = rv_engine_clock(&engine, &tick);
+    CHECK(tick == 0 && same_sequence(rv_engine_sequence(&engine), &expect_b));
+    CHECK(rv_engine_inference_pending(&engine));
+    /* an inference not finished by step 0: the current sequence repeats */
+    for (k = 1; k <= TICKS; k++) step = rv_engine_clock(&engine, &tick);
+    CHECK(tick == 0 && same_sequence(rv_engine_sequence(&engine), &expect_b));
+
+    /* pause until reset: clock edges are ignored; reset goes back to before step 0 */
+    step = rv_engine_clock(&engine, &tick);
+    CHECK(tick == 1);
+    rv_engine_pause_until_reset(&engine);
+    CHECK(rv_engine_clock(&engine, &tick) == NULL && tick == -1);
+    CHECK(rv_engine_clock(&engine, &tick) == NULL);
+    CHECK(engine.tick == 1);
+    rv_engine_reset(&engine);
+    CHECK(engine.tick == -1);
+    step = rv_engine_clock(&engine, &tick);
+    CHECK(tick == 0 && step != NULL);
+
+    /* manual mode: no automatic requests; a requested inference plays from the next edge */
+    CHECK_STATUS(rv_engine_run_inference(&engine, latent_b, config.threshold), RV_OK); /* clear pending */
+    for (k = 1; k < TICKS; k++) step = rv_engine_clock(&engine, &tick);
+    rv_engine_set_manual(&engine, 1);
+    step = rv_engine_clock(&engine, &tick); /* B, published earlier, swaps in at once in manual mode */
+    CHECK(tick == 0);
+    for (k = 0; k < 2 * TICKS; k++) rv_engine_clock(&engine, NULL);
+    CHECK(!rv_engine_inference_pending(&engine));
+    rv_engine_request_inference(&engine);
+    CHECK(rv_engine_inference_pending(&engine));
+    CHECK_STATUS(rv_engine_run_inference(&engine, latent_a, config.threshold), RV_OK);
+    step = rv_engine_clock(&engine, &tick);
+    CHECK(tick == 1 && first_row(step) == first_row(&expect_a.steps[1]));
+    CHECK(same_sequence(rv_engine_sequence(&engine), &expect_a));
+    CHECK(engine.latent[0] == latent_a[0]);
+    /* back to automatic: an inference is wanted again */
+    rv_engine_set_manual(&engine, 0);
+    CHECK(rv_engine_inference_pending(&engine));
+    /* a higher threshold gives fewer notes */
+    CHECK_STATUS(rv_engine_run_inference(&engine, latent_a, 1.5f), RV_OK);
+    for (k = 0; k < TICKS; k++) step = rv_engine_clock(&engine, &tick);
+    for (k = 0; k < TICKS; k++) CHECK(rv_engine_sequence(&engine)->steps[k].count == 0);
+    CHECK(rv_engine_clock(NULL, &tick) == NULL);
+}
+
+/* ---- real files (optional corpus directory) ---- */
+
+static uint8_t *read_file(const char *path, size_t *size) {
+    FILE *f = fopen(path, "rb");
+    uint8_t *data;
+    long n;
+    if (f == NULL) return NULL;
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    data = (uint8_t *)malloc((size_t)n + 1);
+    *size = fread(data, 1, (size_t)n, f);
+    fclose(f);
+    return data;
+}
+
+static rv_status load(rv_model *model, const uint8_t *bytes, size_t len, uint8_t *aux, size_t aux_len) {
+    size_t needed;
+    return rv_model_load_tflite(model, bytes, len, aux, aux_len, &needed);
+}
+
+static void test_file(const char *path) {
+    static uint8_t aux[1 << 16];
+    static rv_model model, packed;
+    static float latents[3 * 9], a[9 * 8192], b[9 * 8192];
+    static float scratch[65536];
+    size_t size, len, needed, k, flips = 0, bad_flips = 0;
+    uint8_t *bytes = read_file(path, &size), *damaged, *mem;
+    int all_errors = 1;
+    for (k = 0; k < 27; k++) latents[k] = (float)k / 4.5f - 3.0f;
+    if (bytes == NULL) {
+        CHECK(bytes != NULL);
+        return;
+    }
+    CHECK_STATUS(rv_model_load_tflite(&model, bytes, size, NULL, 0, &needed),
+                 needed > 0 ? RV_ERR_BUFFER_TOO_SMALL : RV_OK);
+    CHECK_STATUS(load(&model, bytes, size, aux, sizeof aux), RV_OK);
+    CHECK_STATUS(rv_decode(&model, latents, 9, a, scratch, sizeof scratch), RV_OK);
+    CHECK_STATUS(rv_model_repack(&model, &packed, NULL, 0, &needed), needed ? RV_ERR_BUFFER_TOO_SMALL : RV_OK);
+    mem = (uint8_t *)malloc(needed + 4);
+    CHECK_STATUS(rv_model_repack(&model, &packed, mem, needed, &needed), RV_OK);
+    CHECK_STATUS(rv_decode(&packed, latents, 9, b, scratch, sizeof scratch), RV_OK);
+    CHECK(memcmp(a, b, sizeof(float) * 9 * rv_model_output_size(&model)) == 0);
+    free(mem);
+    /* every truncation fails cleanly (an exactly sized copy: ASan catches a read past its end) */
+    for (len = 0; len < size; len += 1 + len / 64) {
+        damaged = (uint8_t *)malloc(len ? len : 1);
+        memcpy(damaged, bytes, len);
+        all_errors &= load(&model, damaged, len, aux, sizeof aux) != RV_OK;
+        free(damaged);
+    }
+    CHECK(all_errors);
+    /* single byte changes anywhere: whatever loads must decode */
+    damaged = (uint8_t *)malloc(size);
+    for (k = 0; k < size; k += 1 + k / 16) {
+        memcpy(damaged, bytes, size);
+        damaged[k] ^= 0xa5u;
+        flips++;
+        if (load(&model, damaged, size, aux, sizeof aux) == RV_OK) {
+            (void)rv_decode(&model, latents, 2, a, scratch, sizeof scratch);
+        } else {
+            bad_flips++;
+        }
+    }
+    CHECK(bad_flips > 0);
+    free(damaged);
+    free(bytes);
+    printf("  %s: ok (%zu bytes, %zu of %zu byte flips refused)\n", path, size, bad_flips, flips);
+}
+
+static void test_corpus(const char *dir) {
+    DIR *d = opendir(dir);
+    struct dirent *entry;
+    int files = 0;
+    CHECK(d != NULL);
+    while (d != NULL && (entry = readdir(d)) != NULL) {
+        char path[4096];
+        if (strstr(entry->d_name, ".tflite") == NULL) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, entry->d_name);
+        test_file(path);
+        files++;
+    }
+    if (d != NULL) closedir(d);
+    CHECK(files > 0);
+}
+
+int main(int argc, char **argv) {
+    test_status_strings();
+    test_metadata();
+    test_half_to_float();
+    test_sigmoid();
+    test_quantize_multiplier();
+    test_logistic_table();
+    test_decode_float();
+    test_model_errors();
+    test_row_groups();
+    test_postprocess_step();
+    test_controls();
+    test_engine();
+    if (argc > 1) {
+        test_corpus(argv[1]);
+    }
+    printf("%d checks, %d failed\n", checks, failures);
+    return failures == 0 ? 0 : 1;
+}
