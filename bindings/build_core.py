@@ -29,6 +29,12 @@ CDEF = """
 typedef int... rv_status;
 static const int RV_OK;
 static const int RV_ERR_BUFFER_TOO_SMALL;
+static const int RV_ERR_TRUNCATED;
+static const int RV_ERR_METADATA;
+static const int RV_ERR_LIMIT_TICKS;
+static const int RV_ERR_LIMIT_ROWS;
+static const int RV_ERR_LIMIT_GROUPS;
+static const int RV_ERR_LIMIT_LAYERS;
 static const int RV_F32;
 static const int RV_F16;
 static const int RV_S8;
