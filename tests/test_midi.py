@@ -156,6 +156,16 @@ def test_broken_files_raise_a_reason_naming_the_file(name: str, tmp_path: Path) 
     assert str(caught.value).startswith(f"{path}: ")
 
 
+def test_files_beyond_the_size_limit_are_refused_unread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(midi, "MAX_FILE_BYTES", 1024 * 1024)  # the real limit is 64 MiB
+    path = tmp_path / "huge.mid"
+    path.write_bytes(header() + chunk(b"MTrk", bytes(1024 * 1024)))
+    with pytest.raises(MidiError, match="absurd length: larger than 1 MiB"):
+        midi.read(path)
+
+
 def test_missing_file_is_a_midi_error(tmp_path: Path) -> None:
     with pytest.raises(MidiError, match="cannot open"):
         midi.read(tmp_path / "nothing.mid")
