@@ -206,22 +206,33 @@ class _AlignedBuffer:
         return tfl.BufferEnd(builder)
 
 
-def with_metadata_buffer(tflite: bytes, buffer: bytes) -> bytes:
-    """``tflite`` with its ``TFLITE_METADATA`` entry (added or replaced) pointing at ``buffer``."""
+def unpack_model(tflite: bytes) -> tfl.ModelT:
+    """A .tflite file as the schema's object tree, for editing and ``pack_model``."""
     model = tfl.ModelT.InitFromPackedBuf(bytearray(tflite), 0)
-    if any(buffer.offset or buffer.size for buffer in model.buffers or []):
+    if any(old.offset or old.size for old in model.buffers or []):
         raise MetadataError("models with external (offset/size) buffers are not supported")
-    model.metadata = [entry for entry in model.metadata or [] if entry.name != METADATA_ENTRY_NAME]
-    buffers = [_AlignedBuffer(b"" if old.data is None else bytes(old.data)) for old in model.buffers]
-    buffers.append(_AlignedBuffer(buffer))
-    entry = tfl.MetadataT()
-    entry.name = METADATA_ENTRY_NAME
-    entry.buffer = len(buffers) - 1
-    model.metadata.append(entry)
-    model.buffers = buffers
-    builder = flatbuffers.Builder(len(tflite) + len(buffer) + 1024)
+    return model
+
+
+def pack_model(model: tfl.ModelT) -> bytes:
+    """The object tree as a .tflite file, every buffer's data 16-byte aligned."""
+    model.buffers = [_AlignedBuffer(b"" if old.data is None else bytes(old.data)) for old in model.buffers]
+    size = sum(len(buffer.data) for buffer in model.buffers)
+    builder = flatbuffers.Builder(size + 4096)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
+
+
+def with_metadata_buffer(tflite: bytes, buffer: bytes) -> bytes:
+    """``tflite`` with its ``TFLITE_METADATA`` entry (added or replaced) pointing at ``buffer``."""
+    model = unpack_model(tflite)
+    model.metadata = [entry for entry in model.metadata or [] if entry.name != METADATA_ENTRY_NAME]
+    model.buffers.append(_AlignedBuffer(buffer))
+    entry = tfl.MetadataT()
+    entry.name = METADATA_ENTRY_NAME
+    entry.buffer = len(model.buffers) - 1
+    model.metadata.append(entry)
+    return pack_model(model)
 
 
 def with_xen_metadata(tflite: bytes, meta: XenMetadata, model_name: str) -> bytes:

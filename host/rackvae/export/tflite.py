@@ -16,8 +16,8 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as tfl
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-from rackvae.export.metadata import XenMetadata, with_xen_metadata
-from rackvae.model import DecoderLayers
+from rackvae.export.metadata import XenMetadata, pack_model, unpack_model, with_xen_metadata
+from rackvae.model import DecoderLayers, decode_layers
 
 Variant = Literal["float32", "float16", "int8"]
 VARIANTS: tuple[Variant, ...] = ("float32", "float16", "int8")
@@ -32,6 +32,13 @@ _TENSOR_TYPE_NAMES = {code: name for name, code in vars(tfl.TensorType).items() 
 _IO_TYPE = {"float32": "FLOAT32", "float16": "FLOAT32", "int8": "INT8"}
 _CALIBRATION_CUBE_POINTS = 1000
 CALIBRATION_MAX_MEANS = 2000
+# Beyond ±8 the sigmoid is within 3.4e-4 of 0 or 1, under half an int8 output step (1/512): a wider
+# logit range only coarsens the steps where the probabilities change.
+LOGIT_LIMIT = 8.0
+# float32 and float16 files against the decoder holding the same weights (float16-rounded for float16).
+FLOAT_TOLERANCE = 1e-5
+# int8 budget: rounding noise propagated as standard deviations; this many of them, plus one output step.
+BUDGET_DEVIATIONS = 6.0
 
 
 class ExportError(RuntimeError):
@@ -153,6 +160,25 @@ def check_decoder_graph(tflite: bytes, variant: Variant, sizes: tuple[int, ...])
             raise ExportError(f"{variant}: {role} is {type_name}{shape}, expected {wanted_type}[1, {width}]")
 
 
+def narrow_logit_range(tflite: bytes, limit: float = LOGIT_LIMIT) -> bytes:
+    """int8 file whose LOGISTIC input covers at most ±``limit`` (calibration saw the cube's extreme
+    logits, up to ±100 in trained decoders). The kernels derive their multipliers from the tensor
+    scales when they prepare, so only the logit tensor's scale and zero point change."""
+    model = unpack_model(tflite)
+    graph = model.subgraphs[0]
+    quantization = graph.tensors[graph.operators[-1].inputs[0]].quantization
+    scale, zero_point = float(quantization.scale[0]), int(quantization.zeroPoint[0])
+    calibrated = ((-128 - zero_point) * scale, (127 - zero_point) * scale)
+    low, high = max(calibrated[0], -limit), min(calibrated[1], limit)
+    if (low, high) == calibrated:
+        return tflite
+    scale = (high - low) / 255
+    quantization.scale = np.array([scale], np.float32)
+    quantization.zeroPoint = np.array([np.clip(round(-128 - low / scale), -128, 127)], np.int64)
+    quantization.min = quantization.max = None  # calibration statistics of the old range
+    return pack_model(model)
+
+
 def tflite_bytes(
     layers: DecoderLayers,
     metadata: XenMetadata,
@@ -174,6 +200,8 @@ def tflite_bytes(
         representative = representative_latents(metadata.latent_dim, metadata.latent_scale)
     converted = convert_decoder(layers, variant, representative)
     check_decoder_graph(converted, variant, sizes)
+    if variant == "int8":
+        converted = narrow_logit_range(converted)
     return with_xen_metadata(converted, metadata, model_name)
 
 
@@ -215,16 +243,75 @@ def dequantize(values: np.ndarray, params: tuple[float, int]) -> np.ndarray:
     return ((values.astype(np.int32) - zero_point) * np.float32(scale)).astype(np.float32)
 
 
-def int8_error_budget(tflite: bytes) -> float:
-    """Largest expected |int8 output - float decoder| for this file, in its own quantisation steps.
+def float16_weights(layers: DecoderLayers) -> DecoderLayers:
+    """The decoder with its weights rounded to float16, as the float16 file holds them."""
+    return [
+        (k.astype(np.float16).astype(np.float32), b.astype(np.float16).astype(np.float32)) for k, b in layers
+    ]
 
-    One output step (the output's rounding and the fixed-point logistic) plus two logit steps seen
-    through the sigmoid's steepest slope, 1/4: the logit's own rounding and what the input and the
-    hidden layers' rounding pass on. On random and sharpened decoders errors reach 55-65 % of it.
+
+def int8_error_budget(tflite: bytes, layers: DecoderLayers, latents: np.ndarray) -> np.ndarray:
+    """Per output ``[N, outputs]``: how far the int8 file may be from the float decoder at ``latents``.
+
+    The input's rounding is taken exactly (the float decoder runs at the quantised latents). Every
+    other rounding (each weight, each layer's output) is noise uniform within its quantisation step
+    (variance step²/12), carried through the float weights (ReLU passes it only where a unit may be
+    active). The probability may move by ``BUDGET_DEVIATIONS`` standard deviations of the logit
+    through the sigmoid (within the logit tensor's range), plus one output step for the output's
+    rounding and the fixed-point logistic.
     """
-    model = tfl.ModelT.InitFromPackedBuf(bytearray(tflite), 0)
-    graph = model.subgraphs[0]
-    logistic = graph.operators[-1]
-    logit_scale = float(graph.tensors[logistic.inputs[0]].quantization.scale[0])
-    output_scale = float(graph.tensors[logistic.outputs[0]].quantization.scale[0])
-    return output_scale + 2 * logit_scale / 4
+    graph = tfl.ModelT.InitFromPackedBuf(bytearray(tflite), 0).subgraphs[0]
+    tensors = graph.tensors
+    layer_ops, logistic = graph.operators[:-1], graph.operators[-1]
+    source = tensors[layer_ops[0].inputs[0]].quantization
+    params = (float(source.scale[0]), int(source.zeroPoint[0]))
+    h = dequantize(quantize(np.asarray(latents, np.float32), np.int8, params), params).astype(np.float64)
+    variance = np.zeros_like(h)
+    for index, ((kernel, bias), op) in enumerate(zip(layers, layer_ops, strict=True)):
+        weights = kernel.astype(np.float64)
+        weight_steps = np.asarray(tensors[op.inputs[1]].quantization.scale, np.float64)
+        output_step = float(tensors[op.outputs[0]].quantization.scale[0])
+        z = h @ weights + bias
+        variance = (
+            variance @ weights**2
+            + weight_steps**2 / 12 * (h**2).sum(axis=-1, keepdims=True)
+            + output_step**2 / 12
+        )
+        if index < len(layer_ops) - 1:
+            variance = np.where(z + BUDGET_DEVIATIONS * np.sqrt(variance) > 0, variance, 0.0)
+            z = np.maximum(z, 0.0)
+        h = z
+    logit = tensors[logistic.inputs[0]].quantization
+    logit_step, logit_zero = float(logit.scale[0]), int(logit.zeroPoint[0])
+    low, high = (-128 - logit_zero) * logit_step, (127 - logit_zero) * logit_step
+    spread = BUDGET_DEVIATIONS * np.sqrt(variance)
+    probability = decode_layers(layers, latents).astype(np.float64)
+    moved = [np.abs(_sigmoid(np.clip(h + sign * spread, low, high)) - probability) for sign in (-1, 1)]
+    return np.maximum(*moved) + float(tensors[logistic.outputs[0]].quantization.scale[0])
+
+
+def check_against_decoder(
+    tflite: bytes, variant: Variant, layers: DecoderLayers, latents: np.ndarray
+) -> dict[str, float]:
+    """Run ``tflite`` in LiteRT at ``latents`` and raise ExportError unless it computes the decoder:
+    float32 within 1e-5; float16 within 1e-5 of the decoder with float16-rounded weights; int8 within
+    ``int8_error_budget`` at every output. Returns the errors for the model card."""
+    output = run_litert(tflite, latents)
+    error = np.abs(output - decode_layers(layers, latents))
+    result = {"max_abs_error_vs_jax": float(error.max()), "mean_abs_error_vs_jax": float(error.mean())}
+    if variant == "int8":
+        budget = int8_error_budget(tflite, layers, latents)
+        result["max_error_over_budget"] = float((error / budget).max())
+        failed = result["max_error_over_budget"] > 1.0 + 1e-4
+    else:
+        same_weights = layers if variant == "float32" else float16_weights(layers)
+        exact = float(np.abs(output - decode_layers(same_weights, latents)).max())
+        result["max_abs_error_vs_same_weights"] = exact
+        failed = exact > FLOAT_TOLERANCE
+    if failed:
+        raise ExportError(f"{variant}: the file does not compute the decoder ({result})")
+    return result
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))  # no overflow for large |x|
