@@ -96,13 +96,13 @@ def test_latent_is_squashed_into_the_scale() -> None:
     assert float(jnp.abs(mean).max()) > 1.9  # the inputs are large enough to reach the bound
 
 
-def test_loss_terms_sample_only_with_a_key() -> None:
+def test_loss_terms_sample_only_with_noise() -> None:
     config = ModelConfig(16, 12)
     params = init_params(config)
     x = (np.random.default_rng(0).random((8, 16, 12)) < 0.3).astype(np.float32)
     at_mean_1 = loss_terms(config, params, x, None)
     at_mean_2 = loss_terms(config, params, x, None)
-    sampled = loss_terms(config, params, x, jax.random.PRNGKey(0))
+    sampled = loss_terms(config, params, x, jax.random.normal(jax.random.PRNGKey(0), (8, 3)))
     np.testing.assert_array_equal(at_mean_1[0], at_mean_2[0])
     assert not np.allclose(at_mean_1[0], sampled[0])
     np.testing.assert_array_equal(at_mean_1[1], sampled[1])  # KL does not depend on the sample

@@ -112,10 +112,14 @@ class VAE(nn.Module):
         self.encoder = Encoder(self.config)
         self.decoder = Decoder(self.config)
 
-    def __call__(self, x: jax.Array, rng: jax.Array | None) -> tuple[jax.Array, jax.Array, jax.Array]:
-        """(logits, mean, log_var) with a reparameterised latent sample, or the mean if ``rng`` is None."""
+    def __call__(self, x: jax.Array, noise: jax.Array | None) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """(logits, mean, log_var) for the latent ``mean + exp(log_var / 2) * noise`` (the mean if None).
+
+        ``noise`` is standard normal ``[N, latent_dim]``, drawn by the caller: the trainer draws a whole
+        epoch's noise at once, which is cheaper than one draw per batch.
+        """
         mean, log_var = self.encoder(x)
-        z = mean if rng is None else mean + jnp.exp(0.5 * log_var) * jax.random.normal(rng, mean.shape)
+        z = mean if noise is None else mean + jnp.exp(0.5 * log_var) * noise
         return self.decoder(z), mean, log_var
 
     def encode(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -151,17 +155,18 @@ binary_cross_entropy.defvjp(_bce_forward, _bce_backward)
 
 
 def loss_terms(
-    config: ModelConfig, params: Params, x: jax.Array, rng: jax.Array | None
+    config: ModelConfig, params: Params, x: jax.Array, noise: jax.Array | None
 ) -> tuple[jax.Array, jax.Array]:
     """Per-sequence loss terms: (reconstruction [N], KL per dimension [N, latent_dim]).
 
-    The latent is sampled with ``rng``, or is the encoder mean when ``rng`` is None (evaluation).
+    The latent is sampled with standard normal ``noise`` ``[N, latent_dim]``, or is the encoder mean
+    when ``noise`` is None (evaluation).
 
     Reconstruction is the binary cross-entropy summed over the ``ticks * rows`` outputs (computed from
     logits, so it stays finite where a sigmoid would saturate); KL is against the unit Gaussian prior.
     """
     targets = x.reshape((x.shape[0], -1)).astype(jnp.float32)
-    logits, mean, log_var = VAE(config).apply({"params": params}, targets, rng)
+    logits, mean, log_var = VAE(config).apply({"params": params}, targets, noise)
     reconstruction = binary_cross_entropy(logits, targets).sum(axis=-1)
     return reconstruction, kl_per_dim(mean, log_var)
 
@@ -191,9 +196,9 @@ def decode(config: ModelConfig, params: Params, z: jax.Array) -> jax.Array:
 
 def init_params(config: ModelConfig, seed: int = 0) -> Params:
     """Fresh parameters for ``config`` (deterministic for a seed)."""
-    init_rng, sample_rng = jax.random.split(jax.random.PRNGKey(seed))
+    init_rng, _ = jax.random.split(jax.random.PRNGKey(seed))
     dummy = jnp.zeros((1, config.ticks, config.rows), jnp.float32)
-    return VAE(config).init(init_rng, dummy, sample_rng)["params"]
+    return VAE(config).init(init_rng, dummy, None)["params"]
 
 
 def decoder_layers(params: Params) -> DecoderLayers:

@@ -154,9 +154,9 @@ OPTIMIZER = optax.scale_by_adam()  # Adam without the rate: the rate is applied 
 
 
 def _batch_loss(
-    params: Params, config: ModelConfig, x: jax.Array, weight: jax.Array, rng: jax.Array, beta: float
+    params: Params, config: ModelConfig, x: jax.Array, weight: jax.Array, noise: jax.Array, beta: float
 ) -> tuple[jax.Array, jax.Array]:
-    reconstruction, kl = loss_terms(config, params, x, rng)
+    reconstruction, kl = loss_terms(config, params, x, noise)
     kl = kl.sum(axis=-1)
     count = weight.sum()
     terms = jnp.stack([(reconstruction + beta * kl) @ weight, reconstruction @ weight, kl @ weight])
@@ -176,36 +176,31 @@ def _train_epoch(
 ) -> tuple[Params, optax.OptState, jax.Array]:
     """One pass over ``data`` (uint8 ``[N, ticks*rows]``) in shuffled batches, as one ``lax.scan``.
 
-    The last batch is padded and its padding weighted 0, so every sequence counts once per epoch as
-    with Keras' ``fit``. Returns the new parameters, Adam state and the epoch means of
-    (loss, reconstruction, KL).
+    The epoch's shuffled batches and latent noise are prepared up front (one gather, one draw), the
+    scan body is then only the training step. The last batch is padded and its padding weighted 0, so
+    every sequence counts once per epoch as with Keras' ``fit``. Returns the new parameters, Adam state
+    and the epoch means of (loss, reconstruction, KL).
     """
     n = data.shape[0]
     batches = -(-n // batch_size)
-    shuffle_rng, sample_rng = jax.random.split(rng)
+    shuffle_rng, noise_rng = jax.random.split(rng)
     order = jnp.concatenate(
         [jax.random.permutation(shuffle_rng, n), jnp.zeros(batches * batch_size - n, jnp.int32)]
     )
-    weights = (jnp.arange(batches * batch_size) < n).astype(jnp.float32)
+    shuffled = data[order].reshape(batches, batch_size, -1)
+    weights = (jnp.arange(batches * batch_size) < n).astype(jnp.float32).reshape(batches, batch_size)
+    noise = jax.random.normal(noise_rng, (batches, batch_size, config.latent_dim))
     grad_fn = jax.grad(_batch_loss, has_aux=True)
 
     def step(carry: tuple[Params, optax.OptState], batch: tuple[jax.Array, ...]) -> tuple[Any, jax.Array]:
         params, opt_state = carry
-        index, weight, step_rng = batch
-        grads, terms = grad_fn(params, config, data[index], weight, step_rng, beta)
+        x, weight, batch_noise = batch
+        grads, terms = grad_fn(params, config, x.astype(jnp.float32), weight, batch_noise, beta)
         updates, opt_state = OPTIMIZER.update(grads, opt_state, params)
         params = jax.tree.map(lambda p, u: p - learning_rate * u, params, updates)
         return (params, opt_state), terms
 
-    (params, opt_state), terms = jax.lax.scan(
-        step,
-        (params, opt_state),
-        (
-            order.reshape(batches, batch_size),
-            weights.reshape(batches, batch_size),
-            jax.random.split(sample_rng, batches),
-        ),
-    )
+    (params, opt_state), terms = jax.lax.scan(step, (params, opt_state), (shuffled, weights, noise))
     return params, opt_state, terms.sum(axis=0) / n
 
 
@@ -214,7 +209,8 @@ def _evaluate_loss(
     config: ModelConfig, params: Params, data: jax.Array, rng: jax.Array, beta: jax.Array
 ) -> jax.Array:
     """Means of (loss, reconstruction, KL) over ``data`` on one sampled latent per sequence."""
-    reconstruction, kl = loss_terms(config, params, data, rng)
+    noise = jax.random.normal(rng, (data.shape[0], config.latent_dim))
+    reconstruction, kl = loss_terms(config, params, data, noise)
     kl = kl.sum(axis=-1)
     return jnp.stack([(reconstruction + beta * kl).mean(), reconstruction.mean(), kl.mean()])
 
