@@ -23,7 +23,7 @@ demo: $(BIN)/.installed
 	mkdir -p $(DEMO)
 	$(BIN)/rackvae ingest $(RACKVAE_MIDI)/groove --percussion-map extended --time-signature 4/4 \
 		--steps-per-quarter 4 --bars-per-sequence 1 --timing snap -o $(DEMO)/groove.npz
-	$(BIN)/rackvae export $(DEMO)/models/groove --formats f32,f16,int8
+	$(BIN)/rackvae export $(DEMO)/models/groove
 	$(BIN)/rackvae simulate $(DEMO)/models/groove --sweep 8 --midi $(DEMO)/module.mid \
 		--screen $(DEMO)/module.png --log $(DEMO)/module.log
 

@@ -11,7 +11,7 @@ import yaml
 
 from rackvae.cli import main
 from rackvae.dataset import Dataset, RollLayout
-from rackvae.export import tflite
+from rackvae.export import carray, tflite
 from rackvae.export.metadata import XenMetadata, read_xen_metadata
 from rackvae.export.tflite import int8_error_budget, run_litert
 from rackvae.train import load_model
@@ -65,12 +65,28 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def exported(trained: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("export_out")
-    assert main(["export", str(trained), "--formats", "f32,f16,int8", "-o", str(out)]) == 0
+    assert main(["export", str(trained), "-o", str(out)]) == 0  # all formats
     return out
 
 
-def test_writes_the_three_files_and_the_card_and_nothing_else(exported: Path) -> None:
-    assert sorted(p.name for p in exported.iterdir()) == sorted([*TFLITE_NAMES, "tiny.yml"])
+def test_writes_every_format_and_the_card_and_nothing_else(exported: Path) -> None:
+    expected = [*TFLITE_NAMES, "tiny_dec.h", "tiny_dec.c", "tiny.yml"]
+    assert sorted(p.name for p in exported.iterdir()) == sorted(expected)
+
+
+def test_c_arrays_hold_the_checked_tflite_of_their_variant(
+    exported: Path, trained: Path, tmp_path: Path
+) -> None:
+    float32 = carray.c_files_from_tflite((exported / "tiny_dec.tflite").read_bytes(), "tiny")
+    assert {name: (exported / name).read_bytes() for name in float32} == float32
+    assert (
+        main(["export", str(trained), "--formats", "int8,c", "--c-variant", "int8", "-o", str(tmp_path)]) == 0
+    )
+    int8 = carray.c_files_from_tflite((tmp_path / "tiny_dec_int8.tflite").read_bytes(), "tiny")
+    assert {name: (tmp_path / name).read_bytes() for name in int8} == int8
+    assert b"RV_S8" in int8["tiny_dec.c"] and int8 != float32
+    card = yaml.safe_load((tmp_path / "tiny.yml").read_text())
+    assert card["export"]["files"]["tiny_dec.c"]["variant"] == "int8"
 
 
 def test_files_carry_the_layout_metadata_and_compute_the_model(trained: Path, exported: Path) -> None:

@@ -2,10 +2,10 @@
 
 Writes (atomically, into the model folder or ``-o DIR``) ``NAME_dec.tflite`` (float32),
 ``NAME_dec_f16.tflite`` (float16 weights), ``NAME_dec_int8.tflite`` (int8 in and out), ``NAME_dec.h``
-/ ``NAME_dec.c`` (C arrays) and ``NAME.yml``. int8 is calibrated on the encoder means of the model's
-training split plus a grid over the ±scale cube. Every .tflite file is run in LiteRT on random
-latents before anything is written; one that does not compute the decoder stops the export
-(``rackvae.export.tflite.check_against_decoder``).
+/ ``NAME_dec.c`` (C arrays of the ``--c-variant`` file) and ``NAME.yml``. int8 is calibrated on the
+encoder means of the model's training split plus a grid over the ±scale cube. Every .tflite file
+is run in LiteRT on random latents before anything is written; one that does not compute the
+decoder stops the export (``rackvae.export.tflite.check_against_decoder``).
 """
 
 from __future__ import annotations
@@ -45,6 +45,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=Path,
         help="calibrate int8 on this .npz (default: the dataset the model was trained on)",
     )
+    parser.add_argument(
+        "--c-variant",
+        choices=tuple(TFLITE_FORMATS),
+        default="f32",
+        help="which .tflite variant the C arrays hold (default f32)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -76,9 +82,17 @@ def training_means(model: Any, dataset_path: Path | None) -> tuple[np.ndarray | 
 
 
 def export_model(
-    model: Any, output: Path, formats: list[str], dataset_path: Path | None = None
+    model: Any,
+    output: Path,
+    formats: list[str],
+    dataset_path: Path | None = None,
+    c_variant: str = "f32",
 ) -> list[Path]:
-    """Convert, check and write the requested files and the card; returns the paths written."""
+    """Convert, check and write the requested files and the card; returns the paths written.
+
+    The C arrays are made from the checked .tflite bytes of ``c_variant`` (converted even when that
+    .tflite file itself is not requested), so both decode to the same bits in the C core.
+    """
     from rackvae.atomic import atomic_write_bytes
     from rackvae.export import tflite
     from rackvae.export.card import model_card, write_model_card
@@ -88,14 +102,13 @@ def export_model(
     metadata = XenMetadata.from_layout(model.layout, config.ticks, config.latent_scale, config.latent_dim)
     layers = model.decoder_layers()
     scale = metadata.latent_scale
-    latents = (
-        np.random.default_rng(0).uniform(-scale, scale, (CHECK_LATENTS, config.latent_dim)).astype(np.float32)
-    )
+    latents = np.random.default_rng(0).uniform(-scale, scale, (CHECK_LATENTS, config.latent_dim))
+    latents = latents.astype(np.float32)
     export: dict[str, Any] = {"files": {}}
     contents: dict[Path, bytes] = {}
-    for name in formats:
-        if name not in TFLITE_FORMATS:
-            continue
+    needed = [name for name in TFLITE_FORMATS if name in formats or ("c" in formats and name == c_variant)]
+    converted: dict[str, bytes] = {}
+    for name in needed:
         variant, suffix = TFLITE_FORMATS[name]
         representative = None
         if variant == "int8":
@@ -106,8 +119,13 @@ def export_model(
                 "encoder_means": 0 if means is None else min(len(means), tflite.CALIBRATION_MAX_MEANS),
                 "source": source,
             }
-        data = tflite.tflite_bytes(layers, metadata, variant, representative, model_name=model.name)
+        data = converted[name] = tflite.tflite_bytes(layers, metadata, variant, representative, model.name)
         errors = tflite.check_against_decoder(data, variant, layers, latents)
+        print(
+            f"{variant}: max abs error vs JAX {errors['max_abs_error_vs_jax']:.2e} on {CHECK_LATENTS} latents"
+        )
+        if name not in formats:
+            continue
         path = output / f"{model.name}{suffix}"
         contents[path] = data
         export["files"][path.name] = {
@@ -118,20 +136,22 @@ def export_model(
             "check_latents": CHECK_LATENTS,
             **errors,
         }
-        error = errors["max_abs_error_vs_jax"]
-        print(f"{path.name}: {variant}, {len(data)} bytes, max abs error vs JAX {error:.2e}")
     if "c" in formats:
         from rackvae.export import carray
 
-        for path, data in carray.c_files(layers, metadata, model.name).items():
-            contents[output / path] = data
-            export["files"][path] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-            print(f"{path}: {len(data)} bytes")
+        for file_name, data in carray.c_files_from_tflite(converted[c_variant], model.name).items():
+            contents[output / file_name] = data
+            export["files"][file_name] = {
+                "variant": TFLITE_FORMATS[c_variant][0],
+                "bytes": len(data),
+                "sha256": hashlib.sha256(data).hexdigest(),
+            }
     for path, data in contents.items():
         atomic_write_bytes(path, data)
+        print(f"wrote {path} ({len(data)} bytes)")
     card_path = output / f"{model.name}.yml"
     write_model_card(card_path, model_card(model, metadata, export))
-    print(f"{card_path.name}: model card")
+    print(f"wrote {card_path} (model card)")
     return [*contents, card_path]
 
 
@@ -144,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
     formats = parse_formats(args.formats)
     try:
         model = load_model(args.model)
-        export_model(model, args.output or args.model, formats, args.dataset)
+        export_model(model, args.output or args.model, formats, args.dataset, args.c_variant)
     except (ModelError, DatasetError, MetadataError, ExportError) as error:
         raise SystemExit(f"export: {error}") from error
     return 0
