@@ -23,6 +23,9 @@ demo: $(BIN)/.installed
 	mkdir -p $(DEMO)
 	$(BIN)/rackvae ingest $(RACKVAE_MIDI)/groove --percussion-map extended --time-signature 4/4 \
 		--steps-per-quarter 4 --bars-per-sequence 1 --timing snap -o $(DEMO)/groove.npz
+	$(BIN)/rackvae train $(DEMO)/groove.npz --name groove -o $(DEMO)/models --overwrite \
+		--epochs 400 --patience 40 --stop-patience 120
+	$(BIN)/rackvae eval $(DEMO)/models/groove --plots $(DEMO)/plots
 	$(BIN)/rackvae export $(DEMO)/models/groove
 	$(BIN)/rackvae simulate $(DEMO)/models/groove --sweep 8 --midi $(DEMO)/module.mid \
 		--screen $(DEMO)/module.png --log $(DEMO)/module.log
