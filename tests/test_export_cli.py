@@ -10,55 +10,24 @@ import pytest
 import yaml
 
 from rackvae.cli import main
-from rackvae.dataset import Dataset, RollLayout
+from rackvae.dataset import Dataset, load
 from rackvae.export import carray, tflite
 from rackvae.export.metadata import XenMetadata, read_xen_metadata
 from rackvae.export.tflite import int8_error_budget, run_litert
 from rackvae.train import load_model
 
-LAYOUT = RollLayout(
-    "perc",
-    12,
-    group_sizes=(1, 1, 6, 2, 2),
-    row_names=tuple(f"slot{i}" for i in range(12)),
-    row_notes=tuple(range(36, 48)),
-)
 TFLITE_NAMES = ("tiny_dec.tflite", "tiny_dec_f16.tflite", "tiny_dec_int8.tflite")
+# One session of one Groove drummer: about 2,000 real bars, ingested in under a second.
+SESSION = Path("groove") / "drummer1" / "session1"
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 16 x 12 percussion model trained for two epochs by ``rackvae train`` on a saved dataset."""
+def trained(corpora: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 16 x 12 Extended-map model trained for two epochs by ``rackvae ingest`` + ``rackvae train``."""
     root = tmp_path_factory.mktemp("export_cli")
-    rng = np.random.default_rng(0)
-    files = 20
-    rolls = (rng.random((files * 8, 16, 12)) < 0.2).astype(np.uint8)
-    Dataset(
-        rolls=rolls,
-        velocities=rolls * 90,
-        layout=LAYOUT,
-        settings={"ticks_per_quarter": 4, "quarters_per_bar": 4, "percussion_map": "extended"},
-        files=[f"groove_{i}.mid" for i in range(files)],
-        file_index=np.repeat(np.arange(files), 8).astype(np.int32),
-        track=np.zeros(files * 8, np.int32),
-        bar=np.tile(np.arange(8), files).astype(np.int32),
-    ).save(root / "data.npz")
-    assert (
-        main(
-            [
-                "train",
-                str(root / "data.npz"),
-                "--name",
-                "tiny",
-                "-o",
-                str(root / "models"),
-                "--epochs",
-                "2",
-                "-q",
-            ]
-        )
-        == 0
-    )
+    data = str(root / "data.npz")
+    assert main(["ingest", str(corpora / SESSION), "--percussion-map", "extended", "-o", data]) == 0
+    assert main(["train", data, "--name", "tiny", "-o", str(root / "models"), "--epochs", "2", "-q"]) == 0
     return root / "models" / "tiny"
 
 
@@ -108,6 +77,7 @@ def test_model_card_describes_model_data_training_metadata_and_files(trained: Pa
     card = yaml.safe_load((exported / "tiny.yml").read_text())
     assert card["name"] == "tiny"
     assert card["model"]["decoder_sizes"] == [3, 12, 48, 192]
+    assert card["dataset"]["settings"] == load_model(trained).dataset_settings
     assert card["dataset"]["settings"]["percussion_map"] == "extended"
     assert card["dataset"]["layout"]["group_sizes"] == [1, 1, 6, 2, 2]
     assert card["dataset"]["path"] == str((trained.parent.parent / "data.npz").resolve())
@@ -165,16 +135,10 @@ def test_missing_model_and_bad_formats_are_reported(tmp_path: Path, trained: Pat
 
 
 def test_dataset_of_another_shape_is_refused(trained: Path, tmp_path: Path) -> None:
-    rolls = np.zeros((4, 32, 12), np.uint8)
+    data = load(trained.parent.parent / "data.npz")
+    two_bars = np.concatenate([data.rolls[:8], data.rolls[8:16]], axis=1)  # 32 ticks
     Dataset(
-        rolls,
-        rolls,
-        LAYOUT,
-        {},
-        ["a.mid"],
-        np.zeros(4, np.int32),
-        np.zeros(4, np.int32),
-        np.zeros(4, np.int32),
+        two_bars, two_bars, data.layout, data.settings, data.files[:1], *(np.zeros((3, 8), np.int32))
     ).save(tmp_path / "other.npz")
     with pytest.raises(SystemExit, match="the model expects 16x12"):
         main(
