@@ -3,7 +3,9 @@
 Route: a ``tf.function`` over the numpy weights (matmul + bias, ReLU, sigmoid) converted with
 ``TFLiteConverter.from_concrete_functions``; that yields FULLY_CONNECTED (fused RELU) layers and one
 LOGISTIC, the only ops the module registers. ``check_decoder_graph`` refuses anything else.
-TensorFlow is imported on first conversion only (it takes seconds).
+The int8 file is calibrated on ``representative_latents`` and its logit range narrowed to ±8;
+``check_against_decoder`` runs every file in LiteRT against the JAX decoder (int8 against
+``int8_error_budget``). TensorFlow is imported on first conversion only (it takes seconds).
 """
 
 from __future__ import annotations
