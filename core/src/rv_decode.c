@@ -18,23 +18,26 @@ static size_t s8_scratch(const rv_model *model) {
     return RV_DECODE_BLOCK * width * (sizeof(int16_t) + 3u);
 }
 
-size_t rv_scratch_size(const rv_model *model) {
-    if (rv_model_check(model) != RV_OK) {
-        return 0;
-    }
+static size_t scratch_size(const rv_model *model) {
     return model->dtype == RV_S8 ? s8_scratch(model) : float_scratch(model);
+}
+
+size_t rv_scratch_size(const rv_model *model) {
+    return rv_model_check(model) == RV_OK ? scratch_size(model) : 0;
 }
 
 static rv_status check_call(const rv_model *model, const void *latents, size_t n, const void *out,
                             const void *scratch, size_t scratch_len) {
     const rv_status status = rv_model_check(model);
+    size_t needed;
     if (status != RV_OK) {
         return status;
     }
     if ((n > 0 && (latents == NULL || out == NULL)) || ((uintptr_t)scratch % 4) != 0) {
         return RV_ERR_ARGUMENT;
     }
-    if (scratch_len < rv_scratch_size(model) || (scratch == NULL && rv_scratch_size(model) > 0)) {
+    needed = scratch_size(model);
+    if (scratch_len < needed || (scratch == NULL && needed > 0)) {
         return RV_ERR_BUFFER_TOO_SMALL;
     }
     return RV_OK;

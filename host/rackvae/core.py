@@ -90,6 +90,10 @@ class Decoder:
         self.source = source
         _check(lib.rv_model_check(model), source, "checking the model")
         self._scratch = _aligned_bytes(lib.rv_scratch_size(model))
+        # what every decode needs, looked up once (a single decode is a few microseconds)
+        self._scratch_pointer = _pointer(self._scratch)
+        meta = model.metadata
+        self._shape = (int(lib.rv_model_latent_dim(model)), int(meta.ticks), int(meta.rows))
 
     # ---- construction ----
 
@@ -182,18 +186,20 @@ class Decoder:
     # ---- decoding ----
 
     def decode(self, latents: np.ndarray) -> np.ndarray:
-        """Probabilities ``[N, ticks, rows]`` (float32) for latents ``[N, latent_dim]``."""
+        """Probabilities ``[N, ticks, rows]`` (float32) for latents ``[N, latent_dim]``: the C core
+        reads the latents in place (when float32 and contiguous) and writes into the returned array."""
         source = self._latents(latents, np.float32)
-        out = np.empty((len(source), self.ticks, self.rows), np.float32)
+        out = np.empty((source.shape[0], *self._shape[1:]), np.float32)
         status = lib.rv_decode(
             self._model,
-            ffi.cast("const float *", _pointer(source)),
-            len(source),
-            ffi.cast("float *", ffi.from_buffer(out)),
-            _pointer(self._scratch),
+            ffi.from_buffer("float[]", source),
+            source.shape[0],
+            ffi.from_buffer("float[]", out),
+            self._scratch_pointer,
             len(self._scratch),
         )
-        _check(status, self.source, "decoding")
+        if status != lib.RV_OK:
+            raise CoreError(status, self.source, "decoding")
         return out
 
     def decode_quantized(self, latents: np.ndarray) -> np.ndarray:
@@ -203,10 +209,10 @@ class Decoder:
         out = np.empty((len(source), self.ticks, self.rows), np.int8)
         status = lib.rv_decode_s8(
             self._model,
-            ffi.cast("const int8_t *", _pointer(source)),
+            ffi.from_buffer("int8_t[]", source),
             len(source),
-            ffi.cast("int8_t *", ffi.from_buffer(out)),
-            _pointer(self._scratch),
+            ffi.from_buffer("int8_t[]", out),
+            self._scratch_pointer,
             len(self._scratch),
         )
         _check(status, self.source, "decoding int8")
@@ -214,8 +220,8 @@ class Decoder:
 
     def _latents(self, latents: np.ndarray, dtype: type) -> np.ndarray:
         source = np.ascontiguousarray(latents, dtype)  # no copy when already contiguous of this dtype
-        if source.ndim != 2 or source.shape[1] != self.latent_dim:
-            raise ValueError(f"latents must be [N, {self.latent_dim}], got {list(source.shape)}")
+        if source.ndim != 2 or source.shape[1] != self._shape[0]:
+            raise ValueError(f"latents must be [N, {self._shape[0]}], got {list(source.shape)}")
         return source
 
     # ---- music ----

@@ -1,0 +1,242 @@
+"""Decoder latency and throughput: the C core (via cffi) against LiteRT, TFLite-Micro, jitted JAX and
+numpy, for float32, float16 and int8 files of the demo model (3->12->48->192) and of a 48-pitch note
+model (3->19->120->768), all measured the same way from Python (set the input, invoke, get the output).
+
+    .venv/bin/python bench/bench_decode.py [--quick]
+
+Single: one latent per call (what a module does), best of several timed loops. Batch: 4096 latents per
+call where the engine can take a batch (C core, LiteRT resized, JAX, numpy), one at a time otherwise.
+Beside the times: weight bytes streamed per second (single) and multiply-accumulates per second, so the
+table shows how far each is from the machine's limits. numpy runs its BLAS single-threaded.
+"""
+
+from __future__ import annotations
+
+import os
+
+# single-threaded BLAS and XLA, set before numpy and JAX load
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import argparse
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter
+from tflite_micro import runtime
+
+from rackvae.core import Decoder
+from rackvae.export.metadata import XenMetadata
+from rackvae.export.tflite import VARIANTS, quantize, tflite_bytes
+from rackvae.model import DecoderLayers, random_decoder_layers
+
+MODELS = {
+    "demo 3-12-48-192": ((3, 12, 48, 192), XenMetadata("perc", 12, 16, 3, (1, 1, 6, 2, 2))),
+    "note 3-19-120-768": ((3, 19, 120, 768), XenMetadata("note", 48, 16, 3, base_note=36)),
+}
+BATCH = 4096
+WEIGHT_BYTES = {"float32": 4, "float16": 2, "int8": 1}
+
+
+@dataclass
+class Result:
+    engine: str
+    single_s: float | None  # seconds per call, one latent
+    batch_s: float | None  # seconds per latent in a batch
+
+
+def best_time(call: Callable[[], object], loops: int, repeats: int) -> float:
+    """Seconds per call: the best of `repeats` timed loops (the least disturbed by other load)."""
+    call()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(loops):
+            call()
+        best = min(best, (time.perf_counter() - start) / loops)
+    return best
+
+
+def c_core(data: bytes, latents: np.ndarray, loops: int) -> Result:
+    decoder = Decoder.from_bytes(data)
+    one = latents[:1]
+    return Result(
+        "C core (cffi)",
+        best_time(lambda: decoder.decode(one), loops, 7),
+        best_time(lambda: decoder.decode(latents), 3, 5) / len(latents),
+    )
+
+
+def litert(data: bytes, latents: np.ndarray, loops: int) -> Result:
+    interpreter = Interpreter(model_content=data)
+    interpreter.allocate_tensors()
+    source, target = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    one = quantize(latents[:1], source["dtype"], source["quantization"])
+
+    def single() -> np.ndarray:
+        interpreter.set_tensor(source["index"], one)
+        interpreter.invoke()
+        return interpreter.get_tensor(target["index"])
+
+    single_s = best_time(single, loops, 7)
+    batched = Interpreter(model_content=data)
+    batched.resize_tensor_input(source["index"], [len(latents), latents.shape[1]])
+    batched.allocate_tensors()
+    many = quantize(latents, source["dtype"], source["quantization"])
+
+    def batch() -> np.ndarray:
+        batched.set_tensor(source["index"], many)
+        batched.invoke()
+        return batched.get_tensor(target["index"])
+
+    return Result("LiteRT", single_s, best_time(batch, 3, 5) / len(latents))
+
+
+def tflite_micro(data: bytes, latents: np.ndarray, loops: int) -> Result:
+    try:
+        interpreter = runtime.Interpreter.from_bytes(data)
+    except Exception:  # TFLite-Micro cannot run float16 (DEQUANTIZE of constant weights)
+        return Result("TFLite-Micro", None, None)
+    decoder = Decoder.from_bytes(data)
+    quant = decoder.c_model.input_quant
+    one = (
+        quantize(latents[:1], np.int8, (quant.scale, quant.zero_point))
+        if decoder.dtype == "int8"
+        else latents[:1]
+    )
+
+    def single() -> np.ndarray:
+        interpreter.set_input(one, 0)
+        interpreter.invoke()
+        return interpreter.get_output(0)
+
+    seconds = best_time(single, max(1, loops // 10), 5)
+    return Result("TFLite-Micro", seconds, seconds)  # no batching: one latent at a time
+
+
+def jax_decoder(layers: DecoderLayers, latents: np.ndarray, loops: int) -> Result:
+    weights = [(jnp.asarray(k), jnp.asarray(b)) for k, b in layers]
+
+    @jax.jit
+    def decode(z: jax.Array) -> jax.Array:
+        h = z
+        for kernel, bias in weights[:-1]:
+            h = jax.nn.relu(h @ kernel + bias)
+        return jax.nn.sigmoid(h @ weights[-1][0] + weights[-1][1])
+
+    one = latents[:1]
+    return Result(
+        "JAX (jit)",
+        best_time(lambda: np.asarray(decode(one)), loops, 7),
+        best_time(lambda: np.asarray(decode(latents)), 3, 5) / len(latents),
+    )
+
+
+def numpy_decoder(layers: DecoderLayers, latents: np.ndarray, loops: int) -> Result:
+    def decode(z: np.ndarray) -> np.ndarray:
+        h = z
+        for kernel, bias in layers[:-1]:
+            h = np.maximum(h @ kernel + bias, 0.0)
+        return 1.0 / (1.0 + np.exp(-(h @ layers[-1][0] + layers[-1][1])))
+
+    one = latents[:1]
+    return Result(
+        "numpy (BLAS, 1 thread)",
+        best_time(lambda: decode(one), loops, 7),
+        best_time(lambda: decode(latents), 3, 5) / len(latents),
+    )
+
+
+def weight_bytes(layers: DecoderLayers, variant: str) -> int:
+    bias_bytes = 4 if variant != "float16" else 2
+    return sum(k.size * WEIGHT_BYTES[variant] + b.size * bias_bytes for k, b in layers)
+
+
+def rate(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    for scale, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if value >= scale:
+            return f"{value / scale:.2f} {prefix}{unit}"
+    return f"{value:.0f} {unit}"
+
+
+def fmt_us(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1e6:9.2f}"
+
+
+def ratio(c_time: float | None, other: float | None) -> str:
+    return "-" if c_time is None or other is None else f"{other / c_time:7.1f}x"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer loops (a rough table)")
+    args = parser.parse_args()
+    loops = 300 if args.quick else 3000
+    rng = np.random.default_rng(0)
+    print(f"batch {BATCH} latents; times in microseconds; 'x C' = how many times the C core's time")
+    header = (
+        f"{'model':19} {'variant':8} {'engine':23} {'single us':>10} {'x C':>8} {'weights/s':>12} "
+        f"{'MAC/s':>12} {'batch us/lat':>13} {'x C':>8} {'batch MAC/s':>12}"
+    )
+    print(header)
+    print("-" * len(header))
+    goals: list[str] = []
+    for model_name, (sizes, meta) in MODELS.items():
+        layers = random_decoder_layers(sizes, seed=0)
+        macs = sum(k.size for k, _ in layers)
+        latents = rng.uniform(-meta.latent_scale, meta.latent_scale, (BATCH, sizes[0])).astype(np.float32)
+        for variant in VARIANTS:
+            data = tflite_bytes(layers, meta, variant)
+            results = [
+                c_core(data, latents, loops),
+                litert(data, latents, loops),
+                tflite_micro(data, latents, loops),
+            ]
+            if variant == "float32":  # the float references
+                results += [jax_decoder(layers, latents, loops), numpy_decoder(layers, latents, loops)]
+            c = results[0]
+            streamed = weight_bytes(layers, variant)
+            for result in results:
+                print(
+                    f"{model_name:19} {variant:8} {result.engine:23} {fmt_us(result.single_s):>10} "
+                    f"{ratio(c.single_s, result.single_s):>8} "
+                    f"{rate(streamed / result.single_s if result.single_s else None, 'B/s'):>12} "
+                    f"{rate(macs / result.single_s if result.single_s else None, 'MAC/s'):>12} "
+                    f"{fmt_us(result.batch_s):>13} {ratio(c.batch_s, result.batch_s):>8} "
+                    f"{rate(macs / result.batch_s if result.batch_s else None, 'MAC/s'):>12}"
+                )
+            by_engine = {r.engine: r for r in results}
+            lite, micro = by_engine["LiteRT"], by_engine["TFLite-Micro"]
+            goals.append(
+                f"{model_name} {variant}: single vs LiteRT {lite.single_s / c.single_s:.2f}x "
+                f"({'met' if c.single_s < lite.single_s else 'NOT met'})"
+                + (
+                    f", vs TFLite-Micro {micro.single_s / c.single_s:.0f}x "
+                    f"({'met' if micro.single_s >= 20 * c.single_s else 'NOT met'})"
+                    if micro.single_s
+                    else ", TFLite-Micro cannot run it"
+                )
+            )
+            if variant == "float32":
+                numpy_batch = by_engine["numpy (BLAS, 1 thread)"].batch_s
+                goals.append(
+                    f"{model_name} batch: C {c.batch_s * 1e6:.3f} us/latent vs numpy {numpy_batch * 1e6:.3f} "
+                    f"({'within 2x' if c.batch_s <= 2 * numpy_batch else 'NOT within 2x'})"
+                )
+        print()
+    print("goals (single decode faster than LiteRT, >= 20x faster than TFLite-Micro, batch within 2x numpy):")
+    for line in goals:
+        print("  " + line)
+
+
+if __name__ == "__main__":
+    main()
