@@ -417,7 +417,9 @@ class Checkpoint:
     params: Params
     opt_state: optax.OptState
     schedule: Schedule
-    history: dict[str, list[Any]]  # float per epoch; validation entries None without a validation set
+    # A float per epoch (validation entries None without a validation set). The lists are shared with
+    # the running loop and may hold later epochs too: only the first ``epoch`` entries belong here.
+    history: dict[str, list[Any]]
 
     def to_bytes(self) -> bytes:
         state = {
@@ -425,7 +427,7 @@ class Checkpoint:
             "params": flax.serialization.to_state_dict(self.params),
             "opt_state": flax.serialization.to_state_dict(self.opt_state),
             "schedule": json.dumps(dataclasses.asdict(self.schedule)),
-            "history": json.dumps(self.history),
+            "history": json.dumps({key: values[: self.epoch] for key, values in self.history.items()}),
         }
         return flax.serialization.msgpack_serialize(state)
 
@@ -512,7 +514,8 @@ def train(
         best = Checkpoint.from_bytes(best_path.read_bytes(), model.config, best_path)
 
     model.training = settings.to_dict()
-    params, opt_state, schedule, history = start.params, start.opt_state, start.schedule, start.history
+    params, opt_state, schedule = start.params, start.opt_state, start.schedule
+    history = {key: list(start.history.get(key, [])) for key in HISTORY_KEYS}
     stop: str | None = None
     saved_epoch = start.epoch
 
@@ -558,11 +561,8 @@ def train(
             monitored = val_loss if val_loss is not None else loss
             schedule, improved, stop = schedule_step(schedule, epoch, monitored, settings)
             row = (loss, reconstruction, kl, val_loss, val_reconstruction, val_kl, learning_rate)
-            # New lists each epoch: the best checkpoint keeps the history as it was at its epoch.
-            history = {
-                key: [*history[key], value]
-                for key, value in zip(HISTORY_KEYS, (*row, time.perf_counter() - began), strict=True)
-            }
+            for key, value in zip(HISTORY_KEYS, (*row, time.perf_counter() - began), strict=True):
+                history[key].append(value)
             latest = Checkpoint(epoch + 1, params, opt_state, schedule, history)
             if improved:
                 best = latest
