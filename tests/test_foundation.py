@@ -25,7 +25,7 @@ def test_atomic_write_leaves_no_temporary_on_failure(tmp_path) -> None:
     target = tmp_path / "file.bin"
     atomic_write_bytes(target, b"old")
 
-    class Boom(Exception):
+    class InterruptedWriteError(Exception):
         pass
 
     from rackvae.atomic import atomic_open
@@ -33,8 +33,19 @@ def test_atomic_write_leaves_no_temporary_on_failure(tmp_path) -> None:
     try:
         with atomic_open(target) as handle:
             handle.write(b"half")
-            raise Boom
-    except Boom:
+            raise InterruptedWriteError
+    except InterruptedWriteError:
         pass
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["file.bin"]
+
+
+def test_atomic_write_gives_the_mode_of_a_plain_open(tmp_path) -> None:
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        atomic_write_bytes(tmp_path / "model.tflite", b"x")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "model.tflite").stat().st_mode & 0o777 == 0o644
