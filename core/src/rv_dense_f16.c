@@ -1,92 +1,85 @@
-/* float16-weight dense layer: each weight is expanded to float exactly once per pass (shared by the
- * whole block of inputs) and then used exactly as the float32 layer uses it, so a float16 model gives
- * the same bits as a float32 model holding the expanded weights. */
+/* float16-weight dense layer: the float32 layer's kernels (rv_dense_f32.c) with each weight expanded
+ * exactly to float as it is loaded, so a float16 model gives the bits of a float32 model holding the
+ * expanded weights. Same order of summation, same x86 fast path first. */
 #include <math.h>
 
 #include "rv_internal.h"
 
-#define TILE 8 /* outputs per pass */
-
-static inline void in_out_tile(const float *restrict x, size_t in, size_t nb, const uint16_t *restrict w,
-                               size_t out, size_t j0, size_t width, float acc[RV_DECODE_BLOCK][TILE]) {
-    size_t i, b, k;
-    float wf[TILE];
-    for (b = 0; b < nb; b++) {
-        for (k = 0; k < TILE; k++) {
-            acc[b][k] = 0.0f;
-        }
+/* IN_OUT layout (w[i * out + j]): outputs j..j+8, one input vector. */
+static void in_out_8(const rv_layer *layer, const float *restrict x, size_t j, float *restrict y) {
+    const size_t in = layer->in, out = layer->out;
+    const uint16_t *restrict w = (const uint16_t *)layer->weights + j;
+    float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f, a4 = 0.0f, a5 = 0.0f, a6 = 0.0f, a7 = 0.0f;
+    size_t i;
+    for (i = 0; i < in; i++, w += out) {
+        const float xi = x[i];
+        a0 = fmaf(xi, rv_half_load(&w[0]), a0);
+        a1 = fmaf(xi, rv_half_load(&w[1]), a1);
+        a2 = fmaf(xi, rv_half_load(&w[2]), a2);
+        a3 = fmaf(xi, rv_half_load(&w[3]), a3);
+        a4 = fmaf(xi, rv_half_load(&w[4]), a4);
+        a5 = fmaf(xi, rv_half_load(&w[5]), a5);
+        a6 = fmaf(xi, rv_half_load(&w[6]), a6);
+        a7 = fmaf(xi, rv_half_load(&w[7]), a7);
     }
+    y[j] = rv_finish(a0, rv_bias_f(layer, j), layer->activation);
+    y[j + 1] = rv_finish(a1, rv_bias_f(layer, j + 1), layer->activation);
+    y[j + 2] = rv_finish(a2, rv_bias_f(layer, j + 2), layer->activation);
+    y[j + 3] = rv_finish(a3, rv_bias_f(layer, j + 3), layer->activation);
+    y[j + 4] = rv_finish(a4, rv_bias_f(layer, j + 4), layer->activation);
+    y[j + 5] = rv_finish(a5, rv_bias_f(layer, j + 5), layer->activation);
+    y[j + 6] = rv_finish(a6, rv_bias_f(layer, j + 6), layer->activation);
+    y[j + 7] = rv_finish(a7, rv_bias_f(layer, j + 7), layer->activation);
+}
+
+/* OUT_IN layout (w[j * in + i], TFLite's): outputs j..j+4, one weight row each. */
+static void out_in_4(const rv_layer *layer, const float *restrict x, size_t j, float *restrict y) {
+    const size_t in = layer->in;
+    const uint16_t *restrict r0 = (const uint16_t *)layer->weights + j * in;
+    const uint16_t *restrict r1 = r0 + in, *restrict r2 = r1 + in, *restrict r3 = r2 + in;
+    float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+    size_t i;
     for (i = 0; i < in; i++) {
-        const uint16_t *restrict wi = w + i * out + j0;
-        for (k = 0; k < width; k++) {
-            wf[k] = rv_half_to_float(wi[k]);
-        }
-        for (b = 0; b < nb; b++) {
-            const float xb = x[b * in + i];
-            for (k = 0; k < width; k++) {
-                acc[b][k] = fmaf(xb, wf[k], acc[b][k]);
-            }
-        }
+        const float xi = x[i];
+        a0 = fmaf(xi, rv_half_load(&r0[i]), a0);
+        a1 = fmaf(xi, rv_half_load(&r1[i]), a1);
+        a2 = fmaf(xi, rv_half_load(&r2[i]), a2);
+        a3 = fmaf(xi, rv_half_load(&r3[i]), a3);
     }
+    y[j] = rv_finish(a0, rv_bias_f(layer, j), layer->activation);
+    y[j + 1] = rv_finish(a1, rv_bias_f(layer, j + 1), layer->activation);
+    y[j + 2] = rv_finish(a2, rv_bias_f(layer, j + 2), layer->activation);
+    y[j + 3] = rv_finish(a3, rv_bias_f(layer, j + 3), layer->activation);
 }
 
-static inline void out_in_tile(const float *restrict x, size_t in, size_t nb, const uint16_t *restrict w,
-                               size_t j0, size_t width, float acc[RV_DECODE_BLOCK][TILE]) {
-    size_t i, b, k;
-    float wf[TILE];
-    for (b = 0; b < nb; b++) {
-        for (k = 0; k < TILE; k++) {
-            acc[b][k] = 0.0f;
-        }
-    }
+/* One output, either layout. */
+static void one_output(const rv_layer *layer, const float *restrict x, size_t j, float *restrict y) {
+    const size_t in = layer->in;
+    const size_t step = layer->layout == RV_LAYOUT_IN_OUT ? layer->out : 1;
+    const uint16_t *restrict w = (const uint16_t *)layer->weights + (layer->layout == RV_LAYOUT_IN_OUT ? j : j * in);
+    float a = 0.0f;
+    size_t i;
     for (i = 0; i < in; i++) {
-        for (k = 0; k < width; k++) {
-            wf[k] = rv_half_to_float(w[(j0 + k) * in + i]);
-        }
-        for (b = 0; b < nb; b++) {
-            const float xb = x[b * in + i];
-            for (k = 0; k < width; k++) {
-                acc[b][k] = fmaf(xb, wf[k], acc[b][k]);
-            }
-        }
+        a = fmaf(x[i], rv_half_load(&w[i * step]), a);
     }
-}
-
-static void store_tile(const rv_layer *layer, size_t nb, size_t j0, size_t width,
-                       float acc[RV_DECODE_BLOCK][TILE], float *y) {
-    size_t b, k;
-    for (k = 0; k < width; k++) {
-        const float bias = rv_bias_f(layer, j0 + k);
-        for (b = 0; b < nb; b++) {
-            y[b * layer->out + j0 + k] = rv_finish(acc[b][k], bias, layer->activation);
-        }
-    }
-}
-
-static void dense_tile(const rv_layer *layer, const float *x, size_t nb, size_t j0, size_t width, float *y) {
-    float acc[RV_DECODE_BLOCK][TILE];
-    const uint16_t *w = (const uint16_t *)layer->weights;
-    if (layer->layout == RV_LAYOUT_IN_OUT) {
-        if (width == TILE && nb == 1) {
-            in_out_tile(x, layer->in, 1, w, layer->out, j0, TILE, acc);
-        } else if (width == TILE && nb == RV_DECODE_BLOCK) {
-            in_out_tile(x, layer->in, RV_DECODE_BLOCK, w, layer->out, j0, TILE, acc);
-        } else {
-            in_out_tile(x, layer->in, nb, w, layer->out, j0, width, acc);
-        }
-    } else {
-        if (width == TILE && nb == 1) {
-            out_in_tile(x, layer->in, 1, w, j0, TILE, acc);
-        } else {
-            out_in_tile(x, layer->in, nb, w, j0, width, acc);
-        }
-    }
-    store_tile(layer, nb, j0, width, acc, y);
+    y[j] = rv_finish(a, rv_bias_f(layer, j), layer->activation);
 }
 
 void rv_dense_f16(const rv_layer *layer, const float *x, size_t b, float *y) {
-    size_t j0;
-    for (j0 = rv_dense_f16_x86(layer, x, b, y); j0 < layer->out; j0 += TILE) {
-        dense_tile(layer, x, b, j0, RV_MIN((size_t)TILE, layer->out - j0), y);
+    const size_t in = layer->in, out = layer->out;
+    const size_t first = rv_dense_f16_x86(layer, x, b, y);
+    const size_t tile = layer->layout == RV_LAYOUT_IN_OUT ? 8 : 4;
+    size_t k, j;
+    for (k = 0; k < b; k++, x += in, y += out) {
+        for (j = first; j + tile <= out; j += tile) {
+            if (tile == 8) {
+                in_out_8(layer, x, j, y);
+            } else {
+                out_in_4(layer, x, j, y);
+            }
+        }
+        for (; j < out; j++) {
+            one_output(layer, x, j, y);
+        }
     }
 }

@@ -1,89 +1,87 @@
-/* float32 dense layer on a block of inputs. Every output is summed in input order with fmaf, then the
- * bias is added: the same arithmetic for both weight layouts, any block size and any target. Speed
- * comes from doing several outputs (and several inputs of the block) per pass over the weights, so
- * each weight loaded feeds up to RV_DECODE_BLOCK multiply-adds and vector units can take 8 outputs. */
+/* float32 dense layer. Every output is summed in input order with fmaf, then the bias is added, then
+ * the activation: the same arithmetic for both weight layouts, for any number of inputs, and in the
+ * x86 fast path (rv_dense_x86.c) which takes the outputs it can first. The portable kernels keep
+ * their accumulators in named variables (compilers keep those in registers, not arrays) and run
+ * several outputs per pass so each input value loaded feeds several multiply-adds. */
 #include <math.h>
 
 #include "rv_internal.h"
 
-#define TILE 8 /* outputs per pass */
-
-/* IN_OUT layout (w[i * out + j]): outputs j0..j0+width for nb inputs. Inlined with constant nb and
-   width, the accumulators stay in registers. */
-static inline void in_out_tile(const float *restrict x, size_t in, size_t nb, const float *restrict w,
-                               size_t out, size_t j0, size_t width, float acc[RV_DECODE_BLOCK][TILE]) {
-    size_t i, b, k;
-    for (b = 0; b < nb; b++) {
-        for (k = 0; k < TILE; k++) {
-            acc[b][k] = 0.0f;
-        }
+/* IN_OUT layout (w[i * out + j]): outputs j..j+8, one input vector. */
+static void in_out_8(const rv_layer *layer, const float *restrict x, size_t j, float *restrict y) {
+    const size_t in = layer->in, out = layer->out;
+    const float *restrict w = (const float *)layer->weights + j;
+    float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f, a4 = 0.0f, a5 = 0.0f, a6 = 0.0f, a7 = 0.0f;
+    size_t i;
+    for (i = 0; i < in; i++, w += out) {
+        const float xi = x[i];
+        a0 = fmaf(xi, w[0], a0);
+        a1 = fmaf(xi, w[1], a1);
+        a2 = fmaf(xi, w[2], a2);
+        a3 = fmaf(xi, w[3], a3);
+        a4 = fmaf(xi, w[4], a4);
+        a5 = fmaf(xi, w[5], a5);
+        a6 = fmaf(xi, w[6], a6);
+        a7 = fmaf(xi, w[7], a7);
     }
+    y[j] = rv_finish(a0, rv_bias_f(layer, j), layer->activation);
+    y[j + 1] = rv_finish(a1, rv_bias_f(layer, j + 1), layer->activation);
+    y[j + 2] = rv_finish(a2, rv_bias_f(layer, j + 2), layer->activation);
+    y[j + 3] = rv_finish(a3, rv_bias_f(layer, j + 3), layer->activation);
+    y[j + 4] = rv_finish(a4, rv_bias_f(layer, j + 4), layer->activation);
+    y[j + 5] = rv_finish(a5, rv_bias_f(layer, j + 5), layer->activation);
+    y[j + 6] = rv_finish(a6, rv_bias_f(layer, j + 6), layer->activation);
+    y[j + 7] = rv_finish(a7, rv_bias_f(layer, j + 7), layer->activation);
+}
+
+/* OUT_IN layout (w[j * in + i], TFLite's): outputs j..j+4, one weight row each. */
+static void out_in_4(const rv_layer *layer, const float *restrict x, size_t j, float *restrict y) {
+    const size_t in = layer->in;
+    const float *restrict r0 = (const float *)layer->weights + j * in;
+    const float *restrict r1 = r0 + in, *restrict r2 = r1 + in, *restrict r3 = r2 + in;
+    float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+    size_t i;
     for (i = 0; i < in; i++) {
-        const float *restrict wi = w + i * out + j0;
-        for (b = 0; b < nb; b++) {
-            const float xb = x[b * in + i];
-            for (k = 0; k < width; k++) {
-                acc[b][k] = fmaf(xb, wi[k], acc[b][k]);
-            }
-        }
+        const float xi = x[i];
+        a0 = fmaf(xi, r0[i], a0);
+        a1 = fmaf(xi, r1[i], a1);
+        a2 = fmaf(xi, r2[i], a2);
+        a3 = fmaf(xi, r3[i], a3);
     }
+    y[j] = rv_finish(a0, rv_bias_f(layer, j), layer->activation);
+    y[j + 1] = rv_finish(a1, rv_bias_f(layer, j + 1), layer->activation);
+    y[j + 2] = rv_finish(a2, rv_bias_f(layer, j + 2), layer->activation);
+    y[j + 3] = rv_finish(a3, rv_bias_f(layer, j + 3), layer->activation);
 }
 
-/* OUT_IN layout (w[j * in + i], TFLite's): the same sums, one weight row per output. */
-static inline void out_in_tile(const float *restrict x, size_t in, size_t nb, const float *restrict w,
-                               size_t j0, size_t width, float acc[RV_DECODE_BLOCK][TILE]) {
-    size_t i, b, k;
-    for (b = 0; b < nb; b++) {
-        for (k = 0; k < TILE; k++) {
-            acc[b][k] = 0.0f;
-        }
-    }
+/* One output, either layout. */
+static void one_output(const rv_layer *layer, const float *restrict x, size_t j, float *restrict y) {
+    const size_t in = layer->in;
+    const size_t step = layer->layout == RV_LAYOUT_IN_OUT ? layer->out : 1;
+    const float *restrict w = (const float *)layer->weights + (layer->layout == RV_LAYOUT_IN_OUT ? j : j * in);
+    float a = 0.0f;
+    size_t i;
     for (i = 0; i < in; i++) {
-        for (b = 0; b < nb; b++) {
-            const float xb = x[b * in + i];
-            for (k = 0; k < width; k++) {
-                acc[b][k] = fmaf(xb, w[(j0 + k) * in + i], acc[b][k]);
-            }
-        }
+        a = fmaf(x[i], w[i * step], a);
     }
-}
-
-static void store_tile(const rv_layer *layer, size_t nb, size_t j0, size_t width,
-                       float acc[RV_DECODE_BLOCK][TILE], float *y) {
-    size_t b, k;
-    for (k = 0; k < width; k++) {
-        const float bias = rv_bias_f(layer, j0 + k);
-        for (b = 0; b < nb; b++) {
-            y[b * layer->out + j0 + k] = rv_finish(acc[b][k], bias, layer->activation);
-        }
-    }
-}
-
-/* One tile of nb inputs; the switch hands the tile functions compile-time block sizes. */
-static void dense_tile(const rv_layer *layer, const float *x, size_t nb, size_t j0, size_t width, float *y) {
-    float acc[RV_DECODE_BLOCK][TILE];
-    const float *w = (const float *)layer->weights;
-    if (layer->layout == RV_LAYOUT_IN_OUT) {
-        if (width == TILE && nb == 1) {
-            in_out_tile(x, layer->in, 1, w, layer->out, j0, TILE, acc);
-        } else if (width == TILE && nb == RV_DECODE_BLOCK) {
-            in_out_tile(x, layer->in, RV_DECODE_BLOCK, w, layer->out, j0, TILE, acc);
-        } else {
-            in_out_tile(x, layer->in, nb, w, layer->out, j0, width, acc);
-        }
-    } else {
-        if (width == TILE && nb == 1) {
-            out_in_tile(x, layer->in, 1, w, j0, TILE, acc);
-        } else {
-            out_in_tile(x, layer->in, nb, w, j0, width, acc);
-        }
-    }
-    store_tile(layer, nb, j0, width, acc, y);
+    y[j] = rv_finish(a, rv_bias_f(layer, j), layer->activation);
 }
 
 void rv_dense_f32(const rv_layer *layer, const float *x, size_t b, float *y) {
-    size_t j0;
-    for (j0 = rv_dense_f32_x86(layer, x, b, y); j0 < layer->out; j0 += TILE) {
-        dense_tile(layer, x, b, j0, RV_MIN((size_t)TILE, layer->out - j0), y);
+    const size_t in = layer->in, out = layer->out;
+    const size_t first = rv_dense_f32_x86(layer, x, b, y);
+    const size_t tile = layer->layout == RV_LAYOUT_IN_OUT ? 8 : 4;
+    size_t k, j;
+    for (k = 0; k < b; k++, x += in, y += out) {
+        for (j = first; j + tile <= out; j += tile) {
+            if (tile == 8) {
+                in_out_8(layer, x, j, y);
+            } else {
+                out_in_4(layer, x, j, y);
+            }
+        }
+        for (; j < out; j++) {
+            one_output(layer, x, j, y);
+        }
     }
 }

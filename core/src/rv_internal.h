@@ -60,6 +60,18 @@ static inline float rv_half_to_float(uint16_t h) {
    every IEEE target, unlike libm's expf). */
 void rv_sigmoid_f32(float *values, size_t n);
 
+/* A float16 weight as float. Where the compiler knows IEEE __fp16 (ARM with -mfp16-format=ieee), one
+   conversion instruction; elsewhere the integer expansion. Both exact. */
+static inline float rv_half_load(const uint16_t *p) {
+#if defined(__ARM_FP16_FORMAT_IEEE)
+    __fp16 h;
+    memcpy(&h, p, sizeof h);
+    return (float)h;
+#else
+    return rv_half_to_float(*p);
+#endif
+}
+
 /* Bias j of a float layer (0 without bias). */
 static inline float rv_bias_f(const rv_layer *layer, size_t j) {
     if (layer->bias == NULL) {
