@@ -44,10 +44,15 @@
 #define RV_MAX_WIDTH 8192
 #endif
 
-/* Latent vectors decoded together in one pass of the batched kernels (weights are loaded once per
-   block). rv_scratch_size() grows with it; a board decoding one latent at a time may set it to 1. */
+/* Latent vectors decoded together in one pass of the desktop (AVX2) kernels, which load each weight
+   once per block; the portable kernels decode one latent at a time, so elsewhere it is 1.
+   rv_scratch_size() grows with it; results never depend on it. */
 #ifndef RV_DECODE_BLOCK
+#if defined(__x86_64__) && defined(__AVX2__) && defined(__FMA__)
 #define RV_DECODE_BLOCK 8
+#else
+#define RV_DECODE_BLOCK 1
+#endif
 #endif
 
 /* Defaults of the post-processing (the original: max 4 notes, threshold knob 0..0.3 + CV +-0.3). */

@@ -1,6 +1,7 @@
-/* Running the decoder: blocks of up to RV_DECODE_BLOCK latents go through the dense layers together
- * (each weight loaded once per block), ping-ponging between two scratch buffers; the last layer writes
- * straight into the caller's output, where the logistic is applied. */
+/* Running the decoder: blocks of up to RV_DECODE_BLOCK latents (8 on AVX2 desktops, else 1) go
+ * through the dense layers together (each weight loaded once per block), ping-ponging between two
+ * scratch buffers; the last layer writes straight into the caller's output, where the logistic is
+ * applied. */
 #include <math.h>
 #include <string.h>
 

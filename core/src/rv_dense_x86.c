@@ -35,7 +35,37 @@ static RV_ALWAYS_INLINE __m256 finish8(__m256 acc, const rv_layer *layer, size_t
     return layer->activation == RV_ACT_RELU ? _mm256_max_ps(v, _mm256_setzero_ps()) : v;
 }
 
-/* One latent, outputs j0..j0+32 (accumulators in named variables: arrays get spilled). */
+/* One latent, outputs j0..j0+64: eight independent accumulator chains cover the fused multiply-add
+   latency (named variables: arrays get spilled). */
+#define RV_ROW_FMA(v) a##v = _mm256_fmadd_ps(xi, load8(layer->weights, row + 8 * (v), half), a##v)
+#define RV_ROW_STORE(v) _mm256_storeu_ps(y + j0 + 8 * (v), finish8(a##v, layer, j0 + 8 * (v)))
+static RV_ALWAYS_INLINE void single_tile64(const rv_layer *layer, int half, const float *x, size_t j0, float *y) {
+    const size_t in = layer->in, out = layer->out;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    size_t i;
+    for (i = 0; i < in; i++) {
+        const __m256 xi = _mm256_broadcast_ss(x + i);
+        const size_t row = i * out + j0;
+        RV_ROW_FMA(0);
+        RV_ROW_FMA(1);
+        RV_ROW_FMA(2);
+        RV_ROW_FMA(3);
+        RV_ROW_FMA(4);
+        RV_ROW_FMA(5);
+        RV_ROW_FMA(6);
+        RV_ROW_FMA(7);
+    }
+    RV_ROW_STORE(0);
+    RV_ROW_STORE(1);
+    RV_ROW_STORE(2);
+    RV_ROW_STORE(3);
+    RV_ROW_STORE(4);
+    RV_ROW_STORE(5);
+    RV_ROW_STORE(6);
+    RV_ROW_STORE(7);
+}
+
+/* One latent, outputs j0..j0+32. */
 static RV_ALWAYS_INLINE void single_tile32(const rv_layer *layer, int half, const float *x, size_t j0, float *y) {
     const size_t in = layer->in, out = layer->out;
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
@@ -43,15 +73,15 @@ static RV_ALWAYS_INLINE void single_tile32(const rv_layer *layer, int half, cons
     for (i = 0; i < in; i++) {
         const __m256 xi = _mm256_broadcast_ss(x + i);
         const size_t row = i * out + j0;
-        a0 = _mm256_fmadd_ps(xi, load8(layer->weights, row, half), a0);
-        a1 = _mm256_fmadd_ps(xi, load8(layer->weights, row + 8, half), a1);
-        a2 = _mm256_fmadd_ps(xi, load8(layer->weights, row + 16, half), a2);
-        a3 = _mm256_fmadd_ps(xi, load8(layer->weights, row + 24, half), a3);
+        RV_ROW_FMA(0);
+        RV_ROW_FMA(1);
+        RV_ROW_FMA(2);
+        RV_ROW_FMA(3);
     }
-    _mm256_storeu_ps(y + j0, finish8(a0, layer, j0));
-    _mm256_storeu_ps(y + j0 + 8, finish8(a1, layer, j0 + 8));
-    _mm256_storeu_ps(y + j0 + 16, finish8(a2, layer, j0 + 16));
-    _mm256_storeu_ps(y + j0 + 24, finish8(a3, layer, j0 + 24));
+    RV_ROW_STORE(0);
+    RV_ROW_STORE(1);
+    RV_ROW_STORE(2);
+    RV_ROW_STORE(3);
 }
 
 /* One latent, outputs j0..j0+8. */
@@ -108,7 +138,10 @@ static RV_ALWAYS_INLINE size_t dense_x86(const rv_layer *layer, int half, const 
         return handled;
     }
     for (b = 0; b < nb; b++) {
-        for (j0 = 0; j0 + 32 <= handled; j0 += 32) {
+        for (j0 = 0; j0 + 64 <= handled; j0 += 64) {
+            single_tile64(layer, half, x + b * in, j0, y + b * out);
+        }
+        for (; j0 + 32 <= handled; j0 += 32) {
             single_tile32(layer, half, x + b * in, j0, y + b * out);
         }
         for (; j0 < handled; j0 += 8) {

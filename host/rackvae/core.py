@@ -18,6 +18,8 @@ from rackvae.export.metadata import XenMetadata
 from rackvae.model import DecoderLayers
 
 DType = Literal["float32", "float16", "int8"]
+_rv_decode = lib.rv_decode
+_from_buffer = ffi.from_buffer
 _DTYPE_NAMES: dict[int, DType] = {lib.RV_F32: "float32", lib.RV_F16: "float16", lib.RV_S8: "int8"}
 
 
@@ -92,6 +94,7 @@ class Decoder:
         self._scratch = _aligned_bytes(lib.rv_scratch_size(model))
         # what every decode needs, looked up once (a single decode is a few microseconds)
         self._scratch_pointer = _pointer(self._scratch)
+        self._scratch_len = len(self._scratch)
         meta = model.metadata
         self._shape = (int(lib.rv_model_latent_dim(model)), int(meta.ticks), int(meta.rows))
 
@@ -187,18 +190,22 @@ class Decoder:
 
     def decode(self, latents: np.ndarray) -> np.ndarray:
         """Probabilities ``[N, ticks, rows]`` (float32) for latents ``[N, latent_dim]``: the C core
-        reads the latents in place (when float32 and contiguous) and writes into the returned array."""
-        source = self._latents(latents, np.float32)
-        out = np.empty((source.shape[0], *self._shape[1:]), np.float32)
-        status = lib.rv_decode(
+        reads the latents in place (when float32 and contiguous) and writes into the returned array.
+        (Kept lean: for a small model the Python around the call costs more than the decode.)"""
+        source = np.ascontiguousarray(latents, np.float32)
+        shape = source.shape
+        if len(shape) != 2 or shape[1] != self._shape[0]:
+            raise ValueError(f"latents must be [N, {self._shape[0]}], got {list(shape)}")
+        out = np.empty((shape[0], *self._shape[1:]), np.float32)
+        status = _rv_decode(
             self._model,
-            ffi.from_buffer("float[]", source),
-            source.shape[0],
-            ffi.from_buffer("float[]", out),
+            _from_buffer("float[]", source),
+            shape[0],
+            _from_buffer("float[]", out),
             self._scratch_pointer,
-            len(self._scratch),
+            self._scratch_len,
         )
-        if status != lib.RV_OK:
+        if status:
             raise CoreError(status, self.source, "decoding")
         return out
 
