@@ -1,8 +1,16 @@
-/* Float logistic from exactly rounded IEEE operations only, so every target computes the same bits
- * (libm's expf differs between glibc and newlib in the last place). */
+/* Float activations: bias + ReLU of a layer's sums, and the logistic from exactly rounded IEEE
+ * operations only, so every target computes the same bits (libm's expf differs between glibc and
+ * newlib in the last place). */
 #include <math.h>
 
 #include "rv_internal.h"
+
+void rv_store_outputs(const rv_layer *layer, size_t j, const float *sums, size_t n, float *y) {
+    size_t k;
+    for (k = 0; k < n; k++) {
+        y[j + k] = rv_finish(sums[k], rv_bias_f(layer, j + k), layer->activation);
+    }
+}
 
 /* exp(x) for x in [-80, 80]: x = k ln2 + r with |r| <= ln2/2, a degree-7 Taylor polynomial for e^r
    (error < 1 ulp) and 2^k from its bits. Results stay normal floats (no subnormals, whose handling

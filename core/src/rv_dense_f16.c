@@ -22,14 +22,10 @@ static void in_out_8(const rv_layer *layer, const float *restrict x, size_t j, f
         a6 = fmaf(xi, rv_half_load(&w[6]), a6);
         a7 = fmaf(xi, rv_half_load(&w[7]), a7);
     }
-    y[j] = rv_finish(a0, rv_bias_f(layer, j), layer->activation);
-    y[j + 1] = rv_finish(a1, rv_bias_f(layer, j + 1), layer->activation);
-    y[j + 2] = rv_finish(a2, rv_bias_f(layer, j + 2), layer->activation);
-    y[j + 3] = rv_finish(a3, rv_bias_f(layer, j + 3), layer->activation);
-    y[j + 4] = rv_finish(a4, rv_bias_f(layer, j + 4), layer->activation);
-    y[j + 5] = rv_finish(a5, rv_bias_f(layer, j + 5), layer->activation);
-    y[j + 6] = rv_finish(a6, rv_bias_f(layer, j + 6), layer->activation);
-    y[j + 7] = rv_finish(a7, rv_bias_f(layer, j + 7), layer->activation);
+    {
+        const float acc[8] = {a0, a1, a2, a3, a4, a5, a6, a7};
+        rv_store_outputs(layer, j, acc, 8, y);
+    }
 }
 
 /* OUT_IN layout (w[j * in + i], TFLite's): outputs j..j+4, one weight row each. */
@@ -46,10 +42,10 @@ static void out_in_4(const rv_layer *layer, const float *restrict x, size_t j, f
         a2 = fmaf(xi, rv_half_load(&r2[i]), a2);
         a3 = fmaf(xi, rv_half_load(&r3[i]), a3);
     }
-    y[j] = rv_finish(a0, rv_bias_f(layer, j), layer->activation);
-    y[j + 1] = rv_finish(a1, rv_bias_f(layer, j + 1), layer->activation);
-    y[j + 2] = rv_finish(a2, rv_bias_f(layer, j + 2), layer->activation);
-    y[j + 3] = rv_finish(a3, rv_bias_f(layer, j + 3), layer->activation);
+    {
+        const float acc[4] = {a0, a1, a2, a3};
+        rv_store_outputs(layer, j, acc, 4, y);
+    }
 }
 
 /* One output, either layout. */
@@ -62,7 +58,7 @@ static void one_output(const rv_layer *layer, const float *restrict x, size_t j,
     for (i = 0; i < in; i++) {
         a = fmaf(x[i], rv_half_load(&w[i * step]), a);
     }
-    y[j] = rv_finish(a, rv_bias_f(layer, j), layer->activation);
+    rv_store_outputs(layer, j, &a, 1, y);
 }
 
 void rv_dense_f16(const rv_layer *layer, const float *x, size_t b, float *y) {

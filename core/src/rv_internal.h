@@ -81,6 +81,9 @@ static inline float rv_bias_f(const rv_layer *layer, size_t j) {
                                        : ((const float *)layer->bias)[j];
 }
 
+/* Outputs j..j+n of a float layer from their sums: + bias, then the activation (rv_finish). */
+void rv_store_outputs(const rv_layer *layer, size_t j, const float *sums, size_t n, float *y);
+
 /* Bias added after the sum, then the fused activation (as TFLite's reference kernel orders it). */
 static inline float rv_finish(float sum, float bias, uint8_t activation) {
     const float v = sum + bias;
