@@ -156,14 +156,16 @@ rv_status rv_model_check(const rv_model *model);
 /* Loads a .tflite file held in memory (4-byte aligned; the model keeps pointers into it, so it must
    outlive the model). Accepted: one subgraph of FULLY_CONNECTED (fused NONE/RELU) layers ending in
    LOGISTIC, float32, float16 weights through DEQUANTIZE, or int8 with int8 input/output; and the xen
-   metadata. int8 models need aux memory for derived constants (per-channel multipliers, the logistic
-   table): pass aux = NULL, aux_len = 0 to learn *aux_needed (may be 0), then call again. Every read
-   is bounds-checked; a malformed file returns an error, never reads outside [bytes, bytes + len). */
+   metadata. int8 models need aux memory (4-byte aligned) for derived constants (requantisation
+   multipliers, the logistic table): a call with aux = NULL, aux_len = 0 sets *aux_needed and returns
+   RV_ERR_BUFFER_TOO_SMALL when it is not 0; call again with that much. Every read is bounds-checked:
+   a malformed file returns an error, never reads outside [bytes, bytes + len). */
 rv_status rv_model_load_tflite(rv_model *model, const void *bytes, size_t len, void *aux, size_t aux_len,
                                size_t *aux_needed);
 
-/* Copies a float model's weights into IN_OUT layout in caller memory (faster kernels on every
-   target; results identical). Pass mem = NULL to learn *needed. int8 models are copied unchanged. */
+/* Copies a float model's OUT_IN weights into the IN_OUT layout in caller memory (faster kernels on
+   every target; results identical); biases and int8 layers keep pointing where they did. With too
+   little memory (e.g. mem = NULL) it sets *needed and returns RV_ERR_BUFFER_TOO_SMALL. */
 rv_status rv_model_repack(const rv_model *src, rv_model *dst, void *mem, size_t mem_len, size_t *needed);
 
 /* Parses the xen metadata bytes as the original firmware located them: the first "xen:" in data.
