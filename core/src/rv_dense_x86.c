@@ -196,6 +196,12 @@ static RV_ALWAYS_INLINE __m256i mbqm8(__m256i x, __m256i multiplier, __m256i shi
     s##r = _mm256_add_epi32(                                                                                 \
         s##r, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + (r) * in + i))), xv))
 
+#define RV_ROW_MADD8(r)                                                                                      \
+    s##r = _mm256_add_epi32(                                                                                 \
+        s##r, _mm256_madd_epi16(_mm256_zextsi128_si256(_mm_cvtepi8_epi16(                                    \
+                                    _mm_loadl_epi64((const __m128i *)(w + (r) * in + i)))),                   \
+                                xv))
+
 /* Outputs j0..j0+8 of one latent. */
 static RV_ALWAYS_INLINE void s8_rows8(const rv_layer *layer, const int16_t *x, size_t j0, int8_t *y) {
     const size_t in = layer->in;
@@ -215,6 +221,18 @@ static RV_ALWAYS_INLINE void s8_rows8(const rv_layer *layer, const int16_t *x, s
         RV_ROW_MADD(5);
         RV_ROW_MADD(6);
         RV_ROW_MADD(7);
+    }
+    if (i + 8 <= in) { /* eight more inputs: the low halves of the same vectors */
+        const __m256i xv = _mm256_zextsi128_si256(_mm_loadu_si128((const __m128i *)(x + i)));
+        RV_ROW_MADD8(0);
+        RV_ROW_MADD8(1);
+        RV_ROW_MADD8(2);
+        RV_ROW_MADD8(3);
+        RV_ROW_MADD8(4);
+        RV_ROW_MADD8(5);
+        RV_ROW_MADD8(6);
+        RV_ROW_MADD8(7);
+        i += 8;
     }
     _mm256_storeu_si256((__m256i *)lanes, sum_lanes8(s0, s1, s2, s3, s4, s5, s6, s7));
     for (; i < in; i++) {
