@@ -228,3 +228,4 @@ def test_eval_on_midi_files_uses_the_models_encoding(trained: tuple[Path, Path],
 def test_eval_reports_a_missing_model(tmp_path: Path) -> None:
     result = rackvae("eval", tmp_path / "nope")
     assert result.returncode != 0 and "model.json: missing" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -327,6 +327,9 @@ def test_cli_trains_resumes_and_refuses_to_overwrite(small: tuple[Dataset, Datas
     assert "epoch 1/2" in first.stdout and "epoch 2/2" in first.stdout and "saved" in first.stdout
     again = rackvae("train", data, "--name", "drums", "-o", models, "--epochs", "2")
     assert again.returncode != 0 and "already holds a model" in again.stderr
+    missing = rackvae("train", tmp_path / "missing.npz", "--name", "other", "-o", models)
+    assert missing.returncode != 0 and "missing.npz: not a rackvae dataset" in missing.stderr
+    assert "Traceback" not in missing.stderr
     resumed = rackvae("train", data, "--name", "drums", "-o", models, "--epochs", "4", "--resume")
     assert resumed.returncode == 0, resumed.stderr
     assert "epoch 3/4" in resumed.stdout and "epoch 1/" not in resumed.stdout

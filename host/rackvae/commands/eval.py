@@ -50,6 +50,16 @@ def load_rolls(paths: list[Path], dataset_settings: dict[str, Any]) -> np.ndarra
 
 
 def run(args: argparse.Namespace) -> int:
+    from rackvae.dataset import DatasetError
+    from rackvae.train import ModelError
+
+    try:
+        return eval_command(args)
+    except (ModelError, DatasetError, ValueError) as error:  # bad files or settings: say why, no traceback
+        raise SystemExit(f"eval: {error}") from error
+
+
+def eval_command(args: argparse.Namespace) -> int:
     from rackvae import dataset as datasets
     from rackvae.evaluate import evaluate, format_table, write_plots
     from rackvae.train import load_model, save_metrics

@@ -54,6 +54,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rackvae.dataset import DatasetError
+    from rackvae.train import ModelError
+
+    try:
+        return train_command(args)
+    except (ModelError, DatasetError, ValueError) as error:  # bad files or settings: say why, no traceback
+        raise SystemExit(f"train: {error}") from error
+
+
+def train_command(args: argparse.Namespace) -> int:
     from rackvae import dataset as datasets
     from rackvae.model import ModelConfig
     from rackvae.train import TrainSettings, data_record, load_model, new_model, train
