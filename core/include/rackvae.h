@@ -214,7 +214,7 @@ typedef struct rv_note {
                      notes: 1 */
     float volts;  /* notes: (midi_note - zero_volt_note) / 12; percussion: 0 */
     uint8_t row;
-    uint8_t midi_note; /* notes: base_note + row; percussion: the row */
+    uint8_t midi_note; /* notes: base_note + row, at most 127; percussion: the row */
     int8_t group;      /* percussion: group index; notes: -1 */
 } rv_note;
 
@@ -296,6 +296,13 @@ size_t rv_engine_scratch_size(const rv_model *model);
 /* Starts with no sequence, tick -1, automatic mode, an inference pending. */
 rv_status rv_engine_init(rv_engine *engine, const rv_model *model, void *scratch, size_t scratch_len,
                          const rv_post_config *config);
+
+/* Switches an initialised engine to another model (e.g. one the user selected) in new scratch,
+   keeping the clock position (taken modulo the new ticks), manual mode, pause and post-processing
+   config; the old model's sequences are dropped and an inference is requested. Not while the clock
+   interrupt may run: the caller holds it off (or ignores its edges) during the switch. On an error
+   the engine keeps its old model. Only for an engine rv_engine_init has set up. */
+rv_status rv_engine_set_model(rv_engine *engine, const rv_model *model, void *scratch, size_t scratch_len);
 
 /* Clock edge. Returns the step to play now, or NULL (paused, no model or no sequence yet).
    *tick receives the step index (-1 when nothing plays); tick may be NULL. */

@@ -65,7 +65,7 @@ static void one_output(const rv_layer *layer, const float *restrict x, size_t j,
 
 void rv_dense_f32(const rv_layer *layer, const float *x, size_t b, float *y) {
     const size_t in = layer->in, out = layer->out;
-    const size_t first = rv_dense_f32_x86(layer, x, b, y);
+    const size_t first = rv_dense_f32_fast(layer, x, b, y);
     const size_t tile = layer->layout == RV_LAYOUT_IN_OUT ? 8 : 4;
     size_t k, j;
     for (k = 0; k < b; k++, x += in, y += out) {

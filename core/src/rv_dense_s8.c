@@ -32,20 +32,6 @@ static int32_t dot1(const int8_t *restrict w, size_t in, const int16_t *restrict
     return acc;
 }
 
-/* acc + bias (modulo 2^32, so a hostile file cannot cause signed overflow), requantised, offset and
-   clamped as TFLite's reference kernel does. */
-static int8_t requantize(const rv_layer *layer, size_t j, int32_t acc) {
-    const int per_channel = layer->n_multipliers > 1;
-    const int32_t *bias = (const int32_t *)layer->bias;
-    const int32_t sum = (int32_t)((uint32_t)acc + (bias != NULL ? (uint32_t)bias[j] : 0u));
-    int64_t v = (int64_t)rv_multiply_by_quantized_multiplier(sum, layer->multipliers[per_channel ? j : 0],
-                                                             layer->shifts[per_channel ? j : 0]) +
-                layer->output_quant.zero_point;
-    v = RV_MAX(v, (int64_t)layer->activation_min);
-    v = RV_MIN(v, (int64_t)layer->activation_max);
-    return (int8_t)v;
-}
-
 void rv_dense_s8(const rv_layer *layer, const int8_t *x, size_t b, int8_t *y, int16_t *x16) {
     const size_t in = layer->in;
     const size_t out = layer->out;
@@ -56,18 +42,18 @@ void rv_dense_s8(const rv_layer *layer, const int8_t *x, size_t b, int8_t *y, in
     for (k = 0; k < b * in; k++) {
         x16[k] = (int16_t)(x[k] + input_offset);
     }
-    for (j = rv_dense_s8_x86(layer, x16, b, y); j + 4 <= out; j += 4) {
+    for (j = rv_dense_s8_fast(layer, x16, b, y); j + 4 <= out; j += 4) {
         for (k = 0; k < b; k++) {
             int32_t acc[4];
             dot4(w + j * in, in, x16 + k * in, acc);
             for (r = 0; r < 4; r++) {
-                y[k * out + j + r] = requantize(layer, j + r, acc[r]);
+                y[k * out + j + r] = rv_requantize(layer, j + r, acc[r]);
             }
         }
     }
     for (; j < out; j++) {
         for (k = 0; k < b; k++) {
-            y[k * out + j] = requantize(layer, j, dot1(w + j * in, in, x16 + k * in));
+            y[k * out + j] = rv_requantize(layer, j, dot1(w + j * in, in, x16 + k * in));
         }
     }
 }

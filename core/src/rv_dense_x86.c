@@ -7,7 +7,7 @@
  */
 #include "rv_internal.h"
 
-#if defined(__x86_64__) && defined(__AVX2__) && defined(__FMA__)
+#if defined(RV_TARGET_X86)
 #include <immintrin.h>
 
 #define RV_ALWAYS_INLINE inline __attribute__((always_inline))
@@ -151,7 +151,7 @@ static RV_ALWAYS_INLINE size_t dense_x86(const rv_layer *layer, int half, const 
     return handled;
 }
 
-size_t rv_dense_f32_x86(const rv_layer *layer, const float *x, size_t nb, float *y) {
+size_t rv_dense_f32_fast(const rv_layer *layer, const float *x, size_t nb, float *y) {
     return dense_x86(layer, 0, x, nb, y);
 }
 
@@ -256,7 +256,7 @@ static RV_ALWAYS_INLINE void s8_rows8(const rv_layer *layer, const int16_t *x, s
     }
 }
 
-size_t rv_dense_s8_x86(const rv_layer *layer, const int16_t *x16, size_t nb, int8_t *y) {
+size_t rv_dense_s8_fast(const rv_layer *layer, const int16_t *x16, size_t nb, int8_t *y) {
     const size_t in = layer->in, out = layer->out;
     const size_t handled = out & ~(size_t)7;
     size_t j0, b;
@@ -269,31 +269,14 @@ size_t rv_dense_s8_x86(const rv_layer *layer, const int16_t *x16, size_t nb, int
 }
 
 #if defined(__F16C__)
-size_t rv_dense_f16_x86(const rv_layer *layer, const float *x, size_t nb, float *y) {
+size_t rv_dense_f16_fast(const rv_layer *layer, const float *x, size_t nb, float *y) {
     return dense_x86(layer, 1, x, nb, y);
 }
 #else
-size_t rv_dense_f16_x86(const rv_layer *layer, const float *x, size_t nb, float *y) {
+size_t rv_dense_f16_fast(const rv_layer *layer, const float *x, size_t nb, float *y) {
     (void)layer, (void)x, (void)nb, (void)y;
     return 0;
 }
 #endif
-
-#else
-
-size_t rv_dense_f32_x86(const rv_layer *layer, const float *x, size_t nb, float *y) {
-    (void)layer, (void)x, (void)nb, (void)y;
-    return 0;
-}
-
-size_t rv_dense_s8_x86(const rv_layer *layer, const int16_t *x16, size_t nb, int8_t *y) {
-    (void)layer, (void)x16, (void)nb, (void)y;
-    return 0;
-}
-
-size_t rv_dense_f16_x86(const rv_layer *layer, const float *x, size_t nb, float *y) {
-    (void)layer, (void)x, (void)nb, (void)y;
-    return 0;
-}
 
 #endif

@@ -13,13 +13,12 @@ size_t rv_engine_scratch_size(const rv_model *model) {
     return probabilities_offset(model) + (size_t)rv_model_output_size(model) * sizeof(float);
 }
 
-rv_status rv_engine_init(rv_engine *engine, const rv_model *model, void *scratch, size_t scratch_len,
-                         const rv_post_config *config) {
+/* Model, scratch and fresh sequence buffers; everything else stays as the caller left it. */
+static rv_status attach_model(rv_engine *engine, const rv_model *model, void *scratch, size_t scratch_len) {
     rv_status status;
     if (engine == NULL || scratch == NULL || ((uintptr_t)scratch % 4) != 0) {
         return RV_ERR_ARGUMENT;
     }
-    engine->model = NULL;
     status = rv_model_check(model);
     if (status != RV_OK) {
         return status;
@@ -27,11 +26,8 @@ rv_status rv_engine_init(rv_engine *engine, const rv_model *model, void *scratch
     if (scratch_len < rv_engine_scratch_size(model)) {
         return RV_ERR_BUFFER_TOO_SMALL;
     }
-    engine->config = config != NULL ? *config : rv_post_config_default();
-    if (engine->config.max_notes < 1 || engine->config.max_notes > RV_MAX_NOTES ||
-        engine->config.zero_volt_note > 127) {
-        return RV_ERR_ARGUMENT;
-    }
+    engine->model = NULL; /* the clock ignores the engine while it changes */
+    RV_COMPILER_BARRIER();
     engine->scratch = (uint8_t *)scratch;
     engine->scratch_len = scratch_len;
     memset(engine->sequences, 0, sizeof(engine->sequences));
@@ -40,11 +36,33 @@ rv_status rv_engine_init(rv_engine *engine, const rv_model *model, void *scratch
     engine->front_valid = 0;
     engine->back_ready = 0;
     engine->pending = 1;
+    if (engine->tick >= (int)model->metadata.ticks) {
+        engine->tick = (int16_t)(engine->tick % model->metadata.ticks);
+    }
+    RV_COMPILER_BARRIER();
+    engine->model = model;
+    return RV_OK;
+}
+
+rv_status rv_engine_init(rv_engine *engine, const rv_model *model, void *scratch, size_t scratch_len,
+                         const rv_post_config *config) {
+    const rv_post_config chosen = config != NULL ? *config : rv_post_config_default();
+    if (engine == NULL) {
+        return RV_ERR_ARGUMENT;
+    }
+    engine->model = NULL;
+    if (chosen.max_notes < 1 || chosen.max_notes > RV_MAX_NOTES || chosen.zero_volt_note > 127) {
+        return RV_ERR_ARGUMENT;
+    }
+    engine->config = chosen;
     engine->manual = 0;
     engine->paused = 0;
     engine->tick = -1;
-    engine->model = model;
-    return RV_OK;
+    return attach_model(engine, model, scratch, scratch_len);
+}
+
+rv_status rv_engine_set_model(rv_engine *engine, const rv_model *model, void *scratch, size_t scratch_len) {
+    return attach_model(engine, model, scratch, scratch_len);
 }
 
 const rv_step *rv_engine_clock(rv_engine *engine, int *tick) {

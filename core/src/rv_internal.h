@@ -26,11 +26,34 @@ void rv_dense_f16(const rv_layer *layer, const float *x, size_t b, float *y);
    x16 is scratch for b * in int16 values. */
 void rv_dense_s8(const rv_layer *layer, const int8_t *x, size_t b, int8_t *y, int16_t *x16);
 
-/* Desktop fast path (rv_dense_x86.c): handles outputs [0, returned) of IN_OUT layers, 0 elsewhere. */
-size_t rv_dense_f32_x86(const rv_layer *layer, const float *x, size_t b, float *y);
-size_t rv_dense_f16_x86(const rv_layer *layer, const float *x, size_t b, float *y);
-/* int8 layer on offset inputs x16: outputs [0, returned) of every latent of the block. */
-size_t rv_dense_s8_x86(const rv_layer *layer, const int16_t *x16, size_t b, int8_t *y);
+/* Target fast paths: rv_dense_x86.c (x86-64 with AVX2 + FMA) and rv_dense_m7.c (Cortex-M7 FPU and DSP
+   extension). Each handles outputs [0, returned) of every latent of the block with the portable
+   kernels' arithmetic; the portable kernels do the rest. Other targets have no fast path. */
+#if defined(__x86_64__) && defined(__AVX2__) && defined(__FMA__)
+#define RV_TARGET_X86 1
+#elif defined(__GNUC__) && defined(__ARM_ARCH_7EM__) && defined(__ARM_FP) && (__ARM_FP & 4) && defined(__thumb2__)
+#define RV_TARGET_M7 1
+#endif
+
+#if defined(RV_TARGET_X86) || defined(RV_TARGET_M7)
+size_t rv_dense_f32_fast(const rv_layer *layer, const float *x, size_t b, float *y);
+size_t rv_dense_f16_fast(const rv_layer *layer, const float *x, size_t b, float *y);
+/* int8 layer on offset inputs x16 (as rv_dense_s8 prepares them). */
+size_t rv_dense_s8_fast(const rv_layer *layer, const int16_t *x16, size_t b, int8_t *y);
+#else
+static inline size_t rv_dense_f32_fast(const rv_layer *layer, const float *x, size_t b, float *y) {
+    (void)layer, (void)x, (void)b, (void)y;
+    return 0;
+}
+static inline size_t rv_dense_f16_fast(const rv_layer *layer, const float *x, size_t b, float *y) {
+    (void)layer, (void)x, (void)b, (void)y;
+    return 0;
+}
+static inline size_t rv_dense_s8_fast(const rv_layer *layer, const int16_t *x16, size_t b, int8_t *y) {
+    (void)layer, (void)x16, (void)b, (void)y;
+    return 0;
+}
+#endif
 
 static inline float rv_float_from_bits(uint32_t bits) {
     float f;
@@ -122,6 +145,20 @@ static inline int32_t rv_multiply_by_quantized_multiplier(int32_t x, int32_t mul
                                   right_shift);
 }
 
+
+/* acc + bias (modulo 2^32, so a hostile file cannot cause signed overflow), requantised, offset and
+   clamped as TFLite's reference kernel does. */
+static inline int8_t rv_requantize(const rv_layer *layer, size_t j, int32_t acc) {
+    const int per_channel = layer->n_multipliers > 1;
+    const int32_t *bias = (const int32_t *)layer->bias;
+    const int32_t sum = (int32_t)((uint32_t)acc + (bias != NULL ? (uint32_t)bias[j] : 0u));
+    int64_t v = (int64_t)rv_multiply_by_quantized_multiplier(sum, layer->multipliers[per_channel ? j : 0],
+                                                             layer->shifts[per_channel ? j : 0]) +
+                layer->output_quant.zero_point;
+    v = RV_MAX(v, (int64_t)layer->activation_min);
+    v = RV_MIN(v, (int64_t)layer->activation_max);
+    return (int8_t)v;
+}
 
 /* Largest output/input width of the hidden layers and of all layers. */
 uint16_t rv_model_max_hidden(const rv_model *model);

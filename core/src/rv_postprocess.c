@@ -46,7 +46,7 @@ static void fill_note(const rv_metadata *meta, const rv_post_config *config, uin
     } else {
         note->group = -1;
         note->accent = 1.0f;
-        note->midi_note = (uint8_t)(meta->base_note + row);
+        note->midi_note = (uint8_t)RV_MIN(meta->base_note + row, 127); /* rows above MIDI's range stay at its top */
         note->volts = (float)((int)note->midi_note - (int)config->zero_volt_note) / 12.0f;
     }
 }

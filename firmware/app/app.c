@@ -101,8 +101,6 @@ static rv_status load_card_model(const char *path, rv_model *model, uint8_t **sc
 /* Loads entry index and starts the engine on it, keeping the clock position, mode and pause. */
 static rv_status start_model(int index, const char **problem)
 {
-    int old_tick = app.engine_ready ? app.engine.tick : -1;
-    bool paused = app.engine_ready && app.engine.paused;
     app.engine_ready = false;
     app.missed_clocks = 0;
     rv_model model;
@@ -125,26 +123,26 @@ static rv_status start_model(int index, const char **problem)
         return status;
     }
     app.model = model;
-    /* At most 4 notes per tick, as the original: one per voice of a note model. */
-    rv_post_config config = rv_post_config_default();
-    config.max_notes = PANEL_NOTE_VOICES;
-    status = rv_engine_init(&app.engine, &app.model, scratch, scratch_len, &config);
+    if (app.engine.model == NULL) {
+        /* At most 4 notes per tick, as the original: one per voice of a note model. */
+        rv_post_config config = rv_post_config_default();
+        config.max_notes = PANEL_NOTE_VOICES;
+        status = rv_engine_init(&app.engine, &app.model, scratch, scratch_len, &config);
+    } else {
+        /* keeps the clock position, manual mode and pause */
+        status = rv_engine_set_model(&app.engine, &app.model, scratch, scratch_len);
+    }
     if (status != RV_OK) {
         return status;
     }
-    rv_engine_set_manual(&app.engine, app.manual);
-    if (paused) {
-        rv_engine_pause_until_reset(&app.engine);
-    }
-    if (old_tick >= 0 || app.missed_clocks > 0) {
-        /* The next clock edge continues where the rack is, not at step 0. */
-        int ticks = app.model.metadata.ticks;
-        app.engine.tick = (int16_t)(((old_tick + app.missed_clocks) % ticks + ticks) % ticks);
+    /* The next clock edge continues where the rack is, not at step 0. */
+    for (int missed = app.missed_clocks; missed > 0; --missed) {
+        (void)rv_engine_clock(&app.engine, NULL);
     }
     app.selected = index;
     app.shown_sequence = NULL;
     app.engine_ready = true;
-    report_model_loaded(&app.model.metadata, config.zero_volt_note, model_list_name(&app.models, index));
+    report_model_loaded(&app.model.metadata, app.engine.config.zero_volt_note, model_list_name(&app.models, index));
     hal_display_title(model_kind() == RV_KIND_PERC ? "DRUM" : "NOTE", model_list_name(&app.models, index));
     return RV_OK;
 }

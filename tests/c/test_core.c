@@ -435,6 +435,12 @@ static void test_postprocess_step(void) {
     CHECK(step.notes[0].midi_note == 48 && step.notes[0].volts == -1.0f && step.notes[0].group == -1);
     CHECK(step.notes[3].midi_note == 60 && step.notes[3].volts == 0.0f);
     CHECK(step.notes[2].midi_note == 57 && fabsf(step.notes[2].volts - (-0.25f)) < 1e-7f);
+    /* metadata not checked by rv_model_check: rows past MIDI note 127 stay at 127, never wrap to 0 */
+    note.base_note = 120;
+    CHECK_STATUS(rv_postprocess_step(&note, probs, &config, &step), RV_OK);
+    CHECK(step.notes[0].midi_note == 120 && step.notes[1].midi_note == 123);
+    CHECK(step.notes[2].midi_note == 127 && step.notes[3].midi_note == 127); /* rows 9 and 12 */
+    CHECK(step.notes[3].volts == (127.0f - 60.0f) / 12.0f);
 }
 
 static void test_controls(void) {
@@ -558,6 +564,34 @@ static void test_engine(void) {
     for (k = 0; k < TICKS; k++) step = rv_engine_clock(&engine, &tick);
     for (k = 0; k < TICKS; k++) CHECK(rv_engine_sequence(&engine)->steps[k].count == 0);
     CHECK(rv_engine_clock(NULL, &tick) == NULL);
+
+    /* another model: clock position (modulo its ticks), manual mode and pause stay; nothing plays
+       until its first inference, which is requested */
+    {
+        static rv_model shorter;
+        static uint8_t scratch2[16384];
+        shorter = model;
+        shorter.metadata.ticks = TICKS / 2;
+        shorter.metadata.rows = ROWS * 2;
+        rv_engine_set_manual(&engine, 1);
+        rv_engine_reset(&engine);
+        for (k = 0; k < TICKS; k++) rv_engine_clock(&engine, NULL);
+        CHECK(engine.tick == TICKS - 1);
+        rv_engine_pause_until_reset(&engine);
+        CHECK_STATUS(rv_engine_set_model(&engine, &shorter, scratch2, 16), RV_ERR_BUFFER_TOO_SMALL);
+        CHECK(engine.model == &model && engine.tick == TICKS - 1); /* unchanged on an error */
+        CHECK_STATUS(rv_engine_set_model(&engine, &shorter, scratch2, sizeof scratch2), RV_OK);
+        CHECK(engine.model == &shorter && engine.tick == (TICKS - 1) % (TICKS / 2));
+        CHECK(engine.manual && engine.paused && rv_engine_inference_pending(&engine));
+        CHECK(rv_engine_sequence(&engine) == NULL);
+        CHECK(rv_engine_clock(&engine, &tick) == NULL); /* still paused */
+        rv_engine_reset(&engine);
+        CHECK(rv_engine_clock(&engine, &tick) == NULL && engine.tick == 0); /* no sequence yet */
+        CHECK_STATUS(rv_engine_run_inference(&engine, latent_a, config.threshold), RV_OK);
+        step = rv_engine_clock(&engine, &tick);
+        CHECK(tick == 1 && step != NULL && rv_engine_sequence(&engine)->ticks == TICKS / 2);
+        CHECK_STATUS(rv_engine_set_model(NULL, &shorter, scratch2, sizeof scratch2), RV_ERR_ARGUMENT);
+    }
 }
 
 /* ---- real files (optional corpus directory) ---- */
