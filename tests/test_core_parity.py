@@ -111,6 +111,11 @@ def test_one_at_a_time_equals_batched(models: dict[str, CoreModel], latents: np.
         batched = decoder.decode(latents[:19])
         single = np.concatenate([decoder.decode(latents[i : i + 1]) for i in range(19)])
         assert np.array_equal(batched, single), key
+        # the interpreter-style path: the same bits, in the same reused output array
+        for i in range(19):
+            decoder.input[:] = latents[i]
+            assert decoder.invoke() is decoder.output
+            assert np.array_equal(decoder.output, batched[i]), (key, i)
 
 
 def test_original_file_metadata_and_row_groups(models: dict[str, CoreModel]) -> None:
