@@ -93,6 +93,13 @@ def test_model_card_describes_model_data_training_metadata_and_files(trained: Pa
         data = (exported / name).read_bytes()
         assert entry["bytes"] == len(data) and entry["sha256"] == hashlib.sha256(data).hexdigest()
         assert 0 < entry["max_abs_error_vs_jax"] < 0.1 and entry["mean_abs_error_vs_jax"] < 0.01
+    # Each file was also decoded by the C core: floats like LiteRT, int8 bit-exact like TFLite-Micro.
+    files = card["export"]["files"]
+    for name in ("tiny_dec.tflite", "tiny_dec_f16.tflite"):
+        assert files[name]["c_core_reference"] == "LiteRT"
+        assert files[name]["c_core_max_abs_error"] <= 1e-5
+    assert files["tiny_dec_int8.tflite"]["c_core_reference"] == "TFLite-Micro"
+    assert files["tiny_dec_int8.tflite"]["c_core_max_abs_error"] == 0.0
     train_sequences = load_model(trained).data["train_sequences"]
     assert card["export"]["calibration"]["encoder_means"] == train_sequences
     assert card["export"]["calibration"]["latents"] == 1000 + train_sequences

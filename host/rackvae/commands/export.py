@@ -121,8 +121,11 @@ def export_model(
             }
         data = converted[name] = tflite.tflite_bytes(layers, metadata, variant, representative, model.name)
         errors = tflite.check_against_decoder(data, variant, layers, latents)
+        errors.update(tflite.check_c_core(data, variant, latents, f"{model.name}{suffix}"))
         print(
-            f"{variant}: max abs error vs JAX {errors['max_abs_error_vs_jax']:.2e} on {CHECK_LATENTS} latents"
+            f"{variant}: max abs error vs JAX {errors['max_abs_error_vs_jax']:.2e} in LiteRT;"
+            f" C core vs {errors['c_core_reference']} {errors['c_core_max_abs_error']:.2e}"
+            f" on {CHECK_LATENTS} latents"
         )
         if name not in formats:
             continue

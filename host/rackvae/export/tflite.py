@@ -315,5 +315,38 @@ def check_against_decoder(
     return result
 
 
+def run_tflite_micro(tflite: bytes, latents: np.ndarray) -> np.ndarray:
+    """Probabilities ``[N, outputs]`` from TFLite-Micro's reference kernels (quantised like run_litert)."""
+    from tflite_micro import runtime
+
+    details = Interpreter(model_content=tflite)
+    details.allocate_tensors()
+    source, target = details.get_input_details()[0], details.get_output_details()[0]
+    interpreter = runtime.Interpreter.from_bytes(tflite)
+    outputs = []
+    for latent in np.asarray(latents, np.float32):
+        interpreter.set_input(quantize(latent[None, :], source["dtype"], source["quantization"]), 0)
+        interpreter.invoke()
+        outputs.append(dequantize(np.array(interpreter.get_output(0)[0]), target["quantization"]))
+    return np.stack(outputs)
+
+
+def check_c_core(tflite: bytes, variant: Variant, latents: np.ndarray, source: str) -> dict[str, Any]:
+    """Decode ``latents`` with the C core (rackvae.core) from the same bytes and raise ExportError
+    unless it computes what the reference interpreters compute: float variants within 1e-5 of LiteRT,
+    int8 bit-exact with TFLite-Micro (LiteRT's optimised int8 kernels round differently)."""
+    from rackvae.core import Decoder
+
+    core = Decoder.from_bytes(tflite, source=source).decode(latents).reshape(len(latents), -1)
+    if variant == "int8":
+        reference, tolerance, name = run_tflite_micro(tflite, latents), 0.0, "TFLite-Micro"
+    else:
+        reference, tolerance, name = run_litert(tflite, latents), FLOAT_TOLERANCE, "LiteRT"
+    result = {"c_core_reference": name, "c_core_max_abs_error": float(np.abs(core - reference).max())}
+    if result["c_core_max_abs_error"] > tolerance:
+        raise ExportError(f"{variant}: the C core does not decode {source} like {name} ({result})")
+    return result
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))  # no overflow for large |x|
