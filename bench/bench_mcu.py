@@ -165,7 +165,9 @@ def main() -> None:
     )
 
     parts = code_size(module_elf.with_name("rackvae-qemu.map"))
-    print("Code linked into the virtual-module image (arm-none-eabi, -O2, bytes of .text + .rodata)\n")
+    print(
+        "Code linked into the virtual-module image (arm-none-eabi, -O2, load-time files -Os; bytes of .text + .rodata)\n"
+    )
     for part, size in parts.items():
         print(f"  {part:22} {size:8d}")
     print(f"  {'core + app':22} {parts['core'] + parts['app']:8d}  (goal <= 16384)\n")
