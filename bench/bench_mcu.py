@@ -166,7 +166,8 @@ def main() -> None:
 
     parts = code_size(module_elf.with_name("rackvae-qemu.map"))
     print(
-        "Code linked into the virtual-module image (arm-none-eabi, -O2, load-time files -Os; bytes of .text + .rodata)\n"
+        "Code linked into the virtual-module image (arm-none-eabi, -O2, load-time files -Os;"
+        " bytes of .text + .rodata)\n"
     )
     for part, size in parts.items():
         print(f"  {part:22} {size:8d}")
