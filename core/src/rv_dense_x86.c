@@ -3,7 +3,7 @@
  * extension is built with -march=native). It computes the same numbers as the portable kernels: every
  * output is still summed in input order, one exactly rounded fused multiply-add per weight, then the
  * bias, then the activation; the vector lanes only hold different outputs (and different latents of
- * the block). Elsewhere this file compiles to stubs that handle nothing.
+ * the block). Elsewhere this file holds nothing; rv_internal.h then makes the hooks return 0.
  */
 #include "rv_internal.h"
 
