@@ -158,6 +158,87 @@ size_t rv_dense_s8_fast(const rv_layer *layer, const int16_t *x16, size_t nb, in
     }
     return handled;
 }
+
+/* ---- int8 in RV_LAYOUT_S8_ROWS4: weights pre-widened to int16 words, so four inputs of four rows
+   take three ldm (two input pairs, two rows-by-pair blocks) and eight smlad ---- */
+
+#define RV_QUAD_SMLAD(xr)                                                                                  \
+    "ldm %[w]!, {r8-r11}\n\t"                                                                             \
+    "smlad %[a0], r8, " xr ", %[a0]\n\tsmlad %[a1], r9, " xr ", %[a1]\n\t"                                \
+    "smlad %[a2], r10, " xr ", %[a2]\n\tsmlad %[a3], r11, " xr ", %[a3]\n\t"
+#define RV_QUAD "ldm %[x]!, {r12, lr}\n\t" RV_QUAD_SMLAD("r12") RV_QUAD_SMLAD("lr")
+
+/* Sums of outputs j..j+4 (a full group of rows) of one latent, x word-aligned. They start at the
+   biases and wrap modulo 2^32 (smlad does), as rv_requantize's sum does. */
+static void s8_group4(const rv_layer *layer, const int16_t *x, size_t j, int32_t sums[4]) {
+    const size_t in = layer->in, pairs = rv_s8_rows4_in(layer) / 2;
+    const int16_t *w = (const int16_t *)layer->weights + j * pairs * 2;
+    const int32_t *bias = (const int32_t *)layer->bias;
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    size_t n = in / 4, i;
+    if (bias != NULL) {
+        a0 = bias[j], a1 = bias[j + 1], a2 = bias[j + 2], a3 = bias[j + 3];
+    }
+    if (n > 0) { /* two quads per loop pass; an odd count enters at the second */
+        const int16_t *xq = x;
+        __asm__ volatile("lsrs %[n], %[n], #1\n\t"
+                         "bcc 1f\n\t"
+                         "adds %[n], %[n], #1\n\t"
+                         "b 2f\n"
+                         "1:\n\t" RV_QUAD "2:\n\t" RV_QUAD "subs %[n], %[n], #1\n\t"
+                         "bne 1b\n\t"
+                         : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [x] "+r"(xq), [w] "+r"(w),
+                           [n] "+r"(n)
+                         :
+                         : "r8", "r9", "r10", "r11", "r12", "lr", "cc", "memory");
+    }
+    for (i = in & ~(size_t)3; i < in; i++) { /* the last 1..3 inputs */
+        const int16_t *t = w + (i / 2 % 2) * 8 + i % 2;
+        const uint32_t xi = (uint32_t)(int32_t)x[i];
+        a0 = (int32_t)((uint32_t)a0 + (uint32_t)(int32_t)t[0] * xi);
+        a1 = (int32_t)((uint32_t)a1 + (uint32_t)(int32_t)t[2] * xi);
+        a2 = (int32_t)((uint32_t)a2 + (uint32_t)(int32_t)t[4] * xi);
+        a3 = (int32_t)((uint32_t)a3 + (uint32_t)(int32_t)t[6] * xi);
+    }
+    sums[0] = a0, sums[1] = a1, sums[2] = a2, sums[3] = a3;
+}
+
+/* Outputs j..j+n from their sums: rv_requantize_sum with the layer's constants in registers. */
+static void requantize_run(const rv_layer *layer, size_t j, const int32_t *sums, size_t n, int8_t *y) {
+    const size_t step = layer->n_multipliers > 1;
+    const int32_t *multipliers = layer->multipliers + step * j, *shifts = layer->shifts + step * j;
+    const int32_t zero_point = layer->output_quant.zero_point;
+    const int32_t low = layer->activation_min - zero_point, high = layer->activation_max - zero_point;
+    size_t k;
+    for (k = 0; k < n; k++) {
+        int32_t v = rv_scale_sum(sums[k], multipliers[k * step], shifts[k * step]);
+        v = RV_MAX(v, low);
+        v = RV_MIN(v, high);
+        y[j + k] = (int8_t)(v + zero_point);
+    }
+}
+
+#define RV_S8_RUN 32 /* outputs summed before they are requantised together */
+
+size_t rv_dense_s8_rows4_fast(const rv_layer *layer, const int16_t *x16, size_t nb, int8_t *y) {
+    const size_t in = layer->in, out = layer->out;
+    const size_t handled = out & ~(size_t)3;
+    int32_t sums[RV_S8_RUN];
+    size_t j, g, b;
+    for (b = 0; b < nb; b++, x16 += in, y += out) {
+        if ((uintptr_t)x16 % 4 != 0) { /* ldm needs words: an odd width in a block of latents */
+            return 0;
+        }
+        for (j = 0; j < handled; j += RV_S8_RUN) {
+            const size_t n = RV_MIN((size_t)RV_S8_RUN, handled - j);
+            for (g = 0; g < n; g += 4) {
+                s8_group4(layer, x16, j + g, sums + g);
+            }
+            requantize_run(layer, j, sums, n, y);
+        }
+    }
+    return handled;
+}
 #else
 size_t rv_dense_s8_fast(const rv_layer *layer, const int16_t *x16, size_t nb, int8_t *y) {
     (void)layer, (void)x16, (void)nb, (void)y;

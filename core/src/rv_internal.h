@@ -35,6 +35,27 @@ void rv_dense_s8(const rv_layer *layer, const int8_t *x, size_t b, int8_t *y, in
 #define RV_TARGET_M7 1
 #endif
 
+/* int8 layers in RV_LAYOUT_S8_ROWS4 (rackvae.h): rv_model_repack writes them where a kernel for them
+   exists (RV_REPACK_S8), and rv_dense_s8 decodes them on every target. */
+#if defined(RV_TARGET_M7) && defined(__ARM_FEATURE_DSP)
+#define RV_REPACK_S8 1
+size_t rv_dense_s8_rows4_fast(const rv_layer *layer, const int16_t *x16, size_t b, int8_t *y);
+#else
+#define RV_REPACK_S8 0
+static inline size_t rv_dense_s8_rows4_fast(const rv_layer *layer, const int16_t *x16, size_t b, int8_t *y) {
+    (void)layer, (void)x16, (void)b, (void)y;
+    return 0;
+}
+#endif
+
+/* Inputs of a RV_LAYOUT_S8_ROWS4 layer padded to a multiple of 4, rows to a multiple of 4. */
+static inline size_t rv_s8_rows4_in(const rv_layer *layer) { return ((size_t)layer->in + 3u) & ~(size_t)3u; }
+static inline size_t rv_s8_rows4_out(const rv_layer *layer) { return ((size_t)layer->out + 3u) & ~(size_t)3u; }
+
+/* Writes an OUT_IN int8 layer's weights in RV_LAYOUT_S8_ROWS4 (rv_s8_rows4_in * rv_s8_rows4_out
+   values). */
+void rv_pack_s8_rows4(const rv_layer *layer, int16_t *packed);
+
 #if defined(RV_TARGET_X86) || defined(RV_TARGET_M7)
 size_t rv_dense_f32_fast(const rv_layer *layer, const float *x, size_t b, float *y);
 size_t rv_dense_f16_fast(const rv_layer *layer, const float *x, size_t b, float *y);
@@ -146,18 +167,32 @@ static inline int32_t rv_multiply_by_quantized_multiplier(int32_t x, int32_t mul
 }
 
 
-/* acc + bias (modulo 2^32, so a hostile file cannot cause signed overflow), requantised, offset and
-   clamped as TFLite's reference kernel does. */
+/* rv_multiply_by_quantized_multiplier for a multiplier >= 0 (rv_model_check ensures it) in fewer
+   steps: gemmlowp's rounding of a*b / 2^31 (sign-dependent nudge, then truncation) equals
+   floor((a*b + 2^30) / 2^31) for every product, and RoundingDivideByPOT rounds ties away from zero. */
+static inline int32_t rv_scale_sum(int32_t sum, int32_t multiplier, int32_t shift) {
+    const int32_t left = shift > 0 ? shift : 0, right = left - shift;
+    const int64_t product = (int64_t)(int32_t)((uint32_t)sum << left) * multiplier;
+    const int32_t high = (int32_t)((product + ((int64_t)1 << 30)) >> 31);
+    const int32_t mask = (int32_t)((1u << right) - 1u);
+    return (high >> right) + ((high & mask) > (mask >> 1) + (high < 0));
+}
+
+/* Output j's sum (bias included) requantised, offset and clamped as TFLite's reference kernel does
+   (clamped before the zero point is added, so no sum can overflow). */
+static inline int8_t rv_requantize_sum(const rv_layer *layer, size_t j, int32_t sum) {
+    const size_t k = layer->n_multipliers > 1 ? j : 0;
+    const int32_t zero_point = layer->output_quant.zero_point;
+    int32_t v = rv_scale_sum(sum, layer->multipliers[k], layer->shifts[k]);
+    v = RV_MAX(v, layer->activation_min - zero_point);
+    v = RV_MIN(v, layer->activation_max - zero_point);
+    return (int8_t)(v + zero_point);
+}
+
+/* acc + bias (modulo 2^32, so a hostile file cannot cause signed overflow), requantised. */
 static inline int8_t rv_requantize(const rv_layer *layer, size_t j, int32_t acc) {
-    const int per_channel = layer->n_multipliers > 1;
     const int32_t *bias = (const int32_t *)layer->bias;
-    const int32_t sum = (int32_t)((uint32_t)acc + (bias != NULL ? (uint32_t)bias[j] : 0u));
-    int64_t v = (int64_t)rv_multiply_by_quantized_multiplier(sum, layer->multipliers[per_channel ? j : 0],
-                                                             layer->shifts[per_channel ? j : 0]) +
-                layer->output_quant.zero_point;
-    v = RV_MAX(v, (int64_t)layer->activation_min);
-    v = RV_MIN(v, (int64_t)layer->activation_max);
-    return (int8_t)v;
+    return rv_requantize_sum(layer, j, (int32_t)((uint32_t)acc + (bias != NULL ? (uint32_t)bias[j] : 0u)));
 }
 
 /* Largest output/input width of the hidden layers and of all layers. */

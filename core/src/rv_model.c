@@ -1,5 +1,5 @@
 /* The model descriptor: derived sizes, the consistency check every entry point relies on, and the
- * repacking of float weights into the IN_OUT layout. */
+ * repacking of float weights into the IN_OUT layout (int8 into RV_LAYOUT_S8_ROWS4 where it pays). */
 #include <string.h>
 
 #include "rv_internal.h"
@@ -52,7 +52,8 @@ static rv_status check_s8_layer(const rv_layer *layer, const rv_layer *previous)
         (layer->n_multipliers != 1 && layer->n_multipliers != layer->out)) {
         return RV_ERR_MODEL;
     }
-    if (!aligned(layer->bias, 4) || !aligned(layer->multipliers, 4) || !aligned(layer->shifts, 4)) {
+    if (!aligned(layer->bias, 4) || !aligned(layer->multipliers, 4) || !aligned(layer->shifts, 4) ||
+        (layer->layout == RV_LAYOUT_S8_ROWS4 && !aligned(layer->weights, 4))) {
         return RV_ERR_ALIGNMENT;
     }
     for (k = 0; k < layer->n_multipliers; k++) {
@@ -89,8 +90,8 @@ rv_status rv_model_check(const rv_model *model) {
     for (l = 0; l < model->n_layers; l++) {
         const rv_layer *layer = &model->layers[l];
         rv_status status;
-        if (layer->in == 0 || layer->out == 0 || layer->weights == NULL || layer->layout > RV_LAYOUT_IN_OUT ||
-            layer->activation > RV_ACT_RELU) {
+        if (layer->in == 0 || layer->out == 0 || layer->weights == NULL || layer->activation > RV_ACT_RELU ||
+            layer->layout > (model->dtype == RV_S8 ? RV_LAYOUT_S8_ROWS4 : RV_LAYOUT_IN_OUT)) {
             return RV_ERR_MODEL;
         }
         if (layer->in > RV_MAX_WIDTH || layer->out > RV_MAX_WIDTH) {
@@ -127,6 +128,29 @@ rv_status rv_model_check(const rv_model *model) {
     return rv_metadata_check(&model->metadata, rv_model_latent_dim(model), rv_model_output_size(model));
 }
 
+void rv_pack_s8_rows4(const rv_layer *layer, int16_t *packed) {
+    const size_t in = layer->in, out = layer->out, pairs = rv_s8_rows4_in(layer) / 2;
+    const int8_t *w = (const int8_t *)layer->weights;
+    size_t j, i;
+    memset(packed, 0, rv_s8_rows4_in(layer) * rv_s8_rows4_out(layer) * sizeof *packed);
+    for (j = 0; j < out; j++) {
+        for (i = 0; i < in; i++) {
+            packed[((j / 4 * pairs + i / 2) * 4 + j % 4) * 2 + i % 2] = w[j * in + i];
+        }
+    }
+}
+
+/* Bytes of a layer's repacked weights (0: it keeps its own). */
+static size_t repacked_bytes(const rv_layer *layer) {
+    if (layer->layout != RV_LAYOUT_OUT_IN) {
+        return 0;
+    }
+    if (layer->dtype == RV_S8) {
+        return RV_REPACK_S8 ? rv_s8_rows4_in(layer) * rv_s8_rows4_out(layer) * sizeof(int16_t) : 0;
+    }
+    return ((size_t)layer->in * layer->out * (layer->dtype == RV_F32 ? 4u : 2u) + 3u) & ~(size_t)3u;
+}
+
 rv_status rv_model_repack(const rv_model *src, rv_model *dst, void *mem, size_t mem_len, size_t *needed) {
     size_t total = 0;
     unsigned l;
@@ -139,11 +163,7 @@ rv_status rv_model_repack(const rv_model *src, rv_model *dst, void *mem, size_t 
         return status;
     }
     for (l = 0; l < src->n_layers; l++) {
-        const rv_layer *layer = &src->layers[l];
-        if (layer->dtype != RV_S8 && layer->layout == RV_LAYOUT_OUT_IN) {
-            const size_t bytes = (size_t)layer->in * layer->out * (layer->dtype == RV_F32 ? 4u : 2u);
-            total += (bytes + 3u) & ~(size_t)3u;
-        }
+        total += repacked_bytes(&src->layers[l]);
     }
     *needed = total;
     if (total > 0 && (mem == NULL || mem_len < total)) {
@@ -159,7 +179,14 @@ rv_status rv_model_repack(const rv_model *src, rv_model *dst, void *mem, size_t 
         const size_t in = layer->in;
         const size_t out = layer->out;
         size_t i, j;
-        if (layer->dtype == RV_S8 || layer->layout == RV_LAYOUT_IN_OUT) {
+        if (repacked_bytes(layer) == 0) {
+            continue;
+        }
+        if (layer->dtype == RV_S8) {
+            rv_pack_s8_rows4(layer, (int16_t *)mem);
+            out_layer->weights = mem;
+            out_layer->layout = RV_LAYOUT_S8_ROWS4;
+            mem = (uint8_t *)mem + repacked_bytes(layer);
             continue;
         }
         if (layer->dtype == RV_F32) {

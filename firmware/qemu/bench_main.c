@@ -3,7 +3,8 @@
  * rv_bench_mark() runs. Reads model.tflite from the directory QEMU runs in and prints its sizes. The
  * plugin's "mark i" line counts the instructions from mark i-1 to mark i; here mark i ends:
  *   mark 1       rv_decode of one latent, weights as in the file (row per output)
- *   mark 3       rv_decode of one latent, weights repacked (row per input), as the module runs it
+ *   mark 3       rv_decode of one latent, weights repacked (row per input; int8 rows widened and
+ *                interleaved), as the module runs it; its output must equal mark 1's bit for bit
  *   mark 5       the same again (must count the same)
  *   mark 7       the module's whole inference in app_poll (knobs, decode, thresholds, notes)
  *   mark 9 + 2k  the module's clock handler for step k (engine, panel mapping, DAC writes)
@@ -165,10 +166,18 @@ int main(void)
     print_value("ticks", model.metadata.ticks);
 
     const rv_model *measured[3] = {&model, &fast, &fast};
+    static float as_file[RV_MAX_TICKS * RV_MAX_ROWS];
     for (int run = 0; run < 3; ++run) {
         status = measure_decode(measured[run]);
         if (status != RV_OK) {
             return fail("decode", status);
+        }
+        if (run == 0) {
+            memcpy(as_file, probabilities, sizeof as_file);
+        } else if (memcmp(as_file, probabilities, sizeof as_file) != 0) {
+            /* the repacked weights run other kernels, which must compute the same bits */
+            sh_write0("repacked decode differs from the file's\n");
+            return 1;
         }
     }
 

@@ -175,6 +175,35 @@ static void test_quantize_multiplier(void) {
     CHECK(rv_multiply_by_quantized_multiplier(INT32_MIN, INT32_MIN, 0) == INT32_MAX);
 }
 
+/* The requantisation's short form against TFLite's MultiplyByQuantizedMultiplier, edges included. */
+static void test_scale_sum(void) {
+    static const int32_t sums[] = {0, 1, -1, 2, -2, 3, -3, 1 << 20, -(1 << 20), 12345, -12345, INT32_MAX, INT32_MIN,
+                                   (1 << 30) + 1, -(1 << 30) - 1, 0x40000000, -0x40000000, 77777777, -77777777};
+    static const int32_t multipliers[] = {0, 1, 1 << 30, (1 << 30) + 1, INT32_MAX, 1518500250, 1073741825};
+    uint32_t state = 1;
+    int mismatches = 0, shift, k, m, n;
+    for (shift = -31; shift <= 30; shift++) {
+        for (m = 0; m < (int)(sizeof multipliers / sizeof *multipliers); m++) {
+            for (k = 0; k < (int)(sizeof sums / sizeof *sums) + 200; k++) {
+                int32_t sum;
+                if (k < (int)(sizeof sums / sizeof *sums)) {
+                    sum = sums[k];
+                } else { /* random sums, and odd multiples of powers of two (the rounding ties) */
+                    state = state * 1664525u + 1013904223u;
+                    sum = (int32_t)state;
+                    if (k % 2) sum = (int32_t)(((state >> 8) | 1u) << (state % 24)) * ((state & 1) ? 1 : -1);
+                }
+                for (n = 0; n < 2; n++) {
+                    const int32_t multiplier = n ? (int32_t)(state >> 1) : multipliers[m];
+                    mismatches += rv_scale_sum(sum, multiplier, shift) !=
+                                  rv_multiply_by_quantized_multiplier(sum, multiplier, shift);
+                }
+            }
+        }
+    }
+    CHECK(mismatches == 0);
+}
+
 static void test_logistic_table(void) {
     int8_t table[256];
     rv_quant q;
@@ -638,6 +667,19 @@ static void test_file(const char *path) {
     CHECK_STATUS(rv_decode(&packed, latents, 9, b, scratch, sizeof scratch), RV_OK);
     CHECK(memcmp(a, b, sizeof(float) * 9 * rv_model_output_size(&model)) == 0);
     free(mem);
+    if (model.dtype == RV_S8) { /* the DSP layout on this target's portable kernel: the same bits */
+        int16_t *rows4[RV_MAX_LAYERS];
+        packed = model;
+        for (k = 0; k < model.n_layers; k++) {
+            rows4[k] = (int16_t *)malloc(rv_s8_rows4_in(&model.layers[k]) * rv_s8_rows4_out(&model.layers[k]) * 2);
+            rv_pack_s8_rows4(&model.layers[k], rows4[k]);
+            packed.layers[k].weights = rows4[k];
+            packed.layers[k].layout = RV_LAYOUT_S8_ROWS4;
+        }
+        CHECK_STATUS(rv_decode(&packed, latents, 9, b, scratch, sizeof scratch), RV_OK);
+        CHECK(memcmp(a, b, sizeof(float) * 9 * rv_model_output_size(&model)) == 0);
+        for (k = 0; k < model.n_layers; k++) free(rows4[k]);
+    }
     /* every truncation fails cleanly (an exactly sized copy: ASan catches a read past its end) */
     for (len = 0; len < size; len += 1 + len / 64) {
         damaged = (uint8_t *)malloc(len ? len : 1);
@@ -686,6 +728,7 @@ int main(int argc, char **argv) {
     test_half_to_float();
     test_sigmoid();
     test_quantize_multiplier();
+    test_scale_sum();
     test_logistic_table();
     test_decode_float();
     test_model_errors();
