@@ -3,7 +3,8 @@
  * kernels: each output starts at +0 and takes one vfma.f32 (exactly rounded, as fmaf) per input in
  * input order, then the bias and the activation (rv_store_outputs). What C cannot get from the
  * compiler is the load pattern: one vldm brings the eight weights of a row segment into registers
- * (GCC emits eight vldr), so a multiply-add costs ~1.3 instructions instead of ~2.5.
+ * (GCC emits eight vldr), so a multiply-add costs ~1.3 instructions instead of ~2.5. int8 layers
+ * repacked into RV_LAYOUT_S8_ROWS4 take ldm + smlad only (~0.75 instructions per multiply-add).
  * Elsewhere this file holds nothing; rv_internal.h then makes the hooks return 0.
  */
 #include "rv_internal.h"
@@ -93,72 +94,16 @@ size_t rv_dense_f16_fast(const rv_layer *layer, const float *x, size_t nb, float
     return dense_m7(layer, 1, x, nb, y);
 }
 
-/* ---- int8 (TFLite's OUT_IN rows): the DSP extension's dual 16-bit multiply-accumulate ---- */
-
-#if defined(__ARM_FEATURE_DSP)
-#include <arm_acle.h>
-
-static inline uint32_t load32(const void *p) {
-    uint32_t v;
-    memcpy(&v, p, sizeof v); /* one ldr: the M7 reads unaligned words from normal memory */
-    return v;
-}
-
-/* Bytes 1 and 3 of w, sign-extended into two halves (one sxtb16 with rotation). */
-static inline int16x2_t odd_bytes(uint32_t w) {
-    int16x2_t r;
-    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(w));
-    return r;
-}
-
-/* Integer sums do not depend on their order, so this is TFLite's result. Four inputs per step: the
-   even bytes of each weight word (sxtb16) pair with inputs 0 and 2, the odd bytes with 1 and 3. */
-#define RV_ROW_SMLAD(r)                                                                                    \
-    do {                                                                                                   \
-        const uint32_t w = load32(row##r + i);                                                             \
-        a##r = __smlad(__sxtb16(w), even, a##r);                                                           \
-        a##r = __smlad(odd_bytes(w), odd, a##r);                                                           \
-    } while (0)
-
-static void s8_rows4(const rv_layer *layer, const int16_t *x, size_t j, int8_t *y) {
-    const size_t in = layer->in;
-    const int8_t *row0 = (const int8_t *)layer->weights + j * in;
-    const int8_t *row1 = row0 + in, *row2 = row1 + in, *row3 = row2 + in;
-    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-    size_t i;
-    for (i = 0; i + 4 <= in; i += 4) {
-        const uint32_t x01 = load32(x + i), x23 = load32(x + i + 2);
-        const int16x2_t even = (int16x2_t)((x01 & 0xffffu) | (x23 << 16)); /* pkhbt */
-        const int16x2_t odd = (int16x2_t)((x01 >> 16) | (x23 & 0xffff0000u)); /* pkhtb */
-        RV_ROW_SMLAD(0);
-        RV_ROW_SMLAD(1);
-        RV_ROW_SMLAD(2);
-        RV_ROW_SMLAD(3);
-    }
-    for (; i < in; i++) {
-        a0 += row0[i] * (int32_t)x[i];
-        a1 += row1[i] * (int32_t)x[i];
-        a2 += row2[i] * (int32_t)x[i];
-        a3 += row3[i] * (int32_t)x[i];
-    }
-    y[j] = rv_requantize(layer, j, a0);
-    y[j + 1] = rv_requantize(layer, j + 1, a1);
-    y[j + 2] = rv_requantize(layer, j + 2, a2);
-    y[j + 3] = rv_requantize(layer, j + 3, a3);
-}
+/* ---- int8 (DSP extension). TFLite's OUT_IN rows are left to the portable kernel: the module runs
+   int8 layers repacked (rv_model_repack), and a second DSP kernel for the unpacked fallback would cost
+   more flash than it saves time where memory is too short to repack. ---- */
 
 size_t rv_dense_s8_fast(const rv_layer *layer, const int16_t *x16, size_t nb, int8_t *y) {
-    const size_t in = layer->in, out = layer->out;
-    const size_t handled = out & ~(size_t)3;
-    size_t j, b;
-    for (b = 0; b < nb; b++, x16 += in, y += out) {
-        for (j = 0; j < handled; j += 4) {
-            s8_rows4(layer, x16, j, y);
-        }
-    }
-    return handled;
+    (void)layer, (void)x16, (void)nb, (void)y;
+    return 0;
 }
 
+#if defined(__ARM_FEATURE_DSP)
 /* ---- int8 in RV_LAYOUT_S8_ROWS4: weights pre-widened to int16 words, so four inputs of four rows
    take three ldm (two input pairs, two rows-by-pair blocks) and eight smlad ---- */
 
@@ -238,11 +183,6 @@ size_t rv_dense_s8_rows4_fast(const rv_layer *layer, const int16_t *x16, size_t 
         }
     }
     return handled;
-}
-#else
-size_t rv_dense_s8_fast(const rv_layer *layer, const int16_t *x16, size_t nb, int8_t *y) {
-    (void)layer, (void)x16, (void)nb, (void)y;
-    return 0;
 }
 #endif
 
