@@ -15,7 +15,7 @@ INSTALL_INPUTS := pyproject.toml setup.py bindings/build_core.py $(wildcard core
 
 $(BIN)/.installed: $(INSTALL_INPUTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --upgrade pip "setuptools>=77" wheel cffi
 	$(BIN)/python -m pip install --quiet -e ".[export,bench,dev]"
 	touch $@
 
