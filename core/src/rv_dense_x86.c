@@ -1,44 +1,91 @@
-/* Desktop fast path of the float dense layers (x86-64 with AVX2 + FMA, and F16C for float16), used
- * by rv_dense_f32 / rv_dense_f16 for the IN_OUT layout when the compiler targets such a CPU (the cffi
- * extension is built with -march=native). It computes the same numbers as the portable kernels: every
- * output is still summed in input order, one exactly rounded fused multiply-add per weight, then the
- * bias, then the activation; the vector lanes only hold different outputs (and different latents of
- * the block). Elsewhere this file holds nothing; rv_internal.h then makes the hooks return 0.
+/* Desktop fast path of the dense layers (x86-64 with AVX2 + FMA; F16C for float16; AVX-512 and
+ * AVX-512 VNNI where the CPU has them), used by rv_dense_f32 / rv_dense_f16 for the IN_OUT layout and
+ * by rv_dense_s8 for TFLite's OUT_IN int8 layout, when the compiler targets such a CPU (the cffi
+ * extension is built with -march=native). Float layers compute the same numbers as the portable
+ * kernels: every output is still summed in input order, one exactly rounded fused multiply-add per
+ * weight starting from +0, then the bias, then the activation; the vector lanes only hold different
+ * outputs (and different latents of the block). int8 sums are exact integers, so their order is free.
+ * Elsewhere this file holds nothing; rv_internal.h then makes the hooks return 0.
+ *
+ * Why these shapes: a single decode of a note model streams ~370 KB of float32 weights from L2, so
+ * what counts is bytes per cycle: AVX-512 takes 64 bytes per load (16 outputs), and the weights of
+ * a tile of outputs are read row after row. Zen 4 widens halves 8 at a time faster than 16, so float16
+ * stays on 256-bit vectors. Masked loads and stores (AVX-512) let the kernels take every output, so
+ * no layer falls back to scalar code for its last few outputs.
  */
 #include "rv_internal.h"
 
 #if defined(RV_TARGET_X86)
 #include <immintrin.h>
 
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__F16C__)
+#define RV_X86_AVX512 1
+#endif
+
 #define RV_ALWAYS_INLINE inline __attribute__((always_inline))
 
-/* Eight consecutive weights as floats; `half` is a constant after inlining. */
-static RV_ALWAYS_INLINE __m256 load8(const void *w, size_t offset, int half) {
-#if defined(__F16C__)
-    if (half) {
-        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + offset)));
+/* ---- float, 8 outputs per 256-bit vector (AVX2; float16 also with AVX-512) ---- */
+
+/* Outputs offset..offset+n (n <= 8; n < 8 only with AVX-512 masks) of a float32 or float16 (`half`)
+   array as floats, zero in the lanes past n. `half` and n are constants after inlining. */
+static RV_ALWAYS_INLINE __m256 load8(const void *p, size_t offset, int half, unsigned n) {
+    (void)half, (void)n;
+#if defined(RV_X86_AVX512)
+    if (n < 8) {
+        const __mmask8 mask = (__mmask8)((1u << n) - 1u);
+        return half ? _mm256_cvtph_ps(_mm_maskz_loadu_epi16(mask, (const uint16_t *)p + offset))
+                    : _mm256_maskz_loadu_ps(mask, (const float *)p + offset);
     }
 #endif
-    return _mm256_loadu_ps((const float *)w + offset);
+#if defined(__F16C__)
+    if (half) {
+        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)p + offset)));
+    }
+#endif
+    return _mm256_loadu_ps((const float *)p + offset);
+}
+
+static RV_ALWAYS_INLINE void store8(float *y, __m256 v, unsigned n) {
+    (void)n;
+#if defined(RV_X86_AVX512)
+    if (n < 8) {
+        _mm256_mask_storeu_ps(y, (__mmask8)((1u << n) - 1u), v);
+        return;
+    }
+#endif
+    _mm256_storeu_ps(y, v);
+}
+
+/* Bias j..j+n as a vector (zero without bias). Loaded straight as a vector: a vector read of floats
+   just stored one by one would stall on store forwarding. */
+static RV_ALWAYS_INLINE __m256 bias8(const rv_layer *layer, size_t j, unsigned n) {
+    if (layer->bias == NULL) {
+        return _mm256_setzero_ps();
+    }
+#if !defined(__F16C__)
+    if (layer->bias_dtype == RV_F16) {
+        float bias[8];
+        size_t k;
+        for (k = 0; k < 8; k++) {
+            bias[k] = rv_bias_f(layer, j + k);
+        }
+        return _mm256_loadu_ps(bias);
+    }
+#endif
+    return load8(layer->bias, j, layer->bias_dtype == RV_F16, n);
 }
 
 /* bias + activation for outputs j..j+8, as rv_finish does it (max with +0 as second operand maps
    NaN and -0 to +0 like !(v > 0)). */
-static RV_ALWAYS_INLINE __m256 finish8(__m256 acc, const rv_layer *layer, size_t j) {
-    float bias[8];
-    size_t k;
-    __m256 v;
-    for (k = 0; k < 8; k++) {
-        bias[k] = rv_bias_f(layer, j + k);
-    }
-    v = _mm256_add_ps(acc, _mm256_loadu_ps(bias));
+static RV_ALWAYS_INLINE __m256 finish8(__m256 acc, const rv_layer *layer, size_t j, unsigned n) {
+    const __m256 v = _mm256_add_ps(acc, bias8(layer, j, n));
     return layer->activation == RV_ACT_RELU ? _mm256_max_ps(v, _mm256_setzero_ps()) : v;
 }
 
 /* One latent, outputs j0..j0+64: eight independent accumulator chains cover the fused multiply-add
    latency (named variables: arrays get spilled). */
-#define RV_ROW_FMA(v) a##v = _mm256_fmadd_ps(xi, load8(layer->weights, row + 8 * (v), half), a##v)
-#define RV_ROW_STORE(v) _mm256_storeu_ps(y + j0 + 8 * (v), finish8(a##v, layer, j0 + 8 * (v)))
+#define RV_ROW_FMA(v) a##v = _mm256_fmadd_ps(xi, load8(layer->weights, row + 8 * (v), half, 8), a##v)
+#define RV_ROW_STORE(v) _mm256_storeu_ps(y + j0 + 8 * (v), finish8(a##v, layer, j0 + 8 * (v), 8))
 static RV_ALWAYS_INLINE void single_tile64(const rv_layer *layer, int half, const float *x, size_t j0, float *y) {
     const size_t in = layer->in, out = layer->out;
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
@@ -84,27 +131,29 @@ static RV_ALWAYS_INLINE void single_tile32(const rv_layer *layer, int half, cons
     RV_ROW_STORE(3);
 }
 
-/* One latent, outputs j0..j0+8. */
-static RV_ALWAYS_INLINE void single_tile8(const rv_layer *layer, int half, const float *x, size_t j0, float *y) {
+/* One latent, outputs j0..j0+n (n <= 8). */
+static RV_ALWAYS_INLINE void single_tile8(const rv_layer *layer, int half, const float *x, size_t j0, float *y,
+                                          unsigned n) {
     const size_t in = layer->in, out = layer->out;
     __m256 a0 = _mm256_setzero_ps();
     size_t i;
     for (i = 0; i < in; i++) {
-        a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(x + i), load8(layer->weights, i * out + j0, half), a0);
+        a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(x + i), load8(layer->weights, i * out + j0, half, n), a0);
     }
-    _mm256_storeu_ps(y + j0, finish8(a0, layer, j0));
+    store8(y + j0, finish8(a0, layer, j0, n), n);
 }
 
-/* Eight latents, outputs j0..j0+8: each weight vector loaded once feeds eight latents. */
+/* Eight latents, outputs j0..j0+n (n <= 8): each weight vector loaded once feeds eight latents. */
 #define RV_BLOCK_FMA(b) acc##b = _mm256_fmadd_ps(_mm256_broadcast_ss(x + (b) * in + i), w, acc##b)
-#define RV_BLOCK_STORE(b) _mm256_storeu_ps(y + (b) * out + j0, finish8(acc##b, layer, j0))
-static RV_ALWAYS_INLINE void block_tile8(const rv_layer *layer, int half, const float *x, size_t j0, float *y) {
+#define RV_BLOCK_STORE(b) store8(y + (b) * out + j0, finish8(acc##b, layer, j0, n), n)
+static RV_ALWAYS_INLINE void block_tile8(const rv_layer *layer, int half, const float *x, size_t j0, float *y,
+                                         unsigned n) {
     const size_t in = layer->in, out = layer->out;
     __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0, acc4 = acc0, acc5 = acc0,
            acc6 = acc0, acc7 = acc0;
     size_t i;
     for (i = 0; i < in; i++) {
-        const __m256 w = load8(layer->weights, i * out + j0, half);
+        const __m256 w = load8(layer->weights, i * out + j0, half, n);
         RV_BLOCK_FMA(0);
         RV_BLOCK_FMA(1);
         RV_BLOCK_FMA(2);
@@ -124,46 +173,236 @@ static RV_ALWAYS_INLINE void block_tile8(const rv_layer *layer, int half, const 
     RV_BLOCK_STORE(7);
 }
 
-static RV_ALWAYS_INLINE size_t dense_x86(const rv_layer *layer, int half, const float *x, size_t nb, float *y) {
+/* Outputs [0, returned) of every latent, 8 per vector; with AVX-512 the last n < 8 too (masked). */
+static RV_ALWAYS_INLINE size_t dense8(const rv_layer *layer, int half, const float *x, size_t nb, float *y) {
     const size_t in = layer->in, out = layer->out;
-    const size_t handled = out & ~(size_t)7;
+    const size_t full = out & ~(size_t)7;
+#if defined(RV_X86_AVX512)
+    const unsigned rest = (unsigned)(out - full);
+#endif
     size_t j0, b;
+    if (nb == 8) {
+        for (j0 = 0; j0 < full; j0 += 8) {
+            block_tile8(layer, half, x, j0, y, 8);
+        }
+#if defined(RV_X86_AVX512)
+        if (rest > 0) {
+            block_tile8(layer, half, x, full, y, rest);
+        }
+        return out;
+#else
+        return full;
+#endif
+    }
+    for (b = 0; b < nb; b++) {
+        for (j0 = 0; j0 + 64 <= full; j0 += 64) {
+            single_tile64(layer, half, x + b * in, j0, y + b * out);
+        }
+        for (; j0 + 32 <= full; j0 += 32) {
+            single_tile32(layer, half, x + b * in, j0, y + b * out);
+        }
+        for (; j0 < full; j0 += 8) {
+            single_tile8(layer, half, x + b * in, j0, y + b * out, 8);
+        }
+#if defined(RV_X86_AVX512)
+        if (rest > 0) {
+            single_tile8(layer, half, x + b * in, full, y + b * out, rest);
+        }
+#endif
+    }
+#if defined(RV_X86_AVX512)
+    return out;
+#else
+    return full;
+#endif
+}
+
+#if defined(RV_X86_AVX512)
+/* ---- float32, 16 outputs per 512-bit vector (AVX-512) ---- */
+
+static RV_ALWAYS_INLINE __mmask16 mask16(unsigned n) { return (__mmask16)((1u << n) - 1u); } /* n <= 16 */
+
+/* Bias j..j+16 where mask selects, as a vector (zero without bias and elsewhere). */
+static RV_ALWAYS_INLINE __m512 bias16(const rv_layer *layer, size_t j, __mmask16 mask) {
+    if (layer->bias == NULL) {
+        return _mm512_setzero_ps();
+    }
+    if (layer->bias_dtype == RV_F16) {
+        return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, (const uint16_t *)layer->bias + j));
+    }
+    return _mm512_maskz_loadu_ps(mask, (const float *)layer->bias + j);
+}
+
+/* bias + activation, stored to the outputs j..j+16 of y that mask selects (as finish8) */
+static RV_ALWAYS_INLINE void finish16(__m512 acc, const rv_layer *layer, size_t j, __mmask16 mask, float *y) {
+    __m512 v = _mm512_add_ps(acc, bias16(layer, j, mask));
+    if (layer->activation == RV_ACT_RELU) {
+        v = _mm512_max_ps(v, _mm512_setzero_ps());
+    }
+    _mm512_mask_storeu_ps(y + j, mask, v);
+}
+
+/* One latent, outputs j0..j0+16*vectors (vectors <= 8, a constant after inlining): one accumulator
+   chain per vector, enough of them to hide the multiply-add latency. */
+#define RV_Z_FMA(v)                                                                                          \
+    if (vectors > (v)) a##v = _mm512_fmadd_ps(xi, _mm512_loadu_ps(w + 16 * (v)), a##v)
+#define RV_Z_STORE(v)                                                                                        \
+    if (vectors > (v)) finish16(a##v, layer, j0 + 16 * (v), 0xffff, y)
+static RV_ALWAYS_INLINE void f32_tile(const rv_layer *layer, const float *x, size_t j0, float *y,
+                                      const unsigned vectors) {
+    const size_t in = layer->in, out = layer->out;
+    const float *w = (const float *)layer->weights + j0;
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    size_t i;
+    for (i = 0; i < in; i++, w += out) {
+        const __m512 xi = _mm512_set1_ps(x[i]);
+        RV_Z_FMA(0);
+        RV_Z_FMA(1);
+        RV_Z_FMA(2);
+        RV_Z_FMA(3);
+        RV_Z_FMA(4);
+        RV_Z_FMA(5);
+        RV_Z_FMA(6);
+        RV_Z_FMA(7);
+    }
+    RV_Z_STORE(0);
+    RV_Z_STORE(1);
+    RV_Z_STORE(2);
+    RV_Z_STORE(3);
+    RV_Z_STORE(4);
+    RV_Z_STORE(5);
+    RV_Z_STORE(6);
+    RV_Z_STORE(7);
+}
+
+/* One latent, up to 8 vectors of outputs anywhere in the row: vector v holds the outputs of
+   j[v]..j[v]+16 that mask[v] selects (masked loads and stores: nothing read or written past them;
+   unused vectors have mask 0). Always eight accumulator chains, so the few outputs a layer's tiles
+   leave still run at full speed. */
+#define RV_R_FMA(v) a##v = _mm512_fmadd_ps(xi, _mm512_maskz_loadu_ps(mask[v], w + j[v]), a##v)
+#define RV_R_STORE(v) finish16(a##v, layer, j[v], mask[v], y)
+static void f32_rest(const rv_layer *layer, const float *x, const size_t j[8], const __mmask16 mask[8], float *y) {
+    const size_t in = layer->in, out = layer->out;
+    const float *w = (const float *)layer->weights;
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    size_t i;
+    for (i = 0; i < in; i++, w += out) {
+        const __m512 xi = _mm512_set1_ps(x[i]);
+        RV_R_FMA(0);
+        RV_R_FMA(1);
+        RV_R_FMA(2);
+        RV_R_FMA(3);
+        RV_R_FMA(4);
+        RV_R_FMA(5);
+        RV_R_FMA(6);
+        RV_R_FMA(7);
+    }
+    RV_R_STORE(0);
+    RV_R_STORE(1);
+    RV_R_STORE(2);
+    RV_R_STORE(3);
+    RV_R_STORE(4);
+    RV_R_STORE(5);
+    RV_R_STORE(6);
+    RV_R_STORE(7);
+}
+
+/* Eight latents, outputs j0..j0+n (n <= 16): each weight vector loaded once feeds eight latents. */
+#define RV_ZB_FMA(b) acc##b = _mm512_fmadd_ps(_mm512_set1_ps(x[(b) * in + i]), w, acc##b)
+#define RV_ZB_STORE(b) finish16(acc##b, layer, j0, mask16(n), y + (b) * out)
+static RV_ALWAYS_INLINE void f32_block16(const rv_layer *layer, const float *x, size_t j0, float *y, unsigned n) {
+    const size_t in = layer->in, out = layer->out;
+    const float *weights = (const float *)layer->weights + j0;
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0, acc4 = acc0, acc5 = acc0,
+           acc6 = acc0, acc7 = acc0;
+    size_t i;
+    for (i = 0; i < in; i++) {
+        const __m512 w = _mm512_maskz_loadu_ps(mask16(n), weights + i * out);
+        RV_ZB_FMA(0);
+        RV_ZB_FMA(1);
+        RV_ZB_FMA(2);
+        RV_ZB_FMA(3);
+        RV_ZB_FMA(4);
+        RV_ZB_FMA(5);
+        RV_ZB_FMA(6);
+        RV_ZB_FMA(7);
+    }
+    RV_ZB_STORE(0);
+    RV_ZB_STORE(1);
+    RV_ZB_STORE(2);
+    RV_ZB_STORE(3);
+    RV_ZB_STORE(4);
+    RV_ZB_STORE(5);
+    RV_ZB_STORE(6);
+    RV_ZB_STORE(7);
+}
+
+/* Every output of every latent. */
+static size_t dense_f32_avx512(const rv_layer *layer, const float *x, size_t nb, float *y) {
+    const size_t in = layer->in, out = layer->out;
+    /* When every row starts at the same offset in a cache line (out a multiple of 16), the first
+       outputs up to a line boundary go first, so that each 64-byte load reads one line, not two. */
+    const unsigned head = out % 16 == 0 ? (unsigned)((0u - (uintptr_t)layer->weights) % 64u / sizeof(float)) : 0u;
+    size_t j0, b;
+    if (nb == 8) {
+        for (j0 = 0; j0 + 16 <= out; j0 += 16) {
+            f32_block16(layer, x, j0, y, 16);
+        }
+        if (j0 < out) {
+            f32_block16(layer, x, j0, y, (unsigned)(out - j0));
+        }
+        return out;
+    }
+    for (b = 0; b < nb; b++, x += in, y += out) {
+        size_t j[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        __mmask16 mask[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        unsigned v = 0;
+        for (j0 = head; j0 + 128 <= out; j0 += 128) {
+            f32_tile(layer, x, j0, y, 8);
+        }
+        if ((head > 0) + (out - j0 + 15) / 16 > 8) {
+            f32_tile(layer, x, j0, y, 4);
+            j0 += 64;
+        }
+        /* the rest in one pass: the outputs before the first line boundary, then the last ones */
+        if (head > 0) {
+            mask[v++] = mask16(head);
+        }
+        for (; j0 < out; j0 += 16) {
+            j[v] = j0;
+            mask[v++] = mask16((unsigned)RV_MIN(out - j0, (size_t)16));
+        }
+        if (v > 0) {
+            f32_rest(layer, x, j, mask, y);
+        }
+    }
+    return out;
+}
+#endif
+
+size_t rv_dense_f32_fast(const rv_layer *layer, const float *x, size_t nb, float *y) {
     if (layer->layout != RV_LAYOUT_IN_OUT) {
         return 0;
     }
-    if (nb == 8) {
-        for (j0 = 0; j0 < handled; j0 += 8) {
-            block_tile8(layer, half, x, j0, y);
-        }
-        return handled;
-    }
-    for (b = 0; b < nb; b++) {
-        for (j0 = 0; j0 + 64 <= handled; j0 += 64) {
-            single_tile64(layer, half, x + b * in, j0, y + b * out);
-        }
-        for (; j0 + 32 <= handled; j0 += 32) {
-            single_tile32(layer, half, x + b * in, j0, y + b * out);
-        }
-        for (; j0 < handled; j0 += 8) {
-            single_tile8(layer, half, x + b * in, j0, y + b * out);
-        }
-    }
-    return handled;
+#if defined(RV_X86_AVX512)
+    return dense_f32_avx512(layer, x, nb, y);
+#else
+    return dense8(layer, 0, x, nb, y);
+#endif
 }
 
-size_t rv_dense_f32_fast(const rv_layer *layer, const float *x, size_t nb, float *y) {
-    return dense_x86(layer, 0, x, nb, y);
+#if defined(__F16C__)
+size_t rv_dense_f16_fast(const rv_layer *layer, const float *x, size_t nb, float *y) {
+    return layer->layout == RV_LAYOUT_IN_OUT ? dense8(layer, 1, x, nb, y) : 0;
 }
-
-/* ---- int8: 8 output rows per pass, dot products with vpmaddwd, requantisation on 8 lanes ---- */
-
-/* Sum of each of 8 vectors' lanes, as one vector (lane r = row r). */
-static RV_ALWAYS_INLINE __m256i sum_lanes8(__m256i s0, __m256i s1, __m256i s2, __m256i s3, __m256i s4, __m256i s5,
-                                           __m256i s6, __m256i s7) {
-    const __m256i t0 = _mm256_hadd_epi32(_mm256_hadd_epi32(s0, s1), _mm256_hadd_epi32(s2, s3));
-    const __m256i t1 = _mm256_hadd_epi32(_mm256_hadd_epi32(s4, s5), _mm256_hadd_epi32(s6, s7));
-    return _mm256_add_epi32(_mm256_permute2x128_si256(t0, t1, 0x20), _mm256_permute2x128_si256(t0, t1, 0x31));
+#else
+size_t rv_dense_f16_fast(const rv_layer *layer, const float *x, size_t nb, float *y) {
+    (void)layer, (void)x, (void)nb, (void)y;
+    return 0;
 }
+#endif
+
+/* ---- int8: requantisation on 8 lanes (both int8 kernels) ---- */
 
 /* rv_srdhm on 8 lanes: floor((a*b + 2^30) / 2^31) equals gemmlowp's sign-dependent nudge with
    truncation for every product (ties included); INT32_MIN * INT32_MIN saturates. */
@@ -190,6 +429,130 @@ static RV_ALWAYS_INLINE __m256i mbqm8(__m256i x, __m256i multiplier, __m256i shi
     const __m256i threshold =
         _mm256_sub_epi32(_mm256_srai_epi32(mask, 1), _mm256_cmpgt_epi32(zero, product)); /* +1 when < 0 */
     return _mm256_sub_epi32(_mm256_srav_epi32(product, right), _mm256_cmpgt_epi32(remainder, threshold));
+}
+
+/* acc + bias (wrapping), requantised, offset and clamped (rv_requantize on 8 lanes; the results fit
+   int8, so nothing overflows). */
+static RV_ALWAYS_INLINE __m256i requantize8(const rv_layer *layer, __m256i acc, __m256i bias, __m256i multiplier,
+                                            __m256i shift) {
+    __m256i v = mbqm8(_mm256_add_epi32(acc, bias), multiplier, shift);
+    v = _mm256_add_epi32(v, _mm256_set1_epi32(layer->output_quant.zero_point));
+    v = _mm256_max_epi32(v, _mm256_set1_epi32(layer->activation_min));
+    return _mm256_min_epi32(v, _mm256_set1_epi32(layer->activation_max));
+}
+
+#if defined(RV_X86_AVX512) && defined(__AVX512VNNI__)
+/* ---- int8 with AVX-512 VNNI: 16 output rows per pass, 64 multiply-adds per vpdpbusd ----
+   vpdpbusd multiplies unsigned by signed bytes, and x - input_zero_point spans 9 bits, so the inputs
+   go in as u = x + 128 (= x16 + c with c = 128 + input_zero_point, in [0, 255]) and
+   sum w*x16 = sum w*u - c * sum w. After a ReLU the zero point is -128, c = 0: no correction. */
+
+/* Sums of each of 16 vectors' lanes, as one vector (lane r = vector r). */
+static RV_ALWAYS_INLINE __m512i pair_sums(__m512i a, __m512i b) {
+    return _mm512_add_epi32(_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b));
+}
+static RV_ALWAYS_INLINE __m512i quad_sums(__m512i a, __m512i b, __m512i c, __m512i d) {
+    const __m512i ab = pair_sums(a, b), cd = pair_sums(c, d); /* each 128-bit lane: a, b, a, b partials */
+    return _mm512_add_epi32(_mm512_unpacklo_epi64(ab, cd), _mm512_unpackhi_epi64(ab, cd));
+}
+static RV_ALWAYS_INLINE __m512i lane_sums(__m512i a, __m512i b) { /* 128-bit lanes 0+1, 2+3 of a, then of b */
+    return _mm512_add_epi32(_mm512_shuffle_i32x4(a, b, _MM_SHUFFLE(2, 0, 2, 0)),
+                            _mm512_shuffle_i32x4(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+/* sum_i w[r][i] * u[i] for the 16 rows at rows[r]; u = the vector `constant` when use_constant. */
+#define RV_DOT(r) a##r = _mm512_dpbusd_epi32(a##r, u, _mm512_maskz_loadu_epi8(mask, rows[r] + i))
+static RV_ALWAYS_INLINE __m512i dot16(const int8_t *const rows[16], size_t in, const uint8_t *x, __m512i constant,
+                                      int use_constant) {
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0,
+            a9 = a0, a10 = a0, a11 = a0, a12 = a0, a13 = a0, a14 = a0, a15 = a0;
+    size_t i;
+    for (i = 0; i < in; i += 64) {
+        const __mmask64 mask = in - i >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << (in - i)) - 1u);
+        const __m512i u = use_constant ? constant : _mm512_loadu_si512((const void *)(x + i));
+        RV_DOT(0);
+        RV_DOT(1);
+        RV_DOT(2);
+        RV_DOT(3);
+        RV_DOT(4);
+        RV_DOT(5);
+        RV_DOT(6);
+        RV_DOT(7);
+        RV_DOT(8);
+        RV_DOT(9);
+        RV_DOT(10);
+        RV_DOT(11);
+        RV_DOT(12);
+        RV_DOT(13);
+        RV_DOT(14);
+        RV_DOT(15);
+    }
+    return lane_sums(lane_sums(quad_sums(a0, a1, a2, a3), quad_sums(a4, a5, a6, a7)),
+                     lane_sums(quad_sums(a8, a9, a10, a11), quad_sums(a12, a13, a14, a15)));
+}
+
+/* Outputs j0..j0+n (n <= 16) of one latent from u = x + 128 (zero past the inputs, to a multiple of
+   64). Rows past the layer's last repeat it (their results are not stored). */
+static void s8_rows16(const rv_layer *layer, const uint8_t *u, size_t j0, unsigned n, int8_t *y) {
+    const size_t in = layer->in;
+    const int32_t c = 128 + layer->input_quant.zero_point;
+    const __mmask16 mask = (__mmask16)((1u << n) - 1u);
+    const int per_channel = layer->n_multipliers > 1;
+    const int8_t *rows[16];
+    __m512i acc, bias, multiplier, shift;
+    __m256i low, high;
+    unsigned r;
+    for (r = 0; r < 16; r++) {
+        rows[r] = (const int8_t *)layer->weights + (j0 + (r < n ? r : n - 1)) * in;
+    }
+    acc = dot16(rows, in, u, _mm512_setzero_si512(), 0);
+    if (c != 0) {
+        acc = _mm512_sub_epi32(acc, dot16(rows, in, u, _mm512_set1_epi8((char)c), 1));
+    }
+    bias = layer->bias != NULL ? _mm512_maskz_loadu_epi32(mask, (const int32_t *)layer->bias + j0)
+                               : _mm512_setzero_si512();
+    multiplier = per_channel ? _mm512_maskz_loadu_epi32(mask, layer->multipliers + j0)
+                             : _mm512_set1_epi32(layer->multipliers[0]);
+    shift = per_channel ? _mm512_maskz_loadu_epi32(mask, layer->shifts + j0) : _mm512_set1_epi32(layer->shifts[0]);
+    low = requantize8(layer, _mm512_castsi512_si256(acc), _mm512_castsi512_si256(bias),
+                      _mm512_castsi512_si256(multiplier), _mm512_castsi512_si256(shift));
+    high = requantize8(layer, _mm512_extracti64x4_epi64(acc, 1), _mm512_extracti64x4_epi64(bias, 1),
+                       _mm512_extracti64x4_epi64(multiplier, 1), _mm512_extracti64x4_epi64(shift, 1));
+    _mm512_mask_cvtepi32_storeu_epi8(y + j0, mask, _mm512_inserti64x4(_mm512_castsi256_si512(low), high, 1));
+}
+
+size_t rv_dense_s8_fast(const rv_layer *layer, const int16_t *x16, size_t nb, int8_t *y) {
+    const size_t in = layer->in, out = layer->out;
+    const size_t padded = (in + 63u) & ~(size_t)63u;
+    const int32_t c = 128 + layer->input_quant.zero_point;
+    uint8_t u[RV_MAX_WIDTH + 64];
+    size_t j0, b, i;
+    if (layer->layout != RV_LAYOUT_OUT_IN) {
+        return 0;
+    }
+    for (b = 0; b < nb; b++, x16 += in, y += out) {
+        for (i = 0; i < in; i++) {
+            u[i] = (uint8_t)(x16[i] + c);
+        }
+        for (; i < padded; i++) {
+            u[i] = 0;
+        }
+        for (j0 = 0; j0 < out; j0 += 16) {
+            s8_rows16(layer, u, j0, (unsigned)RV_MIN(out - j0, (size_t)16), y);
+        }
+    }
+    return out;
+}
+
+#else
+/* ---- int8 with AVX2: 8 output rows per pass, dot products with vpmaddwd ---- */
+
+/* Sum of each of 8 vectors' lanes, as one vector (lane r = row r). */
+static RV_ALWAYS_INLINE __m256i sum_lanes8(__m256i s0, __m256i s1, __m256i s2, __m256i s3, __m256i s4, __m256i s5,
+                                           __m256i s6, __m256i s7) {
+    const __m256i t0 = _mm256_hadd_epi32(_mm256_hadd_epi32(s0, s1), _mm256_hadd_epi32(s2, s3));
+    const __m256i t1 = _mm256_hadd_epi32(_mm256_hadd_epi32(s4, s5), _mm256_hadd_epi32(s6, s7));
+    return _mm256_add_epi32(_mm256_permute2x128_si256(t0, t1, 0x20), _mm256_permute2x128_si256(t0, t1, 0x31));
 }
 
 #define RV_ROW_MADD(r)                                                                                       \
@@ -245,11 +608,7 @@ static RV_ALWAYS_INLINE void s8_rows8(const rv_layer *layer, const int16_t *x, s
     multiplier = per_channel ? _mm256_loadu_si256((const __m256i *)(layer->multipliers + j0))
                              : _mm256_set1_epi32(layer->multipliers[0]);
     shift = per_channel ? _mm256_loadu_si256((const __m256i *)(layer->shifts + j0)) : _mm256_set1_epi32(layer->shifts[0]);
-    /* wrapping add of the bias, requantise, offset, clamp (results fit int8, so no overflow) */
-    v = mbqm8(_mm256_add_epi32(acc, bias), multiplier, shift);
-    v = _mm256_add_epi32(v, _mm256_set1_epi32(layer->output_quant.zero_point));
-    v = _mm256_max_epi32(v, _mm256_set1_epi32(layer->activation_min));
-    v = _mm256_min_epi32(v, _mm256_set1_epi32(layer->activation_max));
+    v = requantize8(layer, acc, bias, multiplier, shift);
     _mm256_storeu_si256((__m256i *)lanes, v);
     for (r = 0; r < 8; r++) {
         y[j0 + r] = (int8_t)lanes[r];
@@ -260,6 +619,9 @@ size_t rv_dense_s8_fast(const rv_layer *layer, const int16_t *x16, size_t nb, in
     const size_t in = layer->in, out = layer->out;
     const size_t handled = out & ~(size_t)7;
     size_t j0, b;
+    if (layer->layout != RV_LAYOUT_OUT_IN) {
+        return 0;
+    }
     for (b = 0; b < nb; b++) {
         for (j0 = 0; j0 < handled; j0 += 8) {
             s8_rows8(layer, x16 + b * in, j0, y + b * out);
@@ -268,15 +630,6 @@ size_t rv_dense_s8_fast(const rv_layer *layer, const int16_t *x16, size_t nb, in
     return handled;
 }
 
-#if defined(__F16C__)
-size_t rv_dense_f16_fast(const rv_layer *layer, const float *x, size_t nb, float *y) {
-    return dense_x86(layer, 1, x, nb, y);
-}
-#else
-size_t rv_dense_f16_fast(const rv_layer *layer, const float *x, size_t nb, float *y) {
-    (void)layer, (void)x, (void)nb, (void)y;
-    return 0;
-}
 #endif
 
 #endif
