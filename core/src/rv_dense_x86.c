@@ -460,85 +460,139 @@ static RV_ALWAYS_INLINE __m512i lane_sums(__m512i a, __m512i b) { /* 128-bit lan
                             _mm512_shuffle_i32x4(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
 }
 
-/* sum_i w[r][i] * u[i] for the 16 rows at rows[r]; u = the vector `constant` when use_constant. */
-#define RV_DOT(r) a##r = _mm512_dpbusd_epi32(a##r, u, _mm512_maskz_loadu_epi8(mask, rows[r] + i))
-static RV_ALWAYS_INLINE __m512i dot16(const int8_t *const rows[16], size_t in, const uint8_t *x, __m512i constant,
-                                      int use_constant) {
-    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0,
-            a9 = a0, a10 = a0, a11 = a0, a12 = a0, a13 = a0, a14 = a0, a15 = a0;
+/* One row's sum_i w[i] * u[i]: 64 inputs per vpdpbusd. Rows of up to 128 inputs (`chunks` 1 or 2)
+   keep u in registers (u0, u1); longer rows (chunks 0) loop. The last chunk's weights are masked
+   (`tail` selects the row's bytes; nothing is read past the row, and u is zero past the inputs). */
+static RV_ALWAYS_INLINE __m512i row_dot(const int8_t *w, size_t in, __mmask64 tail, const uint8_t *u, __m512i u0,
+                                        __m512i u1, const unsigned chunks) {
+    const __m512i zero = _mm512_setzero_si512();
+    __m512i acc;
     size_t i;
-    for (i = 0; i < in; i += 64) {
-        const __mmask64 mask = in - i >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << (in - i)) - 1u);
-        const __m512i u = use_constant ? constant : _mm512_loadu_si512((const void *)(x + i));
-        RV_DOT(0);
-        RV_DOT(1);
-        RV_DOT(2);
-        RV_DOT(3);
-        RV_DOT(4);
-        RV_DOT(5);
-        RV_DOT(6);
-        RV_DOT(7);
-        RV_DOT(8);
-        RV_DOT(9);
-        RV_DOT(10);
-        RV_DOT(11);
-        RV_DOT(12);
-        RV_DOT(13);
-        RV_DOT(14);
-        RV_DOT(15);
+    if (chunks == 1) {
+        return _mm512_dpbusd_epi32(zero, u0, _mm512_maskz_loadu_epi8(tail, w));
     }
+    if (chunks == 2) {
+        acc = _mm512_dpbusd_epi32(zero, u0, _mm512_loadu_si512((const void *)w));
+        return _mm512_dpbusd_epi32(acc, u1, _mm512_maskz_loadu_epi8(tail, w + 64));
+    }
+    acc = zero;
+    for (i = 0; i + 64 < in; i += 64) {
+        acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512((const void *)(u + i)), _mm512_loadu_si512((const void *)(w + i)));
+    }
+    return _mm512_dpbusd_epi32(acc, _mm512_loadu_si512((const void *)(u + i)), _mm512_maskz_loadu_epi8(tail, w + i));
+}
+
+/* The sums of 16 consecutive rows from w, as one vector (lane r = row r); in a partial group (n < 16)
+   the rows past n repeat row n - 1, so nothing is read past the layer's last row. */
+#define RV_DOT(r)                                                                                            \
+    a##r = row_dot(w, in, tail, u, u0, u1, chunks);                                                          \
+    w += (r) + 1u < n ? in : 0u
+static RV_ALWAYS_INLINE __m512i dot16(const int8_t *w, size_t in, unsigned n, const uint8_t *u, __m512i u0, __m512i u1,
+                                      const unsigned chunks) {
+    const __mmask64 tail = ~(__mmask64)0 >> ((64u - in % 64u) % 64u);
+    __m512i a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15;
+    RV_DOT(0);
+    RV_DOT(1);
+    RV_DOT(2);
+    RV_DOT(3);
+    RV_DOT(4);
+    RV_DOT(5);
+    RV_DOT(6);
+    RV_DOT(7);
+    RV_DOT(8);
+    RV_DOT(9);
+    RV_DOT(10);
+    RV_DOT(11);
+    RV_DOT(12);
+    RV_DOT(13);
+    RV_DOT(14);
+    RV_DOT(15);
     return lane_sums(lane_sums(quad_sums(a0, a1, a2, a3), quad_sums(a4, a5, a6, a7)),
                      lane_sums(quad_sums(a8, a9, a10, a11), quad_sums(a12, a13, a14, a15)));
 }
 
-/* Outputs j0..j0+n (n <= 16) of one latent from u = x + 128 (zero past the inputs, to a multiple of
-   64). Rows past the layer's last repeat it (their results are not stored). */
-static void s8_rows16(const rv_layer *layer, const uint8_t *u, size_t j0, unsigned n, int8_t *y) {
+/* dot16 for the row length: the constant `chunks` picks the code. */
+static RV_ALWAYS_INLINE __m512i dot16_any(const int8_t *w, size_t in, unsigned n, const uint8_t *u, __m512i u0,
+                                          __m512i u1) {
+    if (in <= 64) {
+        return dot16(w, in, n, u, u0, u1, 1);
+    }
+    if (in <= 128) {
+        return dot16(w, in, n, u, u0, u1, 2);
+    }
+    return dot16(w, in, n, u, u0, u1, 0);
+}
+
+/* srdhm8 / mbqm8 on 16 lanes. */
+static RV_ALWAYS_INLINE __m512i srdhm16(__m512i a, __m512i b) {
+    const __m512i nudge = _mm512_set1_epi64((int64_t)1 << 30);
+    const __mmask16 saturate = _mm512_cmpeq_epi32_mask(a, b) & _mm512_cmpeq_epi32_mask(a, _mm512_set1_epi32(INT32_MIN));
+    const __m512i even = _mm512_slli_epi64(_mm512_add_epi64(_mm512_mul_epi32(a, b), nudge), 1);
+    const __m512i odd = _mm512_slli_epi64(
+        _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(a, 32), _mm512_srli_epi64(b, 32)), nudge), 1);
+    const __m512i high = _mm512_mask_blend_epi32(0xaaaa, _mm512_srli_epi64(even, 32), odd);
+    return _mm512_mask_mov_epi32(high, saturate, _mm512_set1_epi32(INT32_MAX));
+}
+
+static RV_ALWAYS_INLINE __m512i mbqm16(__m512i x, __m512i multiplier, __m512i shift) {
+    const __m512i zero = _mm512_setzero_si512();
+    const __m512i one = _mm512_set1_epi32(1);
+    const __m512i left = _mm512_max_epi32(shift, zero);
+    const __m512i right = _mm512_max_epi32(_mm512_sub_epi32(zero, shift), zero);
+    const __m512i product = srdhm16(_mm512_sllv_epi32(x, left), multiplier);
+    const __m512i mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, right), one);
+    const __m512i remainder = _mm512_and_si512(product, mask);
+    const __m512i threshold = _mm512_mask_add_epi32(_mm512_srai_epi32(mask, 1), _mm512_cmplt_epi32_mask(product, zero),
+                                                    _mm512_srai_epi32(mask, 1), one); /* +1 when < 0 */
+    return _mm512_mask_add_epi32(_mm512_srav_epi32(product, right), _mm512_cmpgt_epi32_mask(remainder, threshold),
+                                 _mm512_srav_epi32(product, right), one);
+}
+
+/* Outputs j0..j0+n (n <= 16) of one latent from u = x + 128 and, unless c = 0, cu = c (both zero
+   past the inputs): sums, bias (wrapping), requantised, offset, clamped as rv_requantize. */
+static void s8_rows16(const rv_layer *layer, const uint8_t *u, const uint8_t *cu, size_t j0, unsigned n, int8_t *y) {
     const size_t in = layer->in;
-    const int32_t c = 128 + layer->input_quant.zero_point;
+    const int8_t *w = (const int8_t *)layer->weights + j0 * in;
     const __mmask16 mask = (__mmask16)((1u << n) - 1u);
     const int per_channel = layer->n_multipliers > 1;
-    const int8_t *rows[16];
-    __m512i acc, bias, multiplier, shift;
-    __m256i low, high;
-    unsigned r;
-    for (r = 0; r < 16; r++) {
-        rows[r] = (const int8_t *)layer->weights + (j0 + (r < n ? r : n - 1)) * in;
+    __m512i acc = dot16_any(w, in, n, u, _mm512_loadu_si512((const void *)u), _mm512_loadu_si512((const void *)(u + 64)));
+    __m512i multiplier, shift;
+    if (cu != NULL) { /* minus c * sum w: the same dot products with c in place of u */
+        acc = _mm512_sub_epi32(acc, dot16_any(w, in, n, cu, _mm512_loadu_si512((const void *)cu),
+                                              _mm512_loadu_si512((const void *)(cu + 64))));
     }
-    acc = dot16(rows, in, u, _mm512_setzero_si512(), 0);
-    if (c != 0) {
-        acc = _mm512_sub_epi32(acc, dot16(rows, in, u, _mm512_set1_epi8((char)c), 1));
+    if (layer->bias != NULL) {
+        acc = _mm512_add_epi32(acc, _mm512_maskz_loadu_epi32(mask, (const int32_t *)layer->bias + j0));
     }
-    bias = layer->bias != NULL ? _mm512_maskz_loadu_epi32(mask, (const int32_t *)layer->bias + j0)
-                               : _mm512_setzero_si512();
     multiplier = per_channel ? _mm512_maskz_loadu_epi32(mask, layer->multipliers + j0)
                              : _mm512_set1_epi32(layer->multipliers[0]);
     shift = per_channel ? _mm512_maskz_loadu_epi32(mask, layer->shifts + j0) : _mm512_set1_epi32(layer->shifts[0]);
-    low = requantize8(layer, _mm512_castsi512_si256(acc), _mm512_castsi512_si256(bias),
-                      _mm512_castsi512_si256(multiplier), _mm512_castsi512_si256(shift));
-    high = requantize8(layer, _mm512_extracti64x4_epi64(acc, 1), _mm512_extracti64x4_epi64(bias, 1),
-                       _mm512_extracti64x4_epi64(multiplier, 1), _mm512_extracti64x4_epi64(shift, 1));
-    _mm512_mask_cvtepi32_storeu_epi8(y + j0, mask, _mm512_inserti64x4(_mm512_castsi256_si512(low), high, 1));
+    acc = _mm512_add_epi32(mbqm16(acc, multiplier, shift), _mm512_set1_epi32(layer->output_quant.zero_point));
+    acc = _mm512_max_epi32(acc, _mm512_set1_epi32(layer->activation_min));
+    acc = _mm512_min_epi32(acc, _mm512_set1_epi32(layer->activation_max));
+    _mm512_mask_cvtepi32_storeu_epi8(y + j0, mask, acc);
 }
 
 size_t rv_dense_s8_fast(const rv_layer *layer, const int16_t *x16, size_t nb, int8_t *y) {
     const size_t in = layer->in, out = layer->out;
-    const size_t padded = (in + 63u) & ~(size_t)63u;
+    const size_t padded = RV_MAX((in + 63u) & ~(size_t)63u, (size_t)128); /* what the kernels read */
     const int32_t c = 128 + layer->input_quant.zero_point;
-    uint8_t u[RV_MAX_WIDTH + 64];
+    uint8_t u[RV_MAX_WIDTH + 128], cu[RV_MAX_WIDTH + 128];
     size_t j0, b, i;
     if (layer->layout != RV_LAYOUT_OUT_IN) {
         return 0;
     }
-    for (b = 0; b < nb; b++, x16 += in, y += out) {
-        for (i = 0; i < in; i++) {
-            u[i] = (uint8_t)(x16[i] + c);
+    if (c != 0) {
+        for (i = 0; i < padded; i++) {
+            cu[i] = i < in ? (uint8_t)c : 0u;
         }
-        for (; i < padded; i++) {
-            u[i] = 0;
+    }
+    for (b = 0; b < nb; b++, x16 += in, y += out) {
+        for (i = 0; i < padded; i++) {
+            u[i] = i < in ? (uint8_t)(x16[i] + c) : 0u;
         }
         for (j0 = 0; j0 < out; j0 += 16) {
-            s8_rows16(layer, u, j0, (unsigned)RV_MIN(out - j0, (size_t)16), y);
+            s8_rows16(layer, u, c != 0 ? cu : NULL, j0, (unsigned)RV_MIN(out - j0, (size_t)16), y);
         }
     }
     return out;
