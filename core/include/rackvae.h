@@ -149,6 +149,10 @@ typedef struct rv_model {
     rv_quant input_quant;
     rv_quant output_quant;
     const int8_t *logistic_table; /* 256 entries; NULL for float models */
+    /* Set by rv_model_verify, rv_model_load_tflite and rv_model_repack once the descriptor passed
+       rv_model_check, so decodes skip the check; 0 in the exporter's C arrays (checked on every
+       decode until the app verifies a copy). Change no field of a verified model. */
+    uint32_t verified;
 } rv_model;
 
 /* Sizes derived from a model. */
@@ -157,6 +161,9 @@ uint16_t rv_model_output_size(const rv_model *model); /* ticks * rows */
 
 /* Checks a descriptor (e.g. the exporter's C arrays) for consistency and the limits. */
 rv_status rv_model_check(const rv_model *model);
+
+/* rv_model_check, and when it passes marks the model verified (decodes then skip the check). */
+rv_status rv_model_verify(rv_model *model);
 
 /* Loads a .tflite file held in memory (4-byte aligned; the model keeps pointers into it, so it must
    outlive the model). Accepted: one subgraph of FULLY_CONNECTED (fused NONE/RELU) layers ending in

@@ -24,12 +24,12 @@ static size_t scratch_size(const rv_model *model) {
 }
 
 size_t rv_scratch_size(const rv_model *model) {
-    return rv_model_check(model) == RV_OK ? scratch_size(model) : 0;
+    return rv_model_ready(model) == RV_OK ? scratch_size(model) : 0;
 }
 
 static rv_status check_call(const rv_model *model, const void *latents, size_t n, const void *out,
                             const void *scratch, size_t scratch_len) {
-    const rv_status status = rv_model_check(model);
+    const rv_status status = rv_model_ready(model);
     size_t needed;
     if (status != RV_OK) {
         return status;

@@ -7,7 +7,7 @@
 static size_t probabilities_offset(const rv_model *model) { return (rv_scratch_size(model) + 3u) & ~(size_t)3u; }
 
 size_t rv_engine_scratch_size(const rv_model *model) {
-    if (rv_model_check(model) != RV_OK) {
+    if (rv_model_ready(model) != RV_OK) {
         return 0;
     }
     return probabilities_offset(model) + (size_t)rv_model_output_size(model) * sizeof(float);
@@ -19,7 +19,7 @@ static rv_status attach_model(rv_engine *engine, const rv_model *model, void *sc
     if (engine == NULL || scratch == NULL || ((uintptr_t)scratch % 4) != 0) {
         return RV_ERR_ARGUMENT;
     }
-    status = rv_model_check(model);
+    status = rv_model_ready(model);
     if (status != RV_OK) {
         return status;
     }

@@ -199,6 +199,14 @@ static inline int8_t rv_requantize(const rv_layer *layer, size_t j, int32_t acc)
 uint16_t rv_model_max_hidden(const rv_model *model);
 uint16_t rv_model_max_width(const rv_model *model);
 
+/* rv_model.verified of a checked model. */
+#define RV_MODEL_VERIFIED 0x52564d43u
+
+/* RV_OK for a verified model, else rv_model_check (NULL: RV_ERR_ARGUMENT). */
+static inline rv_status rv_model_ready(const rv_model *model) {
+    return (model != NULL && model->verified == RV_MODEL_VERIFIED) ? RV_OK : rv_model_check(model);
+}
+
 /* Checks metadata values against the limits and (rows * ticks, latent_dim) against the graph. */
 rv_status rv_metadata_check(const rv_metadata *meta, uint16_t latent_dim, uint16_t output_size);
 

@@ -128,6 +128,14 @@ rv_status rv_model_check(const rv_model *model) {
     return rv_metadata_check(&model->metadata, rv_model_latent_dim(model), rv_model_output_size(model));
 }
 
+rv_status rv_model_verify(rv_model *model) {
+    const rv_status status = rv_model_check(model);
+    if (status == RV_OK) {
+        model->verified = RV_MODEL_VERIFIED;
+    }
+    return status;
+}
+
 void rv_pack_s8_rows4(const rv_layer *layer, int16_t *packed) {
     const size_t in = layer->in, out = layer->out, pairs = rv_s8_rows4_in(layer) / 2;
     const int8_t *w = (const int8_t *)layer->weights;
@@ -158,7 +166,7 @@ rv_status rv_model_repack(const rv_model *src, rv_model *dst, void *mem, size_t 
     if (src == NULL || dst == NULL || needed == NULL) {
         return RV_ERR_ARGUMENT;
     }
-    status = rv_model_check(src);
+    status = rv_model_ready(src);
     if (status != RV_OK) {
         return status;
     }
@@ -173,6 +181,7 @@ rv_status rv_model_repack(const rv_model *src, rv_model *dst, void *mem, size_t 
         return RV_ERR_ALIGNMENT;
     }
     *dst = *src;
+    dst->verified = RV_MODEL_VERIFIED;
     for (l = 0; l < src->n_layers; l++) {
         const rv_layer *layer = &src->layers[l];
         rv_layer *out_layer = &dst->layers[l];

@@ -909,7 +909,7 @@ rv_status rv_model_load_tflite(rv_model *model, const void *bytes, size_t len, v
     }
     if (status == RV_OK) {
         *aux_needed = r.used;
-        status = rv_model_check(model);
+        status = rv_model_verify(model);
     }
     if (status != RV_OK) {
         memset(model, 0, sizeof(*model));

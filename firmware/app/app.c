@@ -112,7 +112,7 @@ static rv_status start_model(int index, const char **problem)
         /* Weights stay in flash; the model buffer, free while no card model plays, holds the scratch. */
         model = rv_default_model;
         scratch = hal_model_buffer(&scratch_len);
-        status = rv_model_check(&model);
+        status = rv_model_verify(&model);
         if (status == RV_OK && rv_engine_scratch_size(&model) > scratch_len) {
             status = RV_ERR_BUFFER_TOO_SMALL;
         }
