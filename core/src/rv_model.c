@@ -48,6 +48,7 @@ static rv_status check_float_layer(const rv_layer *layer) {
 
 static rv_status check_s8_layer(const rv_layer *layer, const rv_layer *previous) {
     unsigned k;
+    int invalid = 0;
     if (layer->dtype != RV_S8 || layer->multipliers == NULL || layer->shifts == NULL ||
         (layer->n_multipliers != 1 && layer->n_multipliers != layer->out)) {
         return RV_ERR_MODEL;
@@ -56,10 +57,12 @@ static rv_status check_s8_layer(const rv_layer *layer, const rv_layer *previous)
         (layer->layout == RV_LAYOUT_S8_ROWS4 && !aligned(layer->weights, 4))) {
         return RV_ERR_ALIGNMENT;
     }
+    /* every decode checks the model: one pass without early exit, which compilers vectorise */
     for (k = 0; k < layer->n_multipliers; k++) {
-        if (layer->multipliers[k] < 0 || layer->shifts[k] < -31 || layer->shifts[k] > 30) {
-            return RV_ERR_QUANTIZATION;
-        }
+        invalid |= (layer->multipliers[k] < 0) | (layer->shifts[k] < -31) | (layer->shifts[k] > 30);
+    }
+    if (invalid) {
+        return RV_ERR_QUANTIZATION;
     }
     if (!valid_zero_point(layer->input_quant.zero_point) || !valid_zero_point(layer->output_quant.zero_point) ||
         layer->activation_min < -128 || layer->activation_max > 127 ||
