@@ -76,13 +76,12 @@ static rv_status decode_float(const rv_model *model, const float *latents, size_
     return RV_OK;
 }
 
-/* The integer graph for one block: x [b][latent_dim] int8 -> y [b][output_size] int8. */
+/* The dense layers of the integer graph for one block: x [b][latent_dim] int8 -> y [b][output_size]
+   int8, the LOGISTIC's input (the callers apply it as they store the outputs). */
 static void decode_s8_block(const rv_model *model, const int8_t *x, size_t b, int8_t *y, void *scratch) {
     const size_t width = rv_model_max_width(model);
-    const size_t n_out = b * rv_model_output_size(model);
     int16_t *x16 = (int16_t *)scratch;
     int8_t *buffers[2];
-    size_t k;
     unsigned l;
     buffers[0] = (int8_t *)(x16 + RV_DECODE_BLOCK * width);
     buffers[1] = buffers[0] + RV_DECODE_BLOCK * width;
@@ -90,9 +89,6 @@ static void decode_s8_block(const rv_model *model, const int8_t *x, size_t b, in
         int8_t *out = (l + 1u == model->n_layers) ? y : buffers[l % 2u];
         rv_dense_s8(&model->layers[l], x, b, out, x16);
         x = out;
-    }
-    for (k = 0; k < n_out; k++) {
-        y[k] = model->logistic_table[(uint8_t)(y[k] + 128)];
     }
 }
 
@@ -108,8 +104,13 @@ rv_status rv_decode_s8(const rv_model *model, const int8_t *latents, size_t n, i
     }
     for (start = 0; start < n; start += RV_DECODE_BLOCK) {
         const size_t b = RV_MIN((size_t)RV_DECODE_BLOCK, n - start);
-        decode_s8_block(model, latents + start * rv_model_latent_dim(model), b,
-                        probabilities + start * rv_model_output_size(model), scratch);
+        int8_t *out = probabilities + start * rv_model_output_size(model);
+        const int8_t *table = model->logistic_table;
+        size_t k;
+        decode_s8_block(model, latents + start * rv_model_latent_dim(model), b, out, scratch);
+        for (k = 0; k < b * rv_model_output_size(model); k++) {
+            out[k] = table[(uint8_t)(out[k] + 128)];
+        }
     }
     return RV_OK;
 }
@@ -130,6 +131,9 @@ static rv_status decode_s8_float(const rv_model *model, const float *latents, si
     const size_t output_size = rv_model_output_size(model);
     const size_t width = rv_model_max_width(model);
     int8_t *block_out = (int8_t *)((int16_t *)scratch + RV_DECODE_BLOCK * width) + 2u * RV_DECODE_BLOCK * width;
+    const int8_t *table = model->logistic_table;
+    const int32_t zero_point = model->output_quant.zero_point;
+    const float scale = model->output_quant.scale;
     int8_t q_in[RV_DECODE_BLOCK * RV_MAX_LATENT];
     size_t start, k;
     for (start = 0; start < n; start += RV_DECODE_BLOCK) {
@@ -139,8 +143,8 @@ static rv_status decode_s8_float(const rv_model *model, const float *latents, si
             q_in[k] = quantize(latents[start * latent_dim + k], model->input_quant);
         }
         decode_s8_block(model, q_in, b, block_out, scratch);
-        for (k = 0; k < b * output_size; k++) {
-            out[k] = (float)((int32_t)block_out[k] - model->output_quant.zero_point) * model->output_quant.scale;
+        for (k = 0; k < b * output_size; k++) { /* LOGISTIC, then DEQUANTIZE */
+            out[k] = (float)((int32_t)table[(uint8_t)(block_out[k] + 128)] - zero_point) * scale;
         }
     }
     return RV_OK;
