@@ -66,14 +66,16 @@ static void one_output(const rv_layer *layer, const float *restrict x, size_t j,
 void rv_dense_f32(const rv_layer *layer, const float *x, size_t b, float *y) {
     const size_t in = layer->in, out = layer->out;
     const size_t first = rv_dense_f32_fast(layer, x, b, y);
-    const size_t tile = layer->layout == RV_LAYOUT_IN_OUT ? 8 : 4;
     size_t k, j;
     for (k = 0; k < b; k++, x += in, y += out) {
-        for (j = first; j + tile <= out; j += tile) {
-            if (tile == 8) {
-                in_out_8(layer, x, j, y);
-            } else {
+        j = first;
+        if (layer->layout == RV_LAYOUT_OUT_IN) {
+            for (; j + 4 <= out; j += 4) {
                 out_in_4(layer, x, j, y);
+            }
+        } else if (!RV_FAST_IN_OUT_8) {
+            for (; j + 8 <= out; j += 8) {
+                in_out_8(layer, x, j, y);
             }
         }
         for (; j < out; j++) {

@@ -148,18 +148,6 @@ static void s8_group4(const rv_layer *layer, const int16_t *x, size_t j, int32_t
     sums[0] = a0, sums[1] = a1, sums[2] = a2, sums[3] = a3;
 }
 
-/* rv_scale_sum for a right shift r = -shift >= 2 (real multipliers below 1/4, the usual case) in one
-   64-bit multiply-accumulate: with A = sum * multiplier + 2^30, TFLite's two roundings give
-   floor((A + 2^(30+r) - [A < 0] 2^31) / 2^(31+r)), and [A < 0] may be read as [sum < 0] for r >= 1
-   (they differ only for A in [0, 2^30), where both give 0). smlal adds the product to the rounding
-   terms below 2^32 (sign-extended), the 2^(30+r) term rounds the high word's shift. |result| < 2^30. */
-static inline int32_t scale_right2(int32_t sum, int32_t multiplier, int32_t shift) {
-    uint32_t low = 0x40000000u | ((uint32_t)sum & 0x80000000u);
-    int32_t high = sum >> 31;
-    __asm__("smlal %0, %1, %2, %3" : "+r"(low), "+r"(high) : "r"(sum), "r"(multiplier));
-    return ((high >> (-shift - 2)) + 1) >> 1;
-}
-
 static inline int32_t saturate8(int32_t v) {
     __asm__("ssat %0, #8, %1" : "=r"(v) : "r"(v));
     return v;
@@ -186,7 +174,7 @@ static inline void requantize_each(const rv_layer *layer, size_t j, const int32_
             y[j + k] = requantize_other(layer, j + k, sums[k]);
             continue;
         }
-        v = scale_right2(sums[k], multipliers[k * step], shift) + zero_point;
+        v = rv_scale_sum_right2(sums[k], multipliers[k * step], shift) + zero_point;
         y[j + k] = (int8_t)(full_range ? saturate8(v) : RV_MIN(RV_MAX(v, low), high));
     }
 }

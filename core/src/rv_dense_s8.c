@@ -63,7 +63,9 @@ void rv_dense_s8(const rv_layer *layer, const int8_t *x, size_t b, int8_t *y, in
         }
         return;
     }
-    for (j = rv_dense_s8_fast(layer, x16, b, y); j + 4 <= out; j += 4) {
+    /* where int8 layers run repacked (RV_REPACK_S8), unpacked rows are the rare fallback: one at a time
+       keeps the flash small */
+    for (j = rv_dense_s8_fast(layer, x16, b, y); !RV_REPACK_S8 && j + 4 <= out; j += 4) {
         for (k = 0; k < b; k++) {
             int32_t acc[4];
             dot4(w + j * in, in, x16 + k * in, acc);

@@ -56,6 +56,14 @@ static inline size_t rv_s8_rows4_out(const rv_layer *layer) { return ((size_t)la
    values). */
 void rv_pack_s8_rows4(const rv_layer *layer, int16_t *packed);
 
+/* 1 where the float fast path takes every IN_OUT tile of 8 outputs (the portable 8-output kernels
+   would be dead code there). */
+#if defined(RV_TARGET_M7)
+#define RV_FAST_IN_OUT_8 1
+#else
+#define RV_FAST_IN_OUT_8 0
+#endif
+
 #if defined(RV_TARGET_X86) || defined(RV_TARGET_M7)
 size_t rv_dense_f32_fast(const rv_layer *layer, const float *x, size_t b, float *y);
 size_t rv_dense_f16_fast(const rv_layer *layer, const float *x, size_t b, float *y);
@@ -176,6 +184,17 @@ static inline int32_t rv_scale_sum(int32_t sum, int32_t multiplier, int32_t shif
     const int32_t high = (int32_t)((product + ((int64_t)1 << 30)) >> 31);
     const int32_t mask = (int32_t)((1u << right) - 1u);
     return (high >> right) + ((high & mask) > (mask >> 1) + (high < 0));
+}
+
+/* rv_scale_sum for a right shift r = -shift >= 2 (real multipliers below 1/4, the usual case) in one
+   64-bit multiply-accumulate (smlal on Cortex-M): with A = sum * multiplier + 2^30, TFLite's two
+   roundings give floor((A + 2^(30+r) - [A < 0] 2^31) / 2^(31+r)), and [A < 0] may be read as
+   [sum < 0] for r >= 1 (they differ only for A in [0, 2^30), where both give 0). The terms below 2^32
+   go in with the product, the 2^(30+r) term rounds the high word's shift. |result| < 2^30. */
+static inline int32_t rv_scale_sum_right2(int32_t sum, int32_t multiplier, int32_t shift) {
+    const int32_t rounding = (int32_t)(0x40000000u | ((uint32_t)sum & 0x80000000u));
+    const int32_t high = (int32_t)(((int64_t)sum * multiplier + rounding) >> 32);
+    return ((high >> (-shift - 2)) + 1) >> 1;
 }
 
 /* Output j's sum (bias included) requantised, offset and clamped as TFLite's reference kernel does

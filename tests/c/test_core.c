@@ -175,7 +175,7 @@ static void test_quantize_multiplier(void) {
     CHECK(rv_multiply_by_quantized_multiplier(INT32_MIN, INT32_MIN, 0) == INT32_MAX);
 }
 
-/* The requantisation's short form against TFLite's MultiplyByQuantizedMultiplier, edges included. */
+/* The requantisation's short forms against TFLite's MultiplyByQuantizedMultiplier, edges included. */
 static void test_scale_sum(void) {
     static const int32_t sums[] = {0, 1, -1, 2, -2, 3, -3, 1 << 20, -(1 << 20), 12345, -12345, INT32_MAX, INT32_MIN,
                                    (1 << 30) + 1, -(1 << 30) - 1, 0x40000000, -0x40000000, 77777777, -77777777};
@@ -195,8 +195,11 @@ static void test_scale_sum(void) {
                 }
                 for (n = 0; n < 2; n++) {
                     const int32_t multiplier = n ? (int32_t)(state >> 1) : multipliers[m];
-                    mismatches += rv_scale_sum(sum, multiplier, shift) !=
-                                  rv_multiply_by_quantized_multiplier(sum, multiplier, shift);
+                    const int32_t expected = rv_multiply_by_quantized_multiplier(sum, multiplier, shift);
+                    mismatches += rv_scale_sum(sum, multiplier, shift) != expected;
+                    if (shift <= -2) {
+                        mismatches += rv_scale_sum_right2(sum, multiplier, shift) != expected;
+                    }
                 }
             }
         }
