@@ -107,3 +107,22 @@ def test_loss_terms_sample_only_with_noise() -> None:
     assert not np.allclose(at_mean_1[0], sampled[0])
     np.testing.assert_array_equal(at_mean_1[1], sampled[1])  # KL does not depend on the sample
     assert at_mean_1[0].shape == (8,) and at_mean_1[1].shape == (8, 3)
+
+
+def test_mean_and_log_variance_are_separate_layers_in_numpy() -> None:
+    """One matmul computes both; each still has its own ``enc_mean`` / ``enc_log_var`` parameters."""
+    config = ModelConfig(16, 12)
+    params = init_params(config, 3)
+    encoder = {
+        name: {k: np.asarray(v) for k, v in layer.items()} for name, layer in params["encoder"].items()
+    }
+    assert encoder["enc_mean"]["kernel"].shape == encoder["enc_log_var"]["kernel"].shape == (12, 3)
+    assert not np.array_equal(encoder["enc_mean"]["kernel"], encoder["enc_log_var"]["kernel"])
+    x = np.random.default_rng(0).integers(0, 2, (5, 192)).astype(np.float32)
+    h = x
+    for name in ("enc_0", "enc_1"):
+        h = np.maximum(h @ encoder[name]["kernel"] + encoder[name]["bias"], 0.0)
+    mean, log_var = encode(config, params, jnp.asarray(x))
+    for got, name in ((mean, "enc_mean"), (log_var, "enc_log_var")):
+        want = 3.0 * np.tanh((h @ encoder[name]["kernel"] + encoder[name]["bias"]) / 3.0)
+        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-5)

@@ -85,10 +85,24 @@ class Encoder(nn.Module):
         h = x.reshape((x.shape[0], -1)).astype(jnp.float32)
         for i, width in enumerate(self.config.encoder_sizes()):
             h = nn.relu(nn.Dense(width, name=f"enc_{i}")(h))
-        scale = self.config.latent_scale
-        mean = squash(nn.Dense(self.config.latent_dim, name="enc_mean")(h), scale)
-        log_var = squash(nn.Dense(self.config.latent_dim, name="enc_log_var")(h), scale)
-        return mean, log_var
+        # Mean and log-variance are two layers (their own parameters) computed as one matmul: cheaper.
+        latent = self.config.latent_dim
+        layers = [DenseParams(latent, name=name)(h.shape[-1]) for name in ("enc_mean", "enc_log_var")]
+        kernel = jnp.concatenate([k for k, _ in layers], axis=1)
+        bias = jnp.concatenate([b for _, b in layers])
+        both = squash(h @ kernel + bias, self.config.latent_scale)
+        return both[:, :latent], both[:, latent:]
+
+
+class DenseParams(nn.Module):
+    """The parameters of an ``nn.Dense`` layer (same names and initialisers), without applying it."""
+
+    features: int
+
+    @nn.compact
+    def __call__(self, inputs: int) -> tuple[jax.Array, jax.Array]:
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (inputs, self.features))
+        return kernel, self.param("bias", nn.initializers.zeros_init(), (self.features,))
 
 
 class Decoder(nn.Module):

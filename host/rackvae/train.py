@@ -83,6 +83,8 @@ class TrainSettings:
             raise ValueError(f"batch_size, patience and stop_patience must be >= 1, epochs >= 0: {self}")
         if not 0.0 < self.factor < 1.0:
             raise ValueError(f"factor must be in (0, 1), got {self.factor}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
         if self.learning_rate <= 0.0 or self.min_learning_rate < 0.0:
             raise ValueError("learning_rate must be > 0 and min_learning_rate >= 0")
 
@@ -150,7 +152,26 @@ def schedule_step(schedule: Schedule, epoch: int, loss: float, settings: TrainSe
 
 # --- compiled epoch and evaluation -----------------------------------------------------------------
 
-OPTIMIZER = optax.scale_by_adam()  # Adam without the rate: the rate is applied per epoch from the schedule
+OPTIMIZER = optax.scale_by_adam()  # Adam's state (count, mu, nu); the rate comes per epoch from the schedule
+ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-8  # optax.scale_by_adam's defaults, as Keras' Adam
+
+
+def _adam_step(
+    params: Params, grads: Params, state: optax.ScaleByAdamState, learning_rate: jax.Array
+) -> tuple[Params, optax.ScaleByAdamState]:
+    """``OPTIMIZER.update`` and ``params - learning_rate * update`` with the bias corrections folded into
+    two scalars: one division and one square root per parameter instead of two divisions and a square
+    root (about 3% of a step on a CPU). Same state, so checkpoints are interchangeable."""
+    count = optax.safe_increment(state.count)
+    t = count.astype(jnp.float32)
+    step_size = learning_rate / (1.0 - ADAM_B1**t)
+    nu_correction = jax.lax.rsqrt(1.0 - ADAM_B2**t)  # sqrt(nu_hat) = sqrt(nu) * nu_correction
+    mu = jax.tree.map(lambda m, g: ADAM_B1 * m + (1.0 - ADAM_B1) * g, state.mu, grads)
+    nu = jax.tree.map(lambda v, g: ADAM_B2 * v + (1.0 - ADAM_B2) * g * g, state.nu, grads)
+    params = jax.tree.map(
+        lambda p, m, v: p - step_size * m / (jnp.sqrt(v) * nu_correction + ADAM_EPS), params, mu, nu
+    )
+    return params, optax.ScaleByAdamState(count, mu, nu)
 
 
 def _batch_loss(
@@ -163,41 +184,51 @@ def _batch_loss(
     return terms[0] / count, terms
 
 
-@partial(jax.jit, static_argnums=(0, 1))
+def epoch_plan(
+    seed: int, epoch: int, count: int, batch_size: int, latent_dim: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """An epoch's shuffled order ``[batches, batch_size]`` (the last batch padded with index 0) and
+    latent noise ``[batches, batch_size, latent_dim]``, both fixed by ``(seed, epoch)``.
+
+    Drawn with numpy on the host: JAX's sort-based permutation and threefry noise cost about a sixth
+    of an epoch on a CPU, numpy's well under a millisecond.
+    """
+    rng = np.random.default_rng([seed, epoch])
+    batches = -(-count // batch_size)
+    order = np.zeros(batches * batch_size, np.int32)
+    order[:count] = rng.permutation(count)
+    noise = rng.standard_normal((batches, batch_size, latent_dim), np.float32)
+    return order.reshape(batches, batch_size), noise
+
+
+@partial(jax.jit, static_argnums=0)
 def _train_epoch(
     config: ModelConfig,
-    batch_size: int,
     params: Params,
     opt_state: optax.OptState,
     data: jax.Array,
-    rng: jax.Array,
+    order: jax.Array,
+    noise: jax.Array,
     learning_rate: jax.Array,
     beta: jax.Array,
 ) -> tuple[Params, optax.OptState, jax.Array]:
-    """One pass over ``data`` (uint8 ``[N, ticks*rows]``) in shuffled batches, as one ``lax.scan``.
+    """One pass over ``data`` (uint8 ``[N, ticks*rows]``) in the batches of ``order``, as one ``lax.scan``.
 
-    The epoch's shuffled batches and latent noise are prepared up front (one gather, one draw), the
-    scan body is then only the training step. The last batch is padded and its padding weighted 0, so
-    every sequence counts once per epoch as with Keras' ``fit``. Returns the new parameters, Adam state
-    and the epoch means of (loss, reconstruction, KL).
+    ``order`` and ``noise`` come from ``epoch_plan``; the batches are gathered up front, the scan body
+    is then only the training step. The last batch's padding is weighted 0, so every sequence counts
+    once per epoch as with Keras' ``fit``. Returns the new parameters, Adam state and the epoch means
+    of (loss, reconstruction, KL).
     """
     n = data.shape[0]
-    batches = -(-n // batch_size)
-    shuffle_rng, noise_rng = jax.random.split(rng)
-    order = jnp.concatenate(
-        [jax.random.permutation(shuffle_rng, n), jnp.zeros(batches * batch_size - n, jnp.int32)]
-    )
-    shuffled = data[order].reshape(batches, batch_size, -1)
-    weights = (jnp.arange(batches * batch_size) < n).astype(jnp.float32).reshape(batches, batch_size)
-    noise = jax.random.normal(noise_rng, (batches, batch_size, config.latent_dim))
+    shuffled = data[order]
+    weights = (jnp.arange(order.size) < n).astype(jnp.float32).reshape(order.shape)
     grad_fn = jax.grad(_batch_loss, has_aux=True)
 
     def step(carry: tuple[Params, optax.OptState], batch: tuple[jax.Array, ...]) -> tuple[Any, jax.Array]:
         params, opt_state = carry
         x, weight, batch_noise = batch
         grads, terms = grad_fn(params, config, x.astype(jnp.float32), weight, batch_noise, beta)
-        updates, opt_state = OPTIMIZER.update(grads, opt_state, params)
-        params = jax.tree.map(lambda p, u: p - learning_rate * u, params, updates)
+        params, opt_state = _adam_step(params, grads, opt_state, learning_rate)
         return (params, opt_state), terms
 
     (params, opt_state), terms = jax.lax.scan(step, (params, opt_state), (shuffled, weights, noise))
@@ -490,8 +521,7 @@ def train(
             f" the model expects {model.config.ticks}x{model.config.rows}"
         )
     directory = Path(directory) if directory is not None else None
-    base_rng = jax.random.PRNGKey(settings.seed)
-    validation_rng = jax.random.fold_in(base_rng, 2**31 - 1)  # one fixed sample: a less noisy monitor
+    validation_rng = jax.random.PRNGKey(settings.seed)  # one fixed sample: a less noisy monitor
     data = flat_rolls(train_set)
     validation = flat_rolls(validation_set) if validation_set is not None and len(validation_set) else None
     beta = jnp.float32(settings.beta)
@@ -543,15 +573,11 @@ def train(
         for epoch in range(start.epoch, settings.epochs):
             began = time.perf_counter()
             learning_rate = schedule.learning_rate
+            order, noise = epoch_plan(
+                settings.seed, epoch, len(data), settings.batch_size, model.config.latent_dim
+            )
             params, opt_state, terms = _train_epoch(
-                model.config,
-                settings.batch_size,
-                params,
-                opt_state,
-                data,
-                jax.random.fold_in(base_rng, epoch),
-                jnp.float32(learning_rate),
-                beta,
+                model.config, params, opt_state, data, order, noise, jnp.float32(learning_rate), beta
             )
             loss, reconstruction, kl = (float(v) for v in terms)
             val_loss = val_reconstruction = val_kl = None
