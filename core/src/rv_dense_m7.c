@@ -179,8 +179,53 @@ static inline void requantize_each(const rv_layer *layer, size_t j, const int32_
     }
 }
 
+/* requantize_each for per-channel constants and the full int8 range from outputs k of n on, until the
+   end or the first shift rv_scale_sum_right2 does not take; returns where it stopped. One index for
+   every array (GCC keeps a pointer per array and steps each). */
+static size_t requantize_channels(const int32_t *sums, const int32_t *multipliers, const int32_t *shifts,
+                                  int32_t zero_point, size_t k, size_t n, int8_t *y) {
+    int32_t shift, sum, multiplier, low, high;
+    __asm__ volatile("1:\n\t"
+                     "ldr %[shift], [%[shifts], %[k], lsl #2]\n\t"
+                     "cmn %[shift], #1\n\t"
+                     "bge 2f\n\t"
+                     "ldr %[sum], [%[sums], %[k], lsl #2]\n\t"
+                     "ldr %[multiplier], [%[multipliers], %[k], lsl #2]\n\t"
+                     "and %[low], %[sum], #0x80000000\n\t"
+                     "orr %[low], %[low], #0x40000000\n\t"
+                     "asr %[high], %[sum], #31\n\t"
+                     "smlal %[low], %[high], %[sum], %[multiplier]\n\t"
+                     "mvn %[shift], %[shift]\n\t"
+                     "sub %[shift], %[shift], #1\n\t"
+                     "asr %[high], %[high], %[shift]\n\t"
+                     "add %[high], %[high], #1\n\t"
+                     "add %[high], %[zero_point], %[high], asr #1\n\t"
+                     "ssat %[high], #8, %[high]\n\t"
+                     "strb %[high], [%[y], %[k]]\n\t"
+                     "add %[k], %[k], #1\n\t"
+                     "cmp %[k], %[n]\n\t"
+                     "blo 1b\n"
+                     "2:\n\t"
+                     : [k] "+r"(k), [shift] "=&r"(shift), [sum] "=&r"(sum), [multiplier] "=&r"(multiplier),
+                       [low] "=&r"(low), [high] "=&r"(high)
+                     : [sums] "r"(sums), [multipliers] "r"(multipliers), [shifts] "r"(shifts),
+                       [zero_point] "r"(zero_point), [n] "r"(n), [y] "r"(y)
+                     : "cc", "memory");
+    return k;
+}
+
 static void requantize_run(const rv_layer *layer, size_t j, const int32_t *sums, size_t n, int8_t *y) {
-    if (layer->activation_min == -128 && layer->activation_max == 127) {
+    if (layer->n_multipliers > 1 && layer->activation_min == -128 && layer->activation_max == 127) {
+        size_t k = 0;
+        while (k < n) { /* k < n on entry: the asm loop tests at its end */
+            k = requantize_channels(sums, layer->multipliers + j, layer->shifts + j, layer->output_quant.zero_point,
+                                    k, n, y + j);
+            if (k < n) {
+                y[j + k] = requantize_other(layer, j + k, sums[k]);
+                k++;
+            }
+        }
+    } else if (layer->activation_min == -128 && layer->activation_max == 127) {
         requantize_each(layer, j, sums, n, y, 1);
     } else {
         requantize_each(layer, j, sums, n, y, 0);
