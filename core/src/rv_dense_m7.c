@@ -113,16 +113,13 @@ size_t rv_dense_s8_fast(const rv_layer *layer, const int16_t *x16, size_t nb, in
     "smlad %[a2], r10, " xr ", %[a2]\n\tsmlad %[a3], r11, " xr ", %[a3]\n\t"
 #define RV_QUAD "ldm %[x]!, {r12, lr}\n\t" RV_QUAD_SMLAD("r12") RV_QUAD_SMLAD("lr")
 
-/* Sums of outputs j..j+4 (a full group of rows) of one latent, x word-aligned. They start at the
-   biases and wrap modulo 2^32 (smlad does), as rv_requantize's sum does. */
-static void s8_group4(const rv_layer *layer, const int16_t *x, size_t j, int32_t sums[4]) {
-    const size_t in = layer->in, pairs = rv_s8_rows4_in(layer) / 2;
-    const int16_t *w = (const int16_t *)layer->weights + j * pairs * 2;
-    const int32_t *bias = (const int32_t *)layer->bias;
+/* Sums of the four rows of one group (weights w, inputs x word-aligned), from the biases (0 without)
+   and wrapping modulo 2^32 (smlad does), as rv_requantize's sum does. */
+static inline void s8_group4(const int16_t *w, const int16_t *x, size_t in, const int32_t *bias, int32_t *sums) {
     int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
     size_t n = in / 4, i;
     if (bias != NULL) {
-        a0 = bias[j], a1 = bias[j + 1], a2 = bias[j + 2], a3 = bias[j + 3];
+        a0 = bias[0], a1 = bias[1], a2 = bias[2], a3 = bias[3];
     }
     if (n > 0) { /* two quads per loop pass; an odd count enters at the second */
         const int16_t *xq = x;
@@ -236,17 +233,19 @@ static void requantize_run(const rv_layer *layer, size_t j, const int32_t *sums,
 
 size_t rv_dense_s8_rows4_fast(const rv_layer *layer, const int16_t *x16, size_t nb, int8_t *y) {
     const size_t in = layer->in, out = layer->out;
-    const size_t handled = out & ~(size_t)3;
+    const size_t handled = out & ~(size_t)3, group_size = rv_s8_rows4_in(layer) * 4;
+    const int32_t *bias = (const int32_t *)layer->bias;
     int32_t sums[RV_S8_RUN];
     size_t j, g, b;
     for (b = 0; b < nb; b++, x16 += in, y += out) {
+        const int16_t *w = (const int16_t *)layer->weights;
         if ((uintptr_t)x16 % 4 != 0) { /* ldm needs words: an odd width in a block of latents */
             return 0;
         }
         for (j = 0; j < handled; j += RV_S8_RUN) {
             const size_t n = RV_MIN((size_t)RV_S8_RUN, handled - j);
-            for (g = 0; g < n; g += 4) {
-                s8_group4(layer, x16, j + g, sums + g);
+            for (g = 0; g < n; g += 4, w += group_size) {
+                s8_group4(w, x16, in, bias != NULL ? bias + j + g : NULL, sums + g);
             }
             requantize_run(layer, j, sums, n, y);
         }
