@@ -131,7 +131,7 @@ static rv_status decode_s8_float(const rv_model *model, const float *latents, si
     const size_t output_size = rv_model_output_size(model);
     const size_t width = rv_model_max_width(model);
     int8_t *block_out = (int8_t *)((int16_t *)scratch + RV_DECODE_BLOCK * width) + 2u * RV_DECODE_BLOCK * width;
-    const int8_t *table = model->logistic_table;
+    const int8_t *logistic = model->logistic_table + 128; /* indexed by the int8 input */
     const int32_t zero_point = model->output_quant.zero_point;
     const float scale = model->output_quant.scale;
     int8_t q_in[RV_DECODE_BLOCK * RV_MAX_LATENT];
@@ -144,7 +144,7 @@ static rv_status decode_s8_float(const rv_model *model, const float *latents, si
         }
         decode_s8_block(model, q_in, b, block_out, scratch);
         for (k = 0; k < b * output_size; k++) { /* LOGISTIC, then DEQUANTIZE */
-            out[k] = (float)((int32_t)table[(uint8_t)(block_out[k] + 128)] - zero_point) * scale;
+            out[k] = (float)(logistic[block_out[k]] - zero_point) * scale;
         }
     }
     return RV_OK;

@@ -229,7 +229,7 @@ static void requantize_run(const rv_layer *layer, size_t j, const int32_t *sums,
     }
 }
 
-#define RV_S8_RUN 32 /* outputs summed before they are requantised together */
+#define RV_S8_RUN 64 /* outputs summed before they are requantised together */
 
 size_t rv_dense_s8_rows4_fast(const rv_layer *layer, const int16_t *x16, size_t nb, int8_t *y) {
     const size_t in = layer->in, out = layer->out;
