@@ -588,8 +588,10 @@ size_t rv_dense_s8_fast(const rv_layer *layer, const int16_t *x16, size_t nb, in
         }
     }
     for (b = 0; b < nb; b++, x16 += in, y += out) {
-        for (i = 0; i < padded; i++) {
-            u[i] = i < in ? (uint8_t)(x16[i] + c) : 0u;
+        for (i = 0; i < padded; i += 32) { /* u = x16 + c, zero past the inputs, 32 at a time */
+            const __mmask32 lanes = i >= in ? 0u : in - i >= 32 ? ~(__mmask32)0 : ((__mmask32)1 << (in - i)) - 1u;
+            const __m512i v = _mm512_maskz_add_epi16(lanes, _mm512_maskz_loadu_epi16(lanes, x16 + i), _mm512_set1_epi16((int16_t)c));
+            _mm256_storeu_si256((__m256i *)(u + i), _mm512_cvtepi16_epi8(v));
         }
         for (j0 = 0; j0 < out; j0 += 16) {
             s8_rows16(layer, u, c != 0 ? cu : NULL, j0, (unsigned)RV_MIN(out - j0, (size_t)16), y);
