@@ -4,7 +4,8 @@
  * input order, then the bias and the activation (rv_store_outputs). What C cannot get from the
  * compiler is the load pattern: one vldm brings the eight weights of a row segment into registers
  * (GCC emits eight vldr), so a multiply-add costs ~1.3 instructions instead of ~2.5. int8 layers
- * repacked into RV_LAYOUT_S8_ROWS4 take ldm + smlad only (~0.75 instructions per multiply-add).
+ * repacked into RV_LAYOUT_S8_ROWS4 take ldm + smlad only (~0.7 instructions per multiply-add) and a
+ * requantisation of eight instructions per output from constants prepared by rv_model_repack.
  * Elsewhere this file holds nothing; rv_internal.h then makes the hooks return 0.
  */
 #include "rv_internal.h"
@@ -104,153 +105,142 @@ size_t rv_dense_s8_fast(const rv_layer *layer, const int16_t *x16, size_t nb, in
 }
 
 #if defined(__ARM_FEATURE_DSP)
-/* ---- int8 in RV_LAYOUT_S8_ROWS4: weights pre-widened to int16 words, so four inputs of four rows
-   take three ldm (two input pairs, two rows-by-pair blocks) and eight smlad ---- */
+/* ---- int8 in RV_LAYOUT_S8_ROWS4 with the requantisation constants rv_model_repack writes after the
+   weights (rv_s8_rows4_consts): one asm function runs a whole latent through the layer, four rows per
+   group with the sums pinned in r0-r3.
+   - Sums: four inputs of the four rows take three ldm (an input pair each for two rows-by-pair blocks)
+     and eight smlad; eight quads per loop pass, entered part-way for the remainder (a computed entry
+     instead of a count test), then a tail for the last 1-3 inputs (zero weights pad the rows).
+   - Requantisation: eight instructions per output from the registers (see rv_s8_rows4_consts).
+   - Per group: the next group's biases come with the constants (one ldm), the input pointer, pass
+     count and the constant / output pointers live in four stack words (ldrd / strd). ---- */
 
-#define RV_QUAD_SMLAD(xr)                                                                                  \
-    "ldm %[w]!, {r8-r11}\n\t"                                                                             \
-    "smlad %[a0], r8, " xr ", %[a0]\n\tsmlad %[a1], r9, " xr ", %[a1]\n\t"                                \
-    "smlad %[a2], r10, " xr ", %[a2]\n\tsmlad %[a3], r11, " xr ", %[a3]\n\t"
-#define RV_QUAD "ldm %[x]!, {r12, lr}\n\t" RV_QUAD_SMLAD("r12") RV_QUAD_SMLAD("lr")
+/* What the asm function reads (field offsets are used there). */
+typedef struct s8_run {
+    const int16_t *w;     /* 0: the layer's packed weights */
+    const int32_t *k;     /* 4: the constant stream after its header word */
+    int8_t *y;            /* 8 */
+    const int16_t *x;     /* 12: offset inputs, word-aligned */
+    uint32_t groups;      /* 16: full groups of four rows (>= 1) */
+    uint32_t quads;       /* 20: in / 4 */
+    uint32_t tail;        /* 24: in % 4 */
+} s8_run;
 
-/* Sums of the four rows of one group (weights w, inputs x word-aligned), from the biases (0 without)
-   and wrapping modulo 2^32 (smlad does), as rv_requantize's sum does. */
-static inline void s8_group4(const int16_t *w, const int16_t *x, size_t in, const int32_t *bias, int32_t *sums) {
-    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-    size_t n = in / 4, i;
-    if (bias != NULL) {
-        a0 = bias[0], a1 = bias[1], a2 = bias[2], a3 = bias[3];
-    }
-    if (n > 0) { /* two quads per loop pass; an odd count enters at the second */
-        const int16_t *xq = x;
-        __asm__ volatile("lsrs %[n], %[n], #1\n\t"
-                         "bcc 1f\n\t"
-                         "adds %[n], %[n], #1\n\t"
-                         "b 2f\n"
-                         "1:\n\t" RV_QUAD "2:\n\t" RV_QUAD "subs %[n], %[n], #1\n\t"
-                         "bne 1b\n\t"
-                         : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [x] "+r"(xq), [w] "+r"(w),
-                           [n] "+r"(n)
-                         :
-                         : "r8", "r9", "r10", "r11", "r12", "lr", "cc", "memory");
-    }
-    for (i = in & ~(size_t)3; i < in; i++) { /* the last 1..3 inputs */
-        const int16_t *t = w + (i / 2 % 2) * 8 + i % 2;
-        const uint32_t xi = (uint32_t)(int32_t)x[i];
-        a0 = (int32_t)((uint32_t)a0 + (uint32_t)(int32_t)t[0] * xi);
-        a1 = (int32_t)((uint32_t)a1 + (uint32_t)(int32_t)t[2] * xi);
-        a2 = (int32_t)((uint32_t)a2 + (uint32_t)(int32_t)t[4] * xi);
-        a3 = (int32_t)((uint32_t)a3 + (uint32_t)(int32_t)t[6] * xi);
-    }
-    sums[0] = a0, sums[1] = a1, sums[2] = a2, sums[3] = a3;
-}
+void rv_s8_rows4_m7(const s8_run *run);
 
-static inline int32_t saturate8(int32_t v) {
-    __asm__("ssat %0, #8, %1" : "=r"(v) : "r"(v));
-    return v;
-}
+/* One quad: 11 instructions of 32 bits (44 bytes; the computed entry relies on it). */
+#define RV_S8_SMLAD4(xr)                                                                                   \
+    "smlad r0, r9, " xr ", r0\n\tsmlad r1, r10, " xr ", r1\n\tsmlad r2, r11, " xr ", r2\n\t"               \
+    "smlad r3, r12, " xr ", r3\n\t"
+#define RV_S8_QUAD                                                                                         \
+    "ldm.w r5!, {r7, r8}\n\tldm.w r4!, {r9, r10, r11, r12}\n\t" RV_S8_SMLAD4("r7")                          \
+    "ldm.w r4!, {r9, r10, r11, r12}\n\t" RV_S8_SMLAD4("r8")
+/* Output of the sum in register a: constants {multiplier, high addend, shift} (rv_s8_rows4_consts). */
+#define RV_S8_REQUANTIZE(a)                                                                                \
+    "ldm r5!, {r7, r8, r9}\n\t"                                                                            \
+    "and r10, " a ", #0x80000000\n\t"                                                                      \
+    "orr r10, r10, #0x40000000\n\t"                                                                        \
+    "add r11, r8, " a ", asr #31\n\t"                                                                      \
+    "smlal r10, r11, " a ", r7\n\t"                                                                        \
+    "asr r11, r11, r9\n\t"                                                                                 \
+    "ssat r11, #8, r11\n\t"                                                                                \
+    "strb r11, [r6], #1\n\t"
 
-/* Shifts scale_right2 does not take. */
-static __attribute__((noinline)) int8_t requantize_other(const rv_layer *layer, size_t j, int32_t sum) {
-    return rv_requantize_sum(layer, j, sum);
-}
-
-/* Outputs j..j+n from their sums: rv_requantize_sum, with the layer's constants in registers and, where
-   the activation range is all of int8 (no ReLU, or ReLU with zero point -128), the clamp as one ssat. */
-static inline void requantize_each(const rv_layer *layer, size_t j, const int32_t *sums, size_t n, int8_t *y,
-                                   int full_range) {
-    const size_t step = layer->n_multipliers > 1;
-    const int32_t *multipliers = layer->multipliers + step * j, *shifts = layer->shifts + step * j;
-    const int32_t zero_point = layer->output_quant.zero_point;
-    const int32_t low = layer->activation_min, high = layer->activation_max;
-    size_t k;
-    for (k = 0; k < n; k++) {
-        const int32_t shift = shifts[k * step];
-        int32_t v;
-        if (__builtin_expect(shift > -2, 0)) {
-            y[j + k] = requantize_other(layer, j + k, sums[k]);
-            continue;
-        }
-        v = rv_scale_sum_right2(sums[k], multipliers[k * step], shift) + zero_point;
-        y[j + k] = (int8_t)(full_range ? saturate8(v) : RV_MIN(RV_MAX(v, low), high));
-    }
-}
-
-/* requantize_each for per-channel constants and the full int8 range from outputs k of n on, until the
-   end or the first shift rv_scale_sum_right2 does not take; returns where it stopped. One index for
-   every array (GCC keeps a pointer per array and steps each). */
-static size_t requantize_channels(const int32_t *sums, const int32_t *multipliers, const int32_t *shifts,
-                                  int32_t zero_point, size_t k, size_t n, int8_t *y) {
-    int32_t shift, sum, multiplier, low, high;
-    __asm__ volatile("1:\n\t"
-                     "ldr %[shift], [%[shifts], %[k], lsl #2]\n\t"
-                     "cmn %[shift], #1\n\t"
-                     "bge 2f\n\t"
-                     "ldr %[sum], [%[sums], %[k], lsl #2]\n\t"
-                     "ldr %[multiplier], [%[multipliers], %[k], lsl #2]\n\t"
-                     "and %[low], %[sum], #0x80000000\n\t"
-                     "orr %[low], %[low], #0x40000000\n\t"
-                     "asr %[high], %[sum], #31\n\t"
-                     "smlal %[low], %[high], %[sum], %[multiplier]\n\t"
-                     "mvn %[shift], %[shift]\n\t"
-                     "sub %[shift], %[shift], #1\n\t"
-                     "asr %[high], %[high], %[shift]\n\t"
-                     "add %[high], %[high], #1\n\t"
-                     "add %[high], %[zero_point], %[high], asr #1\n\t"
-                     "ssat %[high], #8, %[high]\n\t"
-                     "strb %[high], [%[y], %[k]]\n\t"
-                     "add %[k], %[k], #1\n\t"
-                     "cmp %[k], %[n]\n\t"
-                     "blo 1b\n"
-                     "2:\n\t"
-                     : [k] "+r"(k), [shift] "=&r"(shift), [sum] "=&r"(sum), [multiplier] "=&r"(multiplier),
-                       [low] "=&r"(low), [high] "=&r"(high)
-                     : [sums] "r"(sums), [multipliers] "r"(multipliers), [shifts] "r"(shifts),
-                       [zero_point] "r"(zero_point), [n] "r"(n), [y] "r"(y)
-                     : "cc", "memory");
-    return k;
-}
-
-static void requantize_run(const rv_layer *layer, size_t j, const int32_t *sums, size_t n, int8_t *y) {
-    if (layer->n_multipliers > 1 && layer->activation_min == -128 && layer->activation_max == 127) {
-        size_t k = 0;
-        while (k < n) { /* k < n on entry: the asm loop tests at its end */
-            k = requantize_channels(sums, layer->multipliers + j, layer->shifts + j, layer->output_quant.zero_point,
-                                    k, n, y + j);
-            if (k < n) {
-                y[j + k] = requantize_other(layer, j + k, sums[k]);
-                k++;
-            }
-        }
-    } else if (layer->activation_min == -128 && layer->activation_max == 127) {
-        requantize_each(layer, j, sums, n, y, 1);
-    } else {
-        requantize_each(layer, j, sums, n, y, 0);
-    }
-}
-
-#define RV_S8_RUN 64 /* outputs summed before they are requantised together */
+/* Stack words: [sp] input start, [sp, 4] passes, [sp, 8] constants, [sp, 12] output, [sp, 16] loop
+   entry, [sp, 20] tail (code addresses with the Thumb bit). */
+__asm__(".pushsection .text.rv_s8_rows4_m7, \"ax\", %progbits\n\t"
+        ".syntax unified\n\t"
+        ".thumb\n\t"
+        ".p2align 2\n\t"
+        ".global rv_s8_rows4_m7\n\t"
+        ".type rv_s8_rows4_m7, %function\n\t"
+        ".thumb_func\n"
+        "rv_s8_rows4_m7:\n\t"
+        "push {r4-r11, lr}\n\t"
+        "sub sp, sp, #28\n\t"
+        "ldrd r4, r5, [r0]\n\t"       /* w, k */
+        "ldrd r6, r7, [r0, #8]\n\t"   /* y, x */
+        "ldr lr, [r0, #16]\n\t"       /* groups */
+        "ldrd r8, r9, [r0, #20]\n\t"  /* quads, tail */
+        "adr.w r10, .Lrv_s8_tails\n\t"
+        "ldr r10, [r10, r9, lsl #2]\n\t"
+        "str r10, [sp, #20]\n\t"
+        "cmp r8, #0\n\t"
+        "beq .Lrv_s8_no_quads\n\t"
+        "rsb r9, r8, #0\n\t"          /* entry quad: (-quads) mod 8 */
+        "and r9, r9, #7\n\t"
+        "add r8, r8, #7\n\t"
+        "lsr r8, r8, #3\n\t"          /* passes */
+        "adr.w r10, .Lrv_s8_body\n\t"
+        "add r10, r10, #1\n\t"
+        "mov r11, #44\n\t"
+        "mla r10, r9, r11, r10\n"
+        ".Lrv_s8_no_quads:\n\t"
+        "str r10, [sp, #16]\n\t"
+        "strd r7, r8, [sp]\n\t"
+        "ldm r5!, {r0-r3}\n\t"        /* the first group's biases */
+        "strd r5, r6, [sp, #8]\n"
+        ".Lrv_s8_group:\n\t"
+        "ldrd r5, r6, [sp]\n\t"       /* input pointer, passes */
+        "ldr pc, [sp, #16]\n"
+        ".Lrv_s8_body:\n\t"
+        RV_S8_QUAD RV_S8_QUAD RV_S8_QUAD RV_S8_QUAD RV_S8_QUAD RV_S8_QUAD RV_S8_QUAD RV_S8_QUAD
+        ".if . - .Lrv_s8_body != 8 * 44\n\t"
+        ".error \"rv_s8_rows4_m7: a quad is not 44 bytes\"\n\t"
+        ".endif\n\t"
+        "subs r6, r6, #1\n\t"
+        "bne .Lrv_s8_body\n\t"
+        "ldr pc, [sp, #20]\n"
+        ".Lrv_s8_tail1:\n\t"          /* the last input alone: the pair's other weight is 0 */
+        "ldrsh r7, [r5]\n\t"
+        "ldm r4!, {r9, r10, r11, r12}\n\t" RV_S8_SMLAD4("r7")
+        "add r4, r4, #16\n\t"
+        "b .Lrv_s8_requantize\n"
+        ".Lrv_s8_tail2:\n\t"
+        "ldr r7, [r5]\n\t"
+        "ldm r4!, {r9, r10, r11, r12}\n\t" RV_S8_SMLAD4("r7")
+        "add r4, r4, #16\n\t"
+        "b .Lrv_s8_requantize\n"
+        ".Lrv_s8_tail3:\n\t"
+        "ldr r7, [r5]\n\t"
+        "ldrsh r8, [r5, #4]\n\t"
+        "ldm r4!, {r9, r10, r11, r12}\n\t" RV_S8_SMLAD4("r7")
+        "ldm r4!, {r9, r10, r11, r12}\n\t" RV_S8_SMLAD4("r8")
+        ".Lrv_s8_requantize:\n\t"
+        "ldrd r5, r6, [sp, #8]\n\t"   /* constants, output */
+        RV_S8_REQUANTIZE("r0") RV_S8_REQUANTIZE("r1") RV_S8_REQUANTIZE("r2") RV_S8_REQUANTIZE("r3")
+        "ldm r5!, {r0-r3}\n\t"        /* the next group's biases */
+        "strd r5, r6, [sp, #8]\n\t"
+        "subs lr, lr, #1\n\t"
+        "bne .Lrv_s8_group\n\t"
+        "add sp, sp, #28\n\t"
+        "pop {r4-r11, pc}\n\t"
+        ".p2align 2\n"
+        ".Lrv_s8_tails:\n\t"
+        ".word .Lrv_s8_requantize + 1, .Lrv_s8_tail1 + 1, .Lrv_s8_tail2 + 1, .Lrv_s8_tail3 + 1\n\t"
+        ".size rv_s8_rows4_m7, . - rv_s8_rows4_m7\n\t"
+        ".popsection");
 
 size_t rv_dense_s8_rows4_fast(const rv_layer *layer, const int16_t *x16, size_t nb, int8_t *y) {
     const size_t in = layer->in, out = layer->out;
-    const size_t handled = out & ~(size_t)3, group_size = rv_s8_rows4_in(layer) * 4;
-    const int32_t *bias = (const int32_t *)layer->bias;
-    int32_t sums[RV_S8_RUN];
-    size_t j, g, b;
-    for (b = 0; b < nb; b++, x16 += in, y += out) {
-        const int16_t *w = (const int16_t *)layer->weights;
-        if ((uintptr_t)x16 % 4 != 0) { /* ldm needs words: an odd width in a block of latents */
-            return 0;
-        }
-        for (j = 0; j < handled; j += RV_S8_RUN) {
-            const size_t n = RV_MIN((size_t)RV_S8_RUN, handled - j);
-            for (g = 0; g < n; g += 4, w += group_size) {
-                s8_group4(w, x16, in, bias != NULL ? bias + j + g : NULL, sums + g);
-            }
-            requantize_run(layer, j, sums, n, y);
-        }
+    const int32_t *consts = rv_s8_rows4_consts(layer);
+    s8_run run;
+    size_t b;
+    /* ldm needs words (an odd width in a block of latents); other constants take the portable kernel */
+    if (consts == NULL || out < 4 || (uintptr_t)x16 % 4 != 0 || (in % 2 != 0 && nb > 1)) {
+        return 0;
     }
-    return handled;
+    run.groups = (uint32_t)(out / 4);
+    run.quads = (uint32_t)(in / 4);
+    run.tail = (uint32_t)(in % 4);
+    for (b = 0; b < nb; b++, x16 += in, y += out) {
+        run.w = (const int16_t *)layer->weights;
+        run.k = consts;
+        run.y = y;
+        run.x = x16;
+        rv_s8_rows4_m7(&run);
+    }
+    return out & ~(size_t)3;
 }
 #endif
 

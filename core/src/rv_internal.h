@@ -56,6 +56,22 @@ static inline size_t rv_s8_rows4_out(const rv_layer *layer) { return ((size_t)la
    values). */
 void rv_pack_s8_rows4(const rv_layer *layer, int16_t *packed);
 
+/* The requantisation constants rv_model_repack writes after a RV_LAYOUT_S8_ROWS4 layer's weights for
+   the Cortex-M7 kernel (RV_REPACK_S8 only): a header word (RV_S8_CONSTS when the layer qualifies: every
+   right shift r = -shift in [2, 24] and the full int8 output range), then per group of four rows its
+   four biases and per row {multiplier, 2^(r-2) + zero_point * 2^(r-1), r - 1}, then four zero words.
+   With s = sum + bias, hi:lo = that addend * 2^32 + (s < 0 ? -2^30 : 2^30) + s * multiplier (one smlal)
+   gives ssat8(hi >> (r - 1)) = rv_requantize_sum's output: rv_scale_sum_right2's two roundings and the
+   zero point as one floor division by 2^(31 + r); |hi| < 2^31 for r <= 24. */
+#define RV_S8_CONSTS 0x52565143u
+static inline size_t rv_s8_consts_words(const rv_layer *layer) { return 1u + rv_s8_rows4_out(layer) * 4u + 4u; }
+
+/* A RV_LAYOUT_S8_ROWS4 layer's constants after the header, or NULL without them (portable kernels). */
+static inline const int32_t *rv_s8_rows4_consts(const rv_layer *layer) {
+    const int32_t *consts = (const int32_t *)((const int16_t *)layer->weights + rv_s8_rows4_in(layer) * rv_s8_rows4_out(layer));
+    return (uint32_t)consts[0] == RV_S8_CONSTS ? consts + 1 : NULL;
+}
+
 /* 1 where the float fast path takes every IN_OUT tile of 8 outputs (the portable 8-output kernels
    would be dead code there). */
 #if defined(RV_TARGET_M7)

@@ -151,13 +151,41 @@ void rv_pack_s8_rows4(const rv_layer *layer, int16_t *packed) {
     }
 }
 
+/* rv_s8_rows4_consts's stream for a layer (header RV_S8_CONSTS, or 0 where the layer does not qualify). */
+static void pack_s8_consts(const rv_layer *layer, int32_t *consts) {
+    const size_t out = layer->out, rows = rv_s8_rows4_out(layer);
+    const int32_t *bias = (const int32_t *)layer->bias;
+    const int64_t zero_point = layer->output_quant.zero_point;
+    size_t j;
+    int usable = layer->activation_min == -128 && layer->activation_max == 127;
+    memset(consts, 0, rv_s8_consts_words(layer) * sizeof *consts);
+    for (j = 0; j < rows; j++) {
+        const size_t k = layer->n_multipliers > 1 ? RV_MIN(j, out - 1) : 0;
+        const int32_t right = -layer->shifts[k];
+        int32_t *group = consts + 1 + j / 4 * 16, *row = group + 4 + (j % 4) * 3;
+        if (j < out) {
+            group[j % 4] = bias != NULL ? bias[j] : 0;
+        }
+        if (right < 2 || right > 24) {
+            usable = 0;
+            continue;
+        }
+        row[0] = layer->multipliers[k];
+        row[1] = (int32_t)(((int64_t)1 << (right - 2)) + zero_point * ((int64_t)1 << (right - 1)));
+        row[2] = right - 1;
+    }
+    consts[0] = usable ? (int32_t)RV_S8_CONSTS : 0;
+}
+
 /* Bytes of a layer's repacked weights (0: it keeps its own). */
 static size_t repacked_bytes(const rv_layer *layer) {
     if (layer->layout != RV_LAYOUT_OUT_IN) {
         return 0;
     }
     if (layer->dtype == RV_S8) {
-        return RV_REPACK_S8 ? rv_s8_rows4_in(layer) * rv_s8_rows4_out(layer) * sizeof(int16_t) : 0;
+        return RV_REPACK_S8 ? rv_s8_rows4_in(layer) * rv_s8_rows4_out(layer) * sizeof(int16_t) +
+                                  rv_s8_consts_words(layer) * sizeof(int32_t)
+                            : 0;
     }
     return ((size_t)layer->in * layer->out * (layer->dtype == RV_F32 ? 4u : 2u) + 3u) & ~(size_t)3u;
 }
@@ -196,6 +224,7 @@ rv_status rv_model_repack(const rv_model *src, rv_model *dst, void *mem, size_t 
         }
         if (layer->dtype == RV_S8) {
             rv_pack_s8_rows4(layer, (int16_t *)mem);
+            pack_s8_consts(layer, (int32_t *)((int16_t *)mem + rv_s8_rows4_in(layer) * rv_s8_rows4_out(layer)));
             out_layer->weights = mem;
             out_layer->layout = RV_LAYOUT_S8_ROWS4;
             mem = (uint8_t *)mem + repacked_bytes(layer);
