@@ -1,37 +1,40 @@
-/* Status codes as short English reasons. */
+/* Status codes as short English reasons, short enough for the module's display. */
 #include "rackvae.h"
 
-static const char *const rv_status_text[RV_STATUS_COUNT] = {
-    "ok",
-    "invalid argument",
-    "buffer too small",
-    "file truncated",
-    "not a TFLite model",
-    "offset outside the file",
-    "weight data misaligned",
-    "not exactly one subgraph",
-    "operator not supported",
-    "fused activation not supported",
-    "tensor type not supported",
-    "graph is not a dense decoder",
-    "tensor shape does not match",
-    "weights or bias missing or of the wrong size",
-    "quantization parameters not supported",
-    "no xen metadata",
-    "xen metadata malformed or not matching the model",
-    "more ticks than RV_MAX_TICKS",
-    "more rows than RV_MAX_ROWS",
-    "more percussion groups than RV_MAX_GROUPS",
-    "more layers than RV_MAX_LAYERS",
-    "layer wider than RV_MAX_WIDTH or latent wider than RV_MAX_LATENT",
-    "inconsistent model descriptor",
-    "operation not available for this model type",
-    "engine has no model",
-};
+/* The reasons in rv_status order, each ended by its NUL: one string instead of a pointer table. */
+static const char rv_status_text[] = "ok\0"
+                                     "invalid argument\0"
+                                     "buffer too small\0"
+                                     "file truncated\0"
+                                     "not a TFLite model\0"
+                                     "offset outside the file\0"
+                                     "data misaligned\0"
+                                     "not one subgraph\0"
+                                     "operator not supported\0"
+                                     "activation not supported\0"
+                                     "tensor type not supported\0"
+                                     "not a dense decoder graph\0"
+                                     "tensor shape mismatch\0"
+                                     "bad weights or bias\0"
+                                     "quantization not supported\0"
+                                     "no xen metadata\0"
+                                     "bad xen metadata\0"
+                                     "too many ticks\0"
+                                     "too many rows\0"
+                                     "too many groups\0"
+                                     "too many layers\0"
+                                     "layer or latent too wide\0"
+                                     "bad model descriptor\0"
+                                     "operation not available for this model type\0"
+                                     "no model loaded\0"
+                                     "unknown status";
 
 const char *rv_status_str(rv_status status) {
-    if ((unsigned)status >= (unsigned)RV_STATUS_COUNT) {
-        return "unknown status";
+    const char *text = rv_status_text;
+    unsigned k = (unsigned)status < (unsigned)RV_STATUS_COUNT ? (unsigned)status : (unsigned)RV_STATUS_COUNT;
+    while (k-- > 0) {
+        while (*text++ != '\0') {
+        }
     }
-    return rv_status_text[status];
+    return text;
 }

@@ -13,15 +13,10 @@
 
 /* ---- bounds-checked FlatBuffer access ---- */
 
-typedef struct fb_file {
-    const uint8_t *data;
-    size_t len;
-} fb_file;
-
 typedef struct fb_table {
     size_t pos;       /* table start */
     size_t vtable;    /* vtable start */
-    uint16_t n_slots; /* fields the vtable describes */
+    uint16_t n_slots; /* fields the vtable describes (0 for an empty table: every field absent) */
 } fb_table;
 
 typedef struct fb_vector {
@@ -29,135 +24,182 @@ typedef struct fb_vector {
     uint32_t count;
 } fb_vector;
 
-static int fb_has(const fb_file *f, size_t pos, size_t size) { return pos <= f->len && size <= f->len - pos; }
+/* What the reader keeps of one tensor. */
+typedef struct tensor_info {
+    uint8_t type;
+    uint32_t n_dims;
+    int32_t dims[4];
+    const uint8_t *data; /* constant data, NULL for activations */
+    size_t data_len;
+    uint32_t n_scales;
+    float scale;         /* first scale */
+    int32_t zero_point;  /* first zero point */
+    int32_t quant_dimension;
+    fb_vector scales;    /* all scales (per-channel) */
+    fb_vector zero_points;
+} tensor_info;
 
-static uint16_t fb_u16(const fb_file *f, size_t pos) {
-    return (uint16_t)(f->data[pos] | (f->data[pos + 1] << 8));
+typedef struct reader {
+    const uint8_t *data;
+    size_t len;
+    /* The first error. The fb_* readers record theirs here and then return empty tables and vectors
+       and default scalars, so a run of field reads needs one check at its end, and the error reported
+       is always the first one met, as if each read had returned. */
+    rv_status status;
+    fb_vector tensors;
+    fb_vector buffers;
+    fb_vector opcodes;
+    /* DEQUANTIZE ops seen so far: output tensor -> float16 constant input tensor */
+    int32_t dequantized_out[2 * RV_MAX_LAYERS];
+    int32_t dequantized_in[2 * RV_MAX_LAYERS];
+    unsigned n_dequantized;
+    /* caller's aux memory, handed out 4-byte aligned; `used` counts even what did not fit */
+    uint8_t *aux;
+    size_t aux_len;
+    size_t used;
+} reader;
+
+/* Records status unless an earlier error is recorded; returns the recorded one. */
+static rv_status fail(reader *r, rv_status status) {
+    if (r->status == RV_OK) {
+        r->status = status;
+    }
+    return r->status;
 }
 
-static uint32_t fb_u32(const fb_file *f, size_t pos) {
-    return (uint32_t)f->data[pos] | ((uint32_t)f->data[pos + 1] << 8) | ((uint32_t)f->data[pos + 2] << 16) |
-           ((uint32_t)f->data[pos + 3] << 24);
+static int fb_has(const reader *r, size_t pos, size_t size) { return pos <= r->len && size <= r->len - pos; }
+
+static uint16_t fb_u16(const reader *r, size_t pos) { return (uint16_t)(r->data[pos] | (r->data[pos + 1] << 8)); }
+
+static uint32_t fb_u32(const reader *r, size_t pos) {
+    return (uint32_t)fb_u16(r, pos) | ((uint32_t)fb_u16(r, pos + 2) << 16);
 }
 
-static rv_status fb_table_at(const fb_file *f, size_t pos, fb_table *t) {
+static fb_table fb_table_at(reader *r, size_t pos) {
+    fb_table t = {0, 0, 0};
     int64_t vtable;
     uint16_t vtable_len;
-    if (!fb_has(f, pos, 4)) {
-        return RV_ERR_OFFSET;
+    if (!fb_has(r, pos, 4)) {
+        fail(r, RV_ERR_OFFSET);
+        return t;
     }
-    vtable = (int64_t)pos - (int64_t)(int32_t)fb_u32(f, pos);
-    if (vtable < 0 || !fb_has(f, (size_t)vtable, 4)) {
-        return RV_ERR_OFFSET;
+    vtable = (int64_t)pos - (int64_t)(int32_t)fb_u32(r, pos);
+    if (vtable < 0 || !fb_has(r, (size_t)vtable, 4)) {
+        fail(r, RV_ERR_OFFSET);
+        return t;
     }
-    vtable_len = fb_u16(f, (size_t)vtable);
-    if (vtable_len < 4 || (vtable_len & 1u) || !fb_has(f, (size_t)vtable, vtable_len)) {
-        return RV_ERR_OFFSET;
+    vtable_len = fb_u16(r, (size_t)vtable);
+    if (vtable_len < 4 || (vtable_len & 1u) || !fb_has(r, (size_t)vtable, vtable_len)) {
+        fail(r, RV_ERR_OFFSET);
+        return t;
     }
-    t->pos = pos;
-    t->vtable = (size_t)vtable;
-    t->n_slots = (uint16_t)((vtable_len - 4) / 2);
-    return RV_OK;
+    t.pos = pos;
+    t.vtable = (size_t)vtable;
+    t.n_slots = (uint16_t)((vtable_len - 4) / 2);
+    return t;
 }
 
 /* Position of field `slot` holding `size` bytes, or 0 when the field is absent (default value). */
-static rv_status fb_field(const fb_file *f, const fb_table *t, unsigned slot, size_t size, size_t *pos) {
+static size_t fb_field(reader *r, const fb_table *t, unsigned slot, size_t size) {
     uint16_t offset;
-    *pos = 0;
     if (slot >= t->n_slots) {
-        return RV_OK;
+        return 0;
     }
-    offset = fb_u16(f, t->vtable + 4 + 2 * slot);
+    offset = fb_u16(r, t->vtable + 4 + 2 * slot);
     if (offset == 0) {
-        return RV_OK;
+        return 0;
     }
-    if (t->pos > f->len || offset > f->len - t->pos || !fb_has(f, t->pos + offset, size)) {
-        return RV_ERR_OFFSET;
+    if (t->pos > r->len || offset > r->len - t->pos || !fb_has(r, t->pos + offset, size)) {
+        fail(r, RV_ERR_OFFSET);
+        return 0;
     }
-    *pos = t->pos + offset;
-    return RV_OK;
+    return t->pos + offset;
 }
 
-static rv_status fb_scalar_u32(const fb_file *f, const fb_table *t, unsigned slot, uint32_t fallback,
-                               uint32_t *value) {
-    size_t pos;
-    const rv_status status = fb_field(f, t, slot, 4, &pos);
-    *value = (status == RV_OK && pos != 0) ? fb_u32(f, pos) : fallback;
-    return status;
+/* Unsigned scalar of 1, 4 or 8 bytes (8: uint64 fields, whose values beyond 32 bits cannot be inside
+   a buffer this reader can hold). */
+static uint32_t fb_scalar(reader *r, const fb_table *t, unsigned slot, size_t size, uint32_t fallback) {
+    const size_t pos = fb_field(r, t, slot, size);
+    if (pos == 0) {
+        return fallback;
+    }
+    if (size == 1) {
+        return r->data[pos];
+    }
+    if (size == 8 && fb_u32(r, pos + 4) != 0) {
+        fail(r, RV_ERR_OFFSET);
+        return fallback;
+    }
+    return fb_u32(r, pos);
 }
 
-static rv_status fb_scalar_u8(const fb_file *f, const fb_table *t, unsigned slot, uint8_t fallback,
-                              uint8_t *value) {
-    size_t pos;
-    const rv_status status = fb_field(f, t, slot, 1, &pos);
-    *value = (status == RV_OK && pos != 0) ? f->data[pos] : fallback;
-    return status;
+/* Follows the uoffset stored at pos; 0 when it points outside the file (pos itself is never 0 for a
+   field, and the root offset at 0 points past its own 8 header bytes). */
+static size_t fb_deref(reader *r, size_t pos) {
+    const uint32_t offset = fb_u32(r, pos);
+    if (offset > r->len - pos) {
+        fail(r, RV_ERR_OFFSET);
+        return 0;
+    }
+    return pos + offset;
 }
 
-/* Follows the uoffset stored at pos. */
-static rv_status fb_deref(const fb_file *f, size_t pos, size_t *target) {
-    const uint32_t offset = fb_u32(f, pos);
-    if (offset > f->len - pos) {
-        return RV_ERR_OFFSET;
+/* Sub-table in field `slot`: 1 when the field is present (*sub then read), 0 when absent. */
+static int fb_subtable(reader *r, const fb_table *t, unsigned slot, fb_table *sub) {
+    size_t pos = fb_field(r, t, slot, 4);
+    const fb_table empty = {0, 0, 0};
+    *sub = empty;
+    if (pos == 0) {
+        return 0;
     }
-    *target = pos + offset;
-    return RV_OK;
-}
-
-/* Sub-table in field `slot`; *present = 0 when absent. */
-static rv_status fb_subtable(const fb_file *f, const fb_table *t, unsigned slot, fb_table *sub, int *present) {
-    size_t pos, target;
-    rv_status status = fb_field(f, t, slot, 4, &pos);
-    *present = 0;
-    if (status != RV_OK || pos == 0) {
-        return status;
+    pos = fb_deref(r, pos);
+    if (pos == 0) {
+        return 0;
     }
-    status = fb_deref(f, pos, &target);
-    if (status != RV_OK) {
-        return status;
-    }
-    *present = 1;
-    return fb_table_at(f, target, sub);
+    *sub = fb_table_at(r, pos);
+    return 1;
 }
 
 /* Vector in field `slot` of elements of elem_size bytes (empty when absent). */
-static rv_status fb_vector_field(const fb_file *f, const fb_table *t, unsigned slot, size_t elem_size,
-                                 fb_vector *v) {
-    size_t pos, target;
-    rv_status status = fb_field(f, t, slot, 4, &pos);
-    v->pos = 0;
-    v->count = 0;
-    if (status != RV_OK || pos == 0) {
-        return status;
+static fb_vector fb_vector_field(reader *r, const fb_table *t, unsigned slot, size_t elem_size) {
+    fb_vector v = {0, 0};
+    size_t target = fb_field(r, t, slot, 4);
+    uint32_t count;
+    if (target != 0) {
+        target = fb_deref(r, target);
     }
-    status = fb_deref(f, pos, &target);
-    if (status != RV_OK) {
-        return status;
+    if (target == 0) {
+        return v;
     }
-    if (!fb_has(f, target, 4)) {
-        return RV_ERR_OFFSET;
+    if (!fb_has(r, target, 4)) {
+        fail(r, RV_ERR_OFFSET);
+        return v;
     }
-    v->count = fb_u32(f, target);
-    v->pos = target + 4;
-    if ((size_t)v->count > (f->len - v->pos) / elem_size) {
-        return RV_ERR_OFFSET;
+    count = fb_u32(r, target);
+    if ((size_t)count > (r->len - target - 4) / elem_size) {
+        fail(r, RV_ERR_OFFSET);
+        return v;
     }
-    return RV_OK;
+    v.pos = target + 4;
+    v.count = count;
+    return v;
 }
 
-/* Table element i of a vector of tables. */
-static rv_status fb_vector_table(const fb_file *f, const fb_vector *v, uint32_t i, fb_table *t) {
+/* Table element i of a vector of tables; an index past the end is the error `missing`. */
+static fb_table fb_vector_table(reader *r, const fb_vector *v, uint32_t i, rv_status missing) {
+    const fb_table empty = {0, 0, 0};
     size_t target;
-    rv_status status;
     if (i >= v->count) {
-        return RV_ERR_GRAPH;
+        fail(r, missing);
+        return empty;
     }
-    status = fb_deref(f, v->pos + 4 * (size_t)i, &target);
-    return status != RV_OK ? status : fb_table_at(f, target, t);
+    target = fb_deref(r, v->pos + 4 * (size_t)i);
+    return target != 0 ? fb_table_at(r, target) : empty;
 }
 
-static int32_t fb_vector_i32(const fb_file *f, const fb_vector *v, uint32_t i) {
-    return (int32_t)fb_u32(f, v->pos + 4 * (size_t)i);
+/* Element i of an int32 vector; -1 (no tensor) past its end. */
+static int32_t fb_vector_i32(const reader *r, const fb_vector *v, uint32_t i) {
+    return i < v->count ? (int32_t)fb_u32(r, v->pos + 4 * (size_t)i) : -1;
 }
 
 /* ---- the TFLite schema subset ---- */
@@ -202,36 +244,6 @@ enum { OP_DEQUANTIZE = 6, OP_FULLY_CONNECTED = 9, OP_LOGISTIC = 14 };
 enum { OPTIONS_FULLY_CONNECTED = 8 };
 enum { TFLITE_SCHEMA_VERSION = 3 };
 
-/* What the reader keeps of one tensor. */
-typedef struct tensor_info {
-    uint8_t type;
-    uint32_t n_dims;
-    int32_t dims[4];
-    const uint8_t *data; /* constant data, NULL for activations */
-    size_t data_len;
-    uint32_t n_scales;
-    float scale;         /* first scale */
-    int32_t zero_point;  /* first zero point */
-    int32_t quant_dimension;
-    fb_vector scales;    /* all scales (per-channel) */
-    fb_vector zero_points;
-} tensor_info;
-
-typedef struct reader {
-    fb_file f;
-    fb_vector tensors;
-    fb_vector buffers;
-    fb_vector opcodes;
-    /* DEQUANTIZE ops seen so far: output tensor -> float16 constant input tensor */
-    int32_t dequantized_out[2 * RV_MAX_LAYERS];
-    int32_t dequantized_in[2 * RV_MAX_LAYERS];
-    unsigned n_dequantized;
-    /* caller's aux memory, handed out 4-byte aligned; `used` counts even what did not fit */
-    uint8_t *aux;
-    size_t aux_len;
-    size_t used;
-} reader;
-
 static void *aux_take(reader *r, size_t bytes) {
     const size_t start = r->used;
     r->used += (bytes + 3u) & ~(size_t)3u;
@@ -241,134 +253,78 @@ static void *aux_take(reader *r, size_t bytes) {
     return r->aux + start;
 }
 
-static rv_status buffer_data(reader *r, uint32_t index, const uint8_t **data, size_t *len) {
-    fb_table buffer;
-    fb_vector bytes;
-    rv_status status = fb_vector_table(&r->f, &r->buffers, index, &buffer);
-    uint32_t offset_lo = 0, size_lo = 0;
-    size_t pos;
-    *data = NULL;
-    *len = 0;
-    if (status != RV_OK) {
-        return status == RV_ERR_GRAPH ? RV_ERR_WEIGHTS : status;
-    }
-    status = fb_vector_field(&r->f, &buffer, BUFFER_DATA, 1, &bytes);
-    if (status != RV_OK) {
-        return status;
-    }
+static void buffer_data(reader *r, uint32_t index, tensor_info *info) {
+    const fb_table buffer = fb_vector_table(r, &r->buffers, index, RV_ERR_WEIGHTS);
+    const fb_vector bytes = fb_vector_field(r, &buffer, BUFFER_DATA, 1);
+    uint32_t offset, size;
     if (bytes.count > 0) {
-        *data = r->f.data + bytes.pos;
-        *len = bytes.count;
-        return RV_OK;
+        info->data = r->data + bytes.pos;
+        info->data_len = bytes.count;
+        return;
     }
-    /* Large models keep buffers outside the FlatBuffer: (offset, size) from the file start (uint64
-       fields; anything beyond 32 bits cannot be inside a buffer this reader can hold). */
-    status = fb_field(&r->f, &buffer, BUFFER_OFFSET, 8, &pos);
-    if (status != RV_OK) {
-        return status;
-    }
-    if (pos != 0) {
-        if (fb_u32(&r->f, pos + 4) != 0) {
-            return RV_ERR_OFFSET;
+    /* Large models keep buffers outside the FlatBuffer: (offset, size) from the file start. */
+    offset = fb_scalar(r, &buffer, BUFFER_OFFSET, 8, 0);
+    size = fb_scalar(r, &buffer, BUFFER_SIZE, 8, 0);
+    if (r->status == RV_OK && offset > 1 && size > 0) {
+        if (!fb_has(r, offset, size)) {
+            fail(r, RV_ERR_OFFSET);
+            return;
         }
-        offset_lo = fb_u32(&r->f, pos);
+        info->data = r->data + offset;
+        info->data_len = size;
     }
-    status = fb_field(&r->f, &buffer, BUFFER_SIZE, 8, &pos);
-    if (status != RV_OK) {
-        return status;
-    }
-    if (pos != 0) {
-        if (fb_u32(&r->f, pos + 4) != 0) {
-            return RV_ERR_OFFSET;
-        }
-        size_lo = fb_u32(&r->f, pos);
-    }
-    if (offset_lo > 1 && size_lo > 0) {
-        if (!fb_has(&r->f, offset_lo, size_lo)) {
-            return RV_ERR_OFFSET;
-        }
-        *data = r->f.data + offset_lo;
-        *len = size_lo;
-    }
-    return RV_OK;
 }
 
 static rv_status read_tensor(reader *r, int32_t index, tensor_info *info) {
     fb_table tensor, quant, sparsity;
     fb_vector shape;
     uint32_t buffer_index, k;
-    uint8_t details_type;
-    int present;
-    rv_status status;
     memset(info, 0, sizeof(*info));
-    if (index < 0 || (uint32_t)index >= r->tensors.count) {
-        return RV_ERR_GRAPH;
+    tensor = fb_vector_table(r, &r->tensors, (uint32_t)index, RV_ERR_GRAPH);
+    shape = fb_vector_field(r, &tensor, TENSOR_SHAPE, 4);
+    info->type = (uint8_t)fb_scalar(r, &tensor, TENSOR_TYPE, 1, TFLITE_FLOAT32);
+    buffer_index = fb_scalar(r, &tensor, TENSOR_BUFFER, 4, 0);
+    if (fb_subtable(r, &tensor, TENSOR_SPARSITY, &sparsity)) {
+        fail(r, RV_ERR_TENSOR_TYPE);
     }
-    status = fb_vector_table(&r->f, &r->tensors, (uint32_t)index, &tensor);
-    if (status == RV_OK) {
-        status = fb_vector_field(&r->f, &tensor, TENSOR_SHAPE, 4, &shape);
-    }
-    if (status == RV_OK) {
-        status = fb_scalar_u8(&r->f, &tensor, TENSOR_TYPE, TFLITE_FLOAT32, &info->type);
-    }
-    if (status == RV_OK) {
-        status = fb_scalar_u32(&r->f, &tensor, TENSOR_BUFFER, 0, &buffer_index);
-    }
-    if (status == RV_OK) {
-        status = fb_subtable(&r->f, &tensor, TENSOR_SPARSITY, &sparsity, &present);
-        if (status == RV_OK && present) {
-            status = RV_ERR_TENSOR_TYPE;
-        }
-    }
-    if (status != RV_OK) {
-        return status;
+    if (r->status != RV_OK) {
+        return r->status;
     }
     if (shape.count > 4) {
-        return RV_ERR_SHAPE;
+        return fail(r, RV_ERR_SHAPE);
     }
     info->n_dims = shape.count;
     for (k = 0; k < shape.count; k++) {
-        info->dims[k] = fb_vector_i32(&r->f, &shape, k);
+        info->dims[k] = fb_vector_i32(r, &shape, k);
         if (info->dims[k] <= 0 || info->dims[k] > RV_MAX_WIDTH * 4) {
-            return RV_ERR_SHAPE;
+            return fail(r, RV_ERR_SHAPE);
         }
     }
     /* buffer 0 is the empty sentinel: an activation tensor */
     if (buffer_index != 0) {
-        status = buffer_data(r, buffer_index, &info->data, &info->data_len);
-        if (status != RV_OK) {
-            return status;
-        }
+        buffer_data(r, buffer_index, info);
     }
-    status = fb_subtable(&r->f, &tensor, TENSOR_QUANTIZATION, &quant, &present);
-    if (status != RV_OK || !present) {
-        return status;
+    if (r->status != RV_OK || !fb_subtable(r, &tensor, TENSOR_QUANTIZATION, &quant)) {
+        return r->status;
     }
-    status = fb_vector_field(&r->f, &quant, QUANT_SCALE, 4, &info->scales);
-    if (status == RV_OK) {
-        status = fb_vector_field(&r->f, &quant, QUANT_ZERO_POINT, 8, &info->zero_points);
+    info->scales = fb_vector_field(r, &quant, QUANT_SCALE, 4);
+    info->zero_points = fb_vector_field(r, &quant, QUANT_ZERO_POINT, 8);
+    if (fb_scalar(r, &quant, QUANT_DETAILS_TYPE, 1, 0) != 0) {
+        fail(r, RV_ERR_QUANTIZATION);
     }
-    if (status == RV_OK) {
-        status = fb_scalar_u8(&r->f, &quant, QUANT_DETAILS_TYPE, 0, &details_type);
-        if (status == RV_OK && details_type != 0) {
-            status = RV_ERR_QUANTIZATION;
-        }
-    }
-    if (status == RV_OK) {
-        status = fb_scalar_u32(&r->f, &quant, QUANT_DIMENSION, 0, (uint32_t *)&info->quant_dimension);
-    }
-    if (status != RV_OK) {
-        return status;
+    info->quant_dimension = (int32_t)fb_scalar(r, &quant, QUANT_DIMENSION, 4, 0);
+    if (r->status != RV_OK) {
+        return r->status;
     }
     info->n_scales = info->scales.count;
     if (info->n_scales > 0) {
-        uint32_t bits = fb_u32(&r->f, info->scales.pos);
+        uint32_t bits = fb_u32(r, info->scales.pos);
         memcpy(&info->scale, &bits, sizeof bits);
     }
     if (info->zero_points.count > 0) {
         /* int64 zero point: only values that fit int8 are meaningful here */
-        const uint32_t lo = fb_u32(&r->f, info->zero_points.pos);
-        const uint32_t hi = fb_u32(&r->f, info->zero_points.pos + 4);
+        const uint32_t lo = fb_u32(r, info->zero_points.pos);
+        const uint32_t hi = fb_u32(r, info->zero_points.pos + 4);
         const int32_t value = (int32_t)lo;
         info->zero_point = (hi == (value < 0 ? 0xffffffffu : 0u)) ? value : INT32_MAX;
     }
@@ -401,26 +357,24 @@ static rv_quant quant_of(const tensor_info *t) {
 /* Constant data of a weight/bias tensor, looking through a DEQUANTIZE of a float16 constant. */
 static rv_status constant_tensor(reader *r, int32_t index, tensor_info *info, uint8_t *dtype) {
     unsigned k;
-    rv_status status;
     for (k = 0; k < r->n_dequantized; k++) {
         if (r->dequantized_out[k] == index) {
             index = r->dequantized_in[k];
             break;
         }
     }
-    status = read_tensor(r, index, info);
-    if (status != RV_OK) {
-        return status;
+    if (read_tensor(r, index, info) != RV_OK) {
+        return r->status;
     }
     if (info->data == NULL) {
-        return RV_ERR_WEIGHTS;
+        return fail(r, RV_ERR_WEIGHTS);
     }
     switch (info->type) {
     case TFLITE_FLOAT32: *dtype = RV_F32; break;
     case TFLITE_FLOAT16: *dtype = RV_F16; break;
     case TFLITE_INT8: *dtype = RV_S8; break;
     case TFLITE_INT32: *dtype = RV_S8; break; /* int8 biases */
-    default: return RV_ERR_TENSOR_TYPE;
+    default: return fail(r, RV_ERR_TENSOR_TYPE);
     }
     return RV_OK;
 }
@@ -442,28 +396,28 @@ static rv_status s8_multipliers(reader *r, rv_layer *layer, const tensor_info *i
     uint32_t k;
     if (!valid_quant(input) || !valid_quant(output) || n == 0 || (n != 1 && n != layer->out) ||
         weights->zero_points.count != n || (n > 1 && weights->quant_dimension != 0)) {
-        return RV_ERR_QUANTIZATION;
+        return fail(r, RV_ERR_QUANTIZATION);
     }
     multipliers = (int32_t *)aux_take(r, 4u * n);
     shifts = (int32_t *)aux_take(r, 4u * n);
     for (k = 0; k < n; k++) {
-        uint32_t bits = fb_u32(&r->f, weights->scales.pos + 4 * (size_t)k);
-        const uint32_t zp_lo = fb_u32(&r->f, weights->zero_points.pos + 8 * (size_t)k);
-        const uint32_t zp_hi = fb_u32(&r->f, weights->zero_points.pos + 8 * (size_t)k + 4);
+        uint32_t bits = fb_u32(r, weights->scales.pos + 4 * (size_t)k);
+        const uint32_t zp_lo = fb_u32(r, weights->zero_points.pos + 8 * (size_t)k);
+        const uint32_t zp_hi = fb_u32(r, weights->zero_points.pos + 8 * (size_t)k + 4);
         float filter_scale;
         double real;
         int32_t multiplier, shift;
         rv_status status;
         memcpy(&filter_scale, &bits, sizeof bits);
         if (zp_lo != 0 || zp_hi != 0 || !(filter_scale > 0.0f) || !(filter_scale < 1e30f)) {
-            return RV_ERR_QUANTIZATION; /* TFLite's int8 weights are symmetric */
+            return fail(r, RV_ERR_QUANTIZATION); /* TFLite's int8 weights are symmetric */
         }
         /* per-tensor: the float product of the scales; per-channel: in double (as TFLite-Micro) */
         real = n == 1 ? (double)(input->scale * filter_scale) / (double)output->scale
                       : (double)input->scale * (double)filter_scale / (double)output->scale;
         status = rv_quantize_multiplier(real, &multiplier, &shift);
         if (status != RV_OK) {
-            return status;
+            return fail(r, status);
         }
         if (multipliers != NULL && shifts != NULL) {
             multipliers[k] = multiplier;
@@ -481,146 +435,118 @@ static rv_status s8_multipliers(reader *r, rv_layer *layer, const tensor_info *i
     return RV_OK;
 }
 
-static rv_status operator_code(reader *r, uint32_t opcode_index, int32_t *builtin) {
-    fb_table code;
-    uint8_t deprecated;
-    uint32_t extended;
-    rv_status status = fb_vector_table(&r->f, &r->opcodes, opcode_index, &code);
-    if (status == RV_OK) {
-        status = fb_scalar_u8(&r->f, &code, OPCODE_DEPRECATED_BUILTIN, 0, &deprecated);
-    }
-    if (status == RV_OK) {
-        status = fb_scalar_u32(&r->f, &code, OPCODE_BUILTIN, 0, &extended);
-    }
-    if (status != RV_OK) {
-        return status;
-    }
-    /* as TFLite's GetBuiltinCode: the larger of the two fields */
-    *builtin = RV_MAX((int32_t)extended, (int32_t)(int8_t)deprecated);
-    return RV_OK;
+/* The builtin operator of opcode_index, as TFLite's GetBuiltinCode: the larger of the two fields. */
+static int32_t operator_code(reader *r, uint32_t opcode_index) {
+    const fb_table code = fb_vector_table(r, &r->opcodes, opcode_index, RV_ERR_GRAPH);
+    const int32_t deprecated = (int8_t)fb_scalar(r, &code, OPCODE_DEPRECATED_BUILTIN, 1, 0);
+    const int32_t extended = (int32_t)fb_scalar(r, &code, OPCODE_BUILTIN, 4, 0);
+    return RV_MAX(extended, deprecated);
 }
 
 /* The fused activation of a FULLY_CONNECTED op (NONE when it has no options). */
 static rv_status fc_activation(reader *r, const fb_table *op, uint8_t *activation) {
     fb_table options;
-    uint8_t options_type, fused, weights_format;
-    int present;
-    rv_status status = fb_scalar_u8(&r->f, op, OPERATOR_OPTIONS_TYPE, 0, &options_type);
+    uint32_t fused, weights_format;
+    const uint32_t options_type = fb_scalar(r, op, OPERATOR_OPTIONS_TYPE, 1, 0);
     *activation = RV_ACT_NONE;
-    if (status != RV_OK || options_type == 0) {
-        return status;
+    if (r->status != RV_OK || options_type == 0) {
+        return r->status;
     }
     if (options_type != OPTIONS_FULLY_CONNECTED) {
-        return RV_ERR_OPERATOR;
+        return fail(r, RV_ERR_OPERATOR);
     }
-    status = fb_subtable(&r->f, op, OPERATOR_OPTIONS, &options, &present);
-    if (status != RV_OK || !present) {
-        return status;
+    if (!fb_subtable(r, op, OPERATOR_OPTIONS, &options)) {
+        return r->status;
     }
-    status = fb_scalar_u8(&r->f, &options, FC_OPTIONS_ACTIVATION, 0, &fused);
-    if (status == RV_OK) {
-        status = fb_scalar_u8(&r->f, &options, FC_OPTIONS_WEIGHTS_FORMAT, 0, &weights_format);
-    }
-    if (status != RV_OK) {
-        return status;
+    fused = fb_scalar(r, &options, FC_OPTIONS_ACTIVATION, 1, 0);
+    weights_format = fb_scalar(r, &options, FC_OPTIONS_WEIGHTS_FORMAT, 1, 0);
+    if (r->status != RV_OK) {
+        return r->status;
     }
     if (weights_format != 0) {
-        return RV_ERR_WEIGHTS; /* shuffled int8 weights */
+        return fail(r, RV_ERR_WEIGHTS); /* shuffled int8 weights */
     }
     if (fused > RV_ACT_RELU) {
-        return RV_ERR_ACTIVATION;
+        return fail(r, RV_ERR_ACTIVATION);
     }
-    *activation = fused;
+    *activation = (uint8_t)fused;
     return RV_OK;
 }
 
 /* The last dimension of an activation tensor [1, n] / [n]: n, checking the size is n. */
-static rv_status feature_count(const tensor_info *t, uint32_t *n) {
+static int feature_count(const tensor_info *t, uint32_t *n) {
     if (t->n_dims == 0) {
-        return RV_ERR_SHAPE;
+        return 0;
     }
     *n = (uint32_t)t->dims[t->n_dims - 1];
-    return tensor_size(t) == *n ? RV_OK : RV_ERR_SHAPE;
+    return tensor_size(t) == *n;
 }
 
-static rv_status add_dense(reader *r, rv_model *model, const fb_table *op, int32_t *current) {
-    fb_vector inputs, outputs;
+/* The input and output tensor lists of an operator. */
+typedef struct op_io {
+    fb_vector inputs;
+    fb_vector outputs;
+} op_io;
+
+static rv_status add_dense(reader *r, rv_model *model, const fb_table *op, const op_io *io, int32_t *current) {
     tensor_info x, w, bias, y;
     uint8_t w_dtype, bias_dtype = RV_F32, activation;
     uint32_t in, out;
     rv_layer *layer;
     int has_bias;
-    rv_status status = fb_vector_field(&r->f, op, OPERATOR_INPUTS, 4, &inputs);
-    if (status == RV_OK) {
-        status = fb_vector_field(&r->f, op, OPERATOR_OUTPUTS, 4, &outputs);
+    if (fc_activation(r, op, &activation) != RV_OK) {
+        return r->status;
     }
-    if (status == RV_OK) {
-        status = fc_activation(r, op, &activation);
-    }
-    if (status != RV_OK) {
-        return status;
-    }
-    if (inputs.count < 2 || inputs.count > 3 || outputs.count != 1 ||
-        fb_vector_i32(&r->f, &inputs, 0) != *current) {
-        return RV_ERR_GRAPH;
+    if (io->inputs.count < 2 || io->inputs.count > 3 || io->outputs.count != 1 ||
+        fb_vector_i32(r, &io->inputs, 0) != *current) {
+        return fail(r, RV_ERR_GRAPH);
     }
     if (model->n_layers >= RV_MAX_LAYERS) {
-        return RV_ERR_LIMIT_LAYERS;
+        return fail(r, RV_ERR_LIMIT_LAYERS);
     }
     layer = &model->layers[model->n_layers];
-    has_bias = inputs.count == 3 && fb_vector_i32(&r->f, &inputs, 2) >= 0;
-    status = read_tensor(r, *current, &x);
-    if (status == RV_OK) {
-        status = constant_tensor(r, fb_vector_i32(&r->f, &inputs, 1), &w, &w_dtype);
+    has_bias = fb_vector_i32(r, &io->inputs, 2) >= 0;
+    if (read_tensor(r, *current, &x) != RV_OK ||
+        constant_tensor(r, fb_vector_i32(r, &io->inputs, 1), &w, &w_dtype) != RV_OK ||
+        (has_bias && constant_tensor(r, fb_vector_i32(r, &io->inputs, 2), &bias, &bias_dtype) != RV_OK) ||
+        read_tensor(r, fb_vector_i32(r, &io->outputs, 0), &y) != RV_OK) {
+        return r->status;
     }
-    if (status == RV_OK && has_bias) {
-        status = constant_tensor(r, fb_vector_i32(&r->f, &inputs, 2), &bias, &bias_dtype);
-    }
-    if (status == RV_OK) {
-        status = read_tensor(r, fb_vector_i32(&r->f, &outputs, 0), &y);
-    }
-    if (status != RV_OK) {
-        return status;
-    }
-    if (w.n_dims != 2 || feature_count(&x, &in) != RV_OK || feature_count(&y, &out) != RV_OK) {
-        return RV_ERR_SHAPE;
-    }
-    if ((uint32_t)w.dims[0] != out || (uint32_t)w.dims[1] != in) {
-        return RV_ERR_SHAPE;
+    if (w.n_dims != 2 || !feature_count(&x, &in) || !feature_count(&y, &out) || (uint32_t)w.dims[0] != out ||
+        (uint32_t)w.dims[1] != in) {
+        return fail(r, RV_ERR_SHAPE);
     }
     if (in > RV_MAX_WIDTH || out > RV_MAX_WIDTH) {
-        return RV_ERR_LIMIT_WIDTH;
+        return fail(r, RV_ERR_LIMIT_WIDTH);
     }
-    if (w.data_len != (size_t)in * out * dtype_bytes(w.type)) {
-        return RV_ERR_WEIGHTS;
-    }
-    if (has_bias && (bias.n_dims != 1 || (uint32_t)bias.dims[0] != out ||
-                     bias.data_len != (size_t)out * dtype_bytes(bias.type))) {
-        return RV_ERR_WEIGHTS;
+    if (w.data_len != (size_t)in * out * dtype_bytes(w.type) ||
+        (has_bias && (bias.n_dims != 1 || (uint32_t)bias.dims[0] != out ||
+                      bias.data_len != (size_t)out * dtype_bytes(bias.type)))) {
+        return fail(r, RV_ERR_WEIGHTS);
     }
     /* types: all float (float16 weights allowed) or int8 activations/weights with int32 bias */
     if (x.type == TFLITE_INT8) {
         if (y.type != TFLITE_INT8 || w.type != TFLITE_INT8 || (has_bias && bias.type != TFLITE_INT32) ||
             (model->n_layers > 0 && model->dtype != RV_S8)) {
-            return RV_ERR_TENSOR_TYPE;
+            return fail(r, RV_ERR_TENSOR_TYPE);
         }
         model->dtype = RV_S8;
     } else if (x.type == TFLITE_FLOAT32) {
         if (y.type != TFLITE_FLOAT32 || (w_dtype != RV_F32 && w_dtype != RV_F16) ||
             (has_bias && bias_dtype != RV_F32 && bias_dtype != RV_F16) ||
             (has_bias && bias.type == TFLITE_INT32) || model->dtype == RV_S8) {
-            return RV_ERR_TENSOR_TYPE;
+            return fail(r, RV_ERR_TENSOR_TYPE);
         }
         if (w_dtype == RV_F16) {
             model->dtype = RV_F16;
         }
     } else {
-        return RV_ERR_TENSOR_TYPE;
+        return fail(r, RV_ERR_TENSOR_TYPE);
     }
     /* weights are read in place: the file buffer must keep them aligned */
     if (((uintptr_t)w.data % dtype_bytes(w.type)) != 0 ||
         (has_bias && ((uintptr_t)bias.data % dtype_bytes(bias.type)) != 0)) {
-        return RV_ERR_ALIGNMENT;
+        return fail(r, RV_ERR_ALIGNMENT);
     }
     memset(layer, 0, sizeof(*layer));
     layer->in = (uint16_t)in;
@@ -632,101 +558,75 @@ static rv_status add_dense(reader *r, rv_model *model, const fb_table *op, int32
     layer->weights = w.data;
     layer->bias = has_bias ? bias.data : NULL;
     if (model->dtype == RV_S8) {
-        status = s8_multipliers(r, layer, &x, &w, &y, activation);
-        if (status != RV_OK) {
-            return status;
+        if (s8_multipliers(r, layer, &x, &w, &y, activation) != RV_OK) {
+            return r->status;
         }
         if (model->n_layers == 0) {
             model->input_quant = layer->input_quant;
         }
     }
     model->n_layers++;
-    *current = fb_vector_i32(&r->f, &outputs, 0);
+    *current = fb_vector_i32(r, &io->outputs, 0);
     return RV_OK;
 }
 
-static rv_status add_dequantize(reader *r, const fb_table *op) {
-    fb_vector inputs, outputs;
+static rv_status add_dequantize(reader *r, const op_io *io) {
     tensor_info source, target;
-    rv_status status = fb_vector_field(&r->f, op, OPERATOR_INPUTS, 4, &inputs);
-    if (status == RV_OK) {
-        status = fb_vector_field(&r->f, op, OPERATOR_OUTPUTS, 4, &outputs);
+    const int32_t in = fb_vector_i32(r, &io->inputs, 0), out = fb_vector_i32(r, &io->outputs, 0);
+    if (io->inputs.count != 1 || io->outputs.count != 1) {
+        return fail(r, RV_ERR_GRAPH);
     }
-    if (status != RV_OK) {
-        return status;
-    }
-    if (inputs.count != 1 || outputs.count != 1) {
-        return RV_ERR_GRAPH;
-    }
-    status = read_tensor(r, fb_vector_i32(&r->f, &inputs, 0), &source);
-    if (status == RV_OK) {
-        status = read_tensor(r, fb_vector_i32(&r->f, &outputs, 0), &target);
-    }
-    if (status != RV_OK) {
-        return status;
+    if (read_tensor(r, in, &source) != RV_OK || read_tensor(r, out, &target) != RV_OK) {
+        return r->status;
     }
     /* only the float16 constant weights of the float16 export */
     if (source.type != TFLITE_FLOAT16 || source.data == NULL || target.type != TFLITE_FLOAT32) {
-        return RV_ERR_TENSOR_TYPE;
+        return fail(r, RV_ERR_TENSOR_TYPE);
     }
     if (r->n_dequantized >= 2 * RV_MAX_LAYERS) {
-        return RV_ERR_LIMIT_LAYERS;
+        return fail(r, RV_ERR_LIMIT_LAYERS);
     }
-    r->dequantized_in[r->n_dequantized] = fb_vector_i32(&r->f, &inputs, 0);
-    r->dequantized_out[r->n_dequantized] = fb_vector_i32(&r->f, &outputs, 0);
+    r->dequantized_in[r->n_dequantized] = in;
+    r->dequantized_out[r->n_dequantized] = out;
     r->n_dequantized++;
     return RV_OK;
 }
 
-static rv_status add_logistic(reader *r, rv_model *model, const fb_table *op, int32_t *current) {
-    fb_vector inputs, outputs;
+static rv_status add_logistic(reader *r, rv_model *model, const op_io *io, int32_t *current) {
     tensor_info x, y;
-    rv_status status = fb_vector_field(&r->f, op, OPERATOR_INPUTS, 4, &inputs);
-    if (status == RV_OK) {
-        status = fb_vector_field(&r->f, op, OPERATOR_OUTPUTS, 4, &outputs);
+    const int32_t out = fb_vector_i32(r, &io->outputs, 0);
+    if (model->n_layers == 0 || io->inputs.count != 1 || io->outputs.count != 1 ||
+        fb_vector_i32(r, &io->inputs, 0) != *current) {
+        return fail(r, RV_ERR_GRAPH);
     }
-    if (status != RV_OK) {
-        return status;
-    }
-    if (model->n_layers == 0 || inputs.count != 1 || outputs.count != 1 ||
-        fb_vector_i32(&r->f, &inputs, 0) != *current) {
-        return RV_ERR_GRAPH;
-    }
-    status = read_tensor(r, *current, &x);
-    if (status == RV_OK) {
-        status = read_tensor(r, fb_vector_i32(&r->f, &outputs, 0), &y);
-    }
-    if (status != RV_OK) {
-        return status;
+    if (read_tensor(r, *current, &x) != RV_OK || read_tensor(r, out, &y) != RV_OK) {
+        return r->status;
     }
     if (tensor_size(&x) != tensor_size(&y)) {
-        return RV_ERR_SHAPE;
+        return fail(r, RV_ERR_SHAPE);
     }
     if (model->dtype == RV_S8) {
         int8_t *table;
+        int8_t probe[256]; /* validates the parameters even while only measuring aux */
+        rv_status status;
         if (x.type != TFLITE_INT8 || y.type != TFLITE_INT8) {
-            return RV_ERR_TENSOR_TYPE;
+            return fail(r, RV_ERR_TENSOR_TYPE);
         }
         /* TFLite's int8 LOGISTIC writes probabilities with scale 1/256, zero point -128 */
         if (!valid_quant(&x) || !valid_quant(&y) || y.zero_point != -128 || y.scale != 1.0f / 256.0f) {
-            return RV_ERR_QUANTIZATION;
+            return fail(r, RV_ERR_QUANTIZATION);
         }
         table = (int8_t *)aux_take(r, 256);
-        if (table != NULL) {
-            status = rv_logistic_s8_table(quant_of(&x), table);
-        } else {
-            int8_t probe[256]; /* validate the parameters even while only measuring aux */
-            status = rv_logistic_s8_table(quant_of(&x), probe);
-        }
+        status = rv_logistic_s8_table(quant_of(&x), table != NULL ? table : probe);
         if (status != RV_OK) {
-            return status;
+            return fail(r, status);
         }
         model->logistic_table = table;
         model->output_quant = quant_of(&y);
     } else if (x.type != TFLITE_FLOAT32 || y.type != TFLITE_FLOAT32) {
-        return RV_ERR_TENSOR_TYPE;
+        return fail(r, RV_ERR_TENSOR_TYPE);
     }
-    *current = fb_vector_i32(&r->f, &outputs, 0);
+    *current = out;
     return RV_OK;
 }
 
@@ -735,57 +635,49 @@ static rv_status read_graph(reader *r, rv_model *model, const fb_table *subgraph
     int32_t current;
     uint32_t k;
     int ended = 0;
-    rv_status status = fb_vector_field(&r->f, subgraph, SUBGRAPH_TENSORS, 4, &r->tensors);
-    if (status == RV_OK) {
-        status = fb_vector_field(&r->f, subgraph, SUBGRAPH_INPUTS, 4, &inputs);
-    }
-    if (status == RV_OK) {
-        status = fb_vector_field(&r->f, subgraph, SUBGRAPH_OUTPUTS, 4, &outputs);
-    }
-    if (status == RV_OK) {
-        status = fb_vector_field(&r->f, subgraph, SUBGRAPH_OPERATORS, 4, &operators);
-    }
-    if (status != RV_OK) {
-        return status;
+    r->tensors = fb_vector_field(r, subgraph, SUBGRAPH_TENSORS, 4);
+    inputs = fb_vector_field(r, subgraph, SUBGRAPH_INPUTS, 4);
+    outputs = fb_vector_field(r, subgraph, SUBGRAPH_OUTPUTS, 4);
+    operators = fb_vector_field(r, subgraph, SUBGRAPH_OPERATORS, 4);
+    if (r->status != RV_OK) {
+        return r->status;
     }
     if (inputs.count != 1 || outputs.count != 1) {
-        return RV_ERR_GRAPH;
+        return fail(r, RV_ERR_GRAPH);
     }
-    current = fb_vector_i32(&r->f, &inputs, 0);
+    current = fb_vector_i32(r, &inputs, 0);
     for (k = 0; k < operators.count; k++) {
-        fb_table op;
-        uint32_t opcode_index;
-        int32_t builtin;
-        status = fb_vector_table(&r->f, &operators, k, &op);
-        if (status == RV_OK) {
-            status = fb_scalar_u32(&r->f, &op, OPERATOR_OPCODE_INDEX, 0, &opcode_index);
+        const fb_table op = fb_vector_table(r, &operators, k, RV_ERR_GRAPH);
+        const int32_t builtin = operator_code(r, fb_scalar(r, &op, OPERATOR_OPCODE_INDEX, 4, 0));
+        op_io io;
+        if (r->status != RV_OK) {
+            return r->status;
         }
-        if (status == RV_OK) {
-            status = operator_code(r, opcode_index, &builtin);
-        }
-        if (status != RV_OK) {
-            return status;
+        if (builtin != OP_FULLY_CONNECTED && builtin != OP_LOGISTIC && builtin != OP_DEQUANTIZE) {
+            return fail(r, RV_ERR_OPERATOR);
         }
         if (ended) {
-            return builtin == OP_FULLY_CONNECTED || builtin == OP_LOGISTIC || builtin == OP_DEQUANTIZE
-                       ? RV_ERR_GRAPH
-                       : RV_ERR_OPERATOR;
+            return fail(r, RV_ERR_GRAPH);
         }
-        switch (builtin) {
-        case OP_FULLY_CONNECTED: status = add_dense(r, model, &op, &current); break;
-        case OP_DEQUANTIZE: status = add_dequantize(r, &op); break;
-        case OP_LOGISTIC:
-            status = add_logistic(r, model, &op, &current);
+        io.inputs = fb_vector_field(r, &op, OPERATOR_INPUTS, 4);
+        io.outputs = fb_vector_field(r, &op, OPERATOR_OUTPUTS, 4);
+        if (r->status != RV_OK) {
+            return r->status;
+        }
+        if (builtin == OP_FULLY_CONNECTED) {
+            add_dense(r, model, &op, &io, &current);
+        } else if (builtin == OP_DEQUANTIZE) {
+            add_dequantize(r, &io);
+        } else {
+            add_logistic(r, model, &io, &current);
             ended = 1;
-            break;
-        default: return RV_ERR_OPERATOR;
         }
-        if (status != RV_OK) {
-            return status;
+        if (r->status != RV_OK) {
+            return r->status;
         }
     }
-    if (!ended || current != fb_vector_i32(&r->f, &outputs, 0)) {
-        return RV_ERR_GRAPH;
+    if (!ended || current != fb_vector_i32(r, &outputs, 0)) {
+        return fail(r, RV_ERR_GRAPH);
     }
     return RV_OK;
 }
@@ -796,54 +688,47 @@ static rv_status read_graph(reader *r, rv_model *model, const fb_table *subgraph
 static rv_status read_metadata(reader *r, const fb_table *root, rv_metadata *meta) {
     static const char name_wanted[] = "TFLITE_METADATA";
     const size_t name_len = sizeof(name_wanted) - 1;
-    fb_vector entries;
+    const fb_vector entries = fb_vector_field(r, root, MODEL_METADATA, 4);
     uint32_t k;
     int found = 0;
-    rv_status status = fb_vector_field(&r->f, root, MODEL_METADATA, 4, &entries);
-    if (status != RV_OK) {
-        return status;
-    }
     for (k = 0; k < entries.count; k++) {
-        fb_table entry, buffer;
-        fb_vector name, bytes;
-        uint32_t buffer_index;
+        const fb_table entry = fb_vector_table(r, &entries, k, RV_ERR_GRAPH);
+        const fb_vector name = fb_vector_field(r, &entry, METADATA_NAME, 1);
+        const uint32_t buffer_index = fb_scalar(r, &entry, METADATA_BUFFER, 4, 0);
+        fb_table buffer;
+        fb_vector bytes;
         size_t window, hit;
-        status = fb_vector_table(&r->f, &entries, k, &entry);
-        if (status == RV_OK) {
-            status = fb_vector_field(&r->f, &entry, METADATA_NAME, 1, &name);
+        rv_status status;
+        if (r->status != RV_OK) {
+            return r->status;
         }
-        if (status == RV_OK) {
-            status = fb_scalar_u32(&r->f, &entry, METADATA_BUFFER, 0, &buffer_index);
-        }
-        if (status != RV_OK) {
-            return status;
-        }
-        if (name.count != name_len || memcmp(r->f.data + name.pos, name_wanted, name_len) != 0) {
+        if (name.count != name_len || memcmp(r->data + name.pos, name_wanted, name_len) != 0) {
             continue;
         }
-        status = fb_vector_table(&r->f, &r->buffers, buffer_index, &buffer);
-        if (status == RV_OK) {
-            status = fb_vector_field(&r->f, &buffer, BUFFER_DATA, 1, &bytes);
-        }
-        if (status != RV_OK) {
-            return status == RV_ERR_GRAPH ? RV_ERR_NO_METADATA : status;
+        buffer = fb_vector_table(r, &r->buffers, buffer_index, RV_ERR_NO_METADATA);
+        bytes = fb_vector_field(r, &buffer, BUFFER_DATA, 1);
+        if (r->status != RV_OK) {
+            return r->status;
         }
         window = bytes.pos - 4; /* the length prefix, inside the file since the vector is */
         for (hit = 0; hit + 4 <= bytes.count; hit++) {
-            if (memcmp(r->f.data + window + hit, "xen:", 4) == 0) {
+            if (memcmp(r->data + window + hit, "xen:", 4) == 0) {
                 break;
             }
         }
         if (hit + 4 > bytes.count) {
-            return RV_ERR_NO_METADATA;
+            return fail(r, RV_ERR_NO_METADATA);
         }
-        status = rv_metadata_parse(r->f.data + window + hit, bytes.count + 4 - hit, meta);
+        status = rv_metadata_parse(r->data + window + hit, bytes.count + 4 - hit, meta);
         if (status != RV_OK) {
-            return status;
+            return fail(r, status);
         }
         found = 1;
     }
-    return found ? RV_OK : RV_ERR_NO_METADATA;
+    if (r->status == RV_OK && !found) {
+        fail(r, RV_ERR_NO_METADATA);
+    }
+    return r->status;
 }
 
 rv_status rv_model_load_tflite(rv_model *model, const void *bytes, size_t len, void *aux, size_t aux_len,
@@ -851,16 +736,14 @@ rv_status rv_model_load_tflite(rv_model *model, const void *bytes, size_t len, v
     reader r;
     fb_table root, subgraph;
     fb_vector subgraphs;
-    uint32_t version;
-    rv_status status;
     if (model == NULL || bytes == NULL || aux_needed == NULL) {
         return RV_ERR_ARGUMENT;
     }
     *aux_needed = 0;
     memset(model, 0, sizeof(*model));
     memset(&r, 0, sizeof(r));
-    r.f.data = (const uint8_t *)bytes;
-    r.f.len = len;
+    r.data = (const uint8_t *)bytes;
+    r.len = len;
     r.aux = (uint8_t *)aux;
     r.aux_len = aux_len;
     if ((uintptr_t)aux % 4 != 0) {
@@ -869,50 +752,31 @@ rv_status rv_model_load_tflite(rv_model *model, const void *bytes, size_t len, v
     if (len < 8) {
         return RV_ERR_TRUNCATED;
     }
-    if (memcmp(r.f.data + 4, "TFL3", 4) != 0) {
+    if (memcmp(r.data + 4, "TFL3", 4) != 0) {
         return RV_ERR_NOT_TFLITE;
     }
-    status = fb_deref(&r.f, 0, &root.pos);
-    if (status == RV_OK) {
-        status = fb_table_at(&r.f, root.pos, &root);
+    root = fb_table_at(&r, fb_deref(&r, 0));
+    if (fb_scalar(&r, &root, MODEL_VERSION, 4, 0) != TFLITE_SCHEMA_VERSION) {
+        fail(&r, RV_ERR_NOT_TFLITE);
     }
-    if (status == RV_OK) {
-        status = fb_scalar_u32(&r.f, &root, MODEL_VERSION, 0, &version);
-        if (status == RV_OK && version != TFLITE_SCHEMA_VERSION) {
-            status = RV_ERR_NOT_TFLITE;
-        }
+    r.opcodes = fb_vector_field(&r, &root, MODEL_OPERATOR_CODES, 4);
+    r.buffers = fb_vector_field(&r, &root, MODEL_BUFFERS, 4);
+    subgraphs = fb_vector_field(&r, &root, MODEL_SUBGRAPHS, 4);
+    if (subgraphs.count != 1) {
+        fail(&r, RV_ERR_SUBGRAPHS);
     }
-    if (status == RV_OK) {
-        status = fb_vector_field(&r.f, &root, MODEL_OPERATOR_CODES, 4, &r.opcodes);
-    }
-    if (status == RV_OK) {
-        status = fb_vector_field(&r.f, &root, MODEL_BUFFERS, 4, &r.buffers);
-    }
-    if (status == RV_OK) {
-        status = fb_vector_field(&r.f, &root, MODEL_SUBGRAPHS, 4, &subgraphs);
-        if (status == RV_OK && subgraphs.count != 1) {
-            status = RV_ERR_SUBGRAPHS;
-        }
-    }
-    if (status == RV_OK) {
-        status = fb_vector_table(&r.f, &subgraphs, 0, &subgraph);
-    }
-    if (status == RV_OK) {
-        status = read_graph(&r, model, &subgraph);
-    }
-    if (status == RV_OK) {
-        status = read_metadata(&r, &root, &model->metadata);
-    }
-    if (status == RV_OK && r.used > 0 && (aux == NULL || r.used > aux_len)) {
+    subgraph = fb_vector_table(&r, &subgraphs, 0, RV_ERR_GRAPH);
+    if (r.status == RV_OK && read_graph(&r, model, &subgraph) == RV_OK &&
+        read_metadata(&r, &root, &model->metadata) == RV_OK && r.used > 0 && (aux == NULL || r.used > aux_len)) {
         *aux_needed = r.used;
-        status = RV_ERR_BUFFER_TOO_SMALL;
+        fail(&r, RV_ERR_BUFFER_TOO_SMALL);
     }
-    if (status == RV_OK) {
+    if (r.status == RV_OK) {
         *aux_needed = r.used;
-        status = rv_model_verify(model);
+        fail(&r, rv_model_verify(model));
     }
-    if (status != RV_OK) {
+    if (r.status != RV_OK) {
         memset(model, 0, sizeof(*model));
     }
-    return status;
+    return r.status;
 }
