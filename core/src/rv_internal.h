@@ -64,6 +64,18 @@ void rv_pack_s8_rows4(const rv_layer *layer, int16_t *packed);
    gives ssat8(hi >> (r - 1)) = rv_requantize_sum's output: rv_scale_sum_right2's two roundings and the
    zero point as one floor division by 2^(31 + r); |hi| < 2^31 for r <= 24. */
 #define RV_S8_CONSTS 0x52565143u
+
+/* A row's {multiplier, high addend, shift} as above; 0 where the shift is outside [-24, -2]. */
+static inline int rv_s8_row_consts(int32_t multiplier, int32_t shift, int32_t zero_point, int32_t row[3]) {
+    const int32_t right = -shift;
+    if (right < 2 || right > 24) {
+        return 0;
+    }
+    row[0] = multiplier;
+    row[1] = (int32_t)(((int64_t)1 << (right - 2)) + (int64_t)zero_point * ((int64_t)1 << (right - 1)));
+    row[2] = right - 1;
+    return 1;
+}
 static inline size_t rv_s8_consts_words(const rv_layer *layer) { return 1u + rv_s8_rows4_out(layer) * 4u + 4u; }
 
 /* A RV_LAYOUT_S8_ROWS4 layer's constants after the header, or NULL without them (portable kernels). */

@@ -155,24 +155,17 @@ void rv_pack_s8_rows4(const rv_layer *layer, int16_t *packed) {
 static void pack_s8_consts(const rv_layer *layer, int32_t *consts) {
     const size_t out = layer->out, rows = rv_s8_rows4_out(layer);
     const int32_t *bias = (const int32_t *)layer->bias;
-    const int64_t zero_point = layer->output_quant.zero_point;
+    const int32_t zero_point = layer->output_quant.zero_point;
     size_t j;
     int usable = layer->activation_min == -128 && layer->activation_max == 127;
     memset(consts, 0, rv_s8_consts_words(layer) * sizeof *consts);
     for (j = 0; j < rows; j++) {
         const size_t k = layer->n_multipliers > 1 ? RV_MIN(j, out - 1) : 0;
-        const int32_t right = -layer->shifts[k];
-        int32_t *group = consts + 1 + j / 4 * 16, *row = group + 4 + (j % 4) * 3;
+        int32_t *group = consts + 1 + j / 4 * 16;
         if (j < out) {
             group[j % 4] = bias != NULL ? bias[j] : 0;
         }
-        if (right < 2 || right > 24) {
-            usable = 0;
-            continue;
-        }
-        row[0] = layer->multipliers[k];
-        row[1] = (int32_t)(((int64_t)1 << (right - 2)) + zero_point * ((int64_t)1 << (right - 1)));
-        row[2] = right - 1;
+        usable &= rv_s8_row_consts(layer->multipliers[k], layer->shifts[k], zero_point, group + 4 + (j % 4) * 3);
     }
     consts[0] = usable ? (int32_t)RV_S8_CONSTS : 0;
 }

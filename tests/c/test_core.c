@@ -207,6 +207,49 @@ static void test_scale_sum(void) {
     CHECK(mismatches == 0);
 }
 
+/* The Cortex-M7 kernel's requantisation (rv_s8_row_consts; the asm's and, orr, add, smlal, asr, ssat)
+   against TFLite's MultiplyByQuantizedMultiplier + zero point, clamped to int8. */
+static void test_s8_row_consts(void) {
+    static const int32_t sums[] = {0, 1, -1, 2, -2, 3, -3, INT32_MAX, INT32_MIN, 0x40000000, -0x40000000,
+                                   (1 << 30) + 1, -(1 << 30) - 1, 12345, -12345, 1 << 20, -(1 << 20)};
+    static const int32_t zero_points[] = {-128, -1, 0, 7, 127};
+    static const int32_t multipliers[] = {0, 1, 1 << 30, (1 << 30) + 1, INT32_MAX, 1518500250};
+    uint32_t state = 7;
+    int32_t row[3];
+    int mismatches = 0, shift, k, m, z;
+    CHECK(!rv_s8_row_consts(1 << 30, -1, 0, row) && !rv_s8_row_consts(1 << 30, -25, 0, row) &&
+          !rv_s8_row_consts(1 << 30, 3, 0, row));
+    for (shift = -24; shift <= -2; shift++) {
+        for (z = 0; z < (int)(sizeof zero_points / sizeof *zero_points); z++) {
+            for (k = 0; k < (int)(sizeof sums / sizeof *sums) + 300; k++) {
+                int32_t sum, multiplier, expected, hi, v;
+                uint64_t acc;
+                state = state * 1664525u + 1013904223u;
+                m = (int)(state % (sizeof multipliers / sizeof *multipliers + 1));
+                multiplier = m < (int)(sizeof multipliers / sizeof *multipliers) ? multipliers[m] : (int32_t)(state >> 1);
+                if (k < (int)(sizeof sums / sizeof *sums)) {
+                    sum = sums[k];
+                } else { /* random sums, and odd multiples of powers of two (the rounding ties) */
+                    state = state * 1664525u + 1013904223u;
+                    sum = (int32_t)state;
+                    if (k % 2) sum = (int32_t)(((state >> 8) | 1u) << (state % 31)) * ((state & 1) ? 1 : -1);
+                }
+                CHECK(rv_s8_row_consts(multiplier, shift, zero_points[z], row));
+                acc = ((uint64_t)(uint32_t)(row[1] + (sum < 0 ? -1 : 0)) << 32) |
+                      (0x40000000u | ((uint32_t)sum & 0x80000000u));
+                acc += (uint64_t)((int64_t)sum * row[0]);
+                hi = (int32_t)(uint32_t)(acc >> 32);
+                v = hi >> row[2];
+                v = RV_MIN(RV_MAX(v, -128), 127);
+                expected = rv_multiply_by_quantized_multiplier(sum, multiplier, shift) + zero_points[z];
+                expected = RV_MIN(RV_MAX(expected, -128), 127);
+                mismatches += v != expected;
+            }
+        }
+    }
+    CHECK(mismatches == 0);
+}
+
 static void test_logistic_table(void) {
     int8_t table[256];
     rv_quant q;
@@ -732,6 +775,7 @@ int main(int argc, char **argv) {
     test_sigmoid();
     test_quantize_multiplier();
     test_scale_sum();
+    test_s8_row_consts();
     test_logistic_table();
     test_decode_float();
     test_model_errors();
