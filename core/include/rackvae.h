@@ -177,7 +177,8 @@ rv_status rv_model_load_tflite(rv_model *model, const void *bytes, size_t len, v
 
 /* Copies a float model's OUT_IN weights into the IN_OUT layout in caller memory (faster kernels on
    every target; results identical); on Cortex-M7 with the DSP extension also int8 weights, widened
-   into RV_LAYOUT_S8_ROWS4 (twice their bytes); elsewhere int8 layers keep pointing where they did, as
+   into RV_LAYOUT_S8_ROWS4 (twice their bytes, followed by 16 bytes of requantisation constants per
+   output row; only rv_model_repack writes them, so do not mark a layer ROWS4 by hand); elsewhere int8 layers keep pointing where they did, as
    do biases. With too little memory (e.g. mem = NULL) it sets *needed and returns
    RV_ERR_BUFFER_TOO_SMALL. */
 rv_status rv_model_repack(const rv_model *src, rv_model *dst, void *mem, size_t mem_len, size_t *needed);
