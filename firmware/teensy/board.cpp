@@ -5,8 +5,10 @@
 // through hal.h / app.h.
 //
 // The DACs and the display share one SPI bus: SPI.usingInterrupt() holds the gate and timer
-// interrupts off during display transactions, so the display is drawn in short transactions (bands of
-// DRAW_BAND_ROWS rows, ~0.4 ms at 27 MHz), which bounds the extra clock-to-trigger latency.
+// interrupts off during each display transaction. Every display transaction is therefore at most one
+// chunk of DISPLAY_CHUNK_PIXELS pixels (rectangles are split, text is drawn one unclipped 6x8 glyph
+// per transaction), so a clock edge waits for at most one chunk (~32 us at 27 MHz) plus the pulse
+// timer's DAC writes, whatever is being drawn (bench/bench_mcu.py states the bound).
 //
 // Calibration: the voltage constants below assume linear input and output stages spanning -5..5 V;
 // adjust them to the module's measured stages.
@@ -48,7 +50,10 @@ constexpr float DAC_FULL_SCALE = 16383.0f;  // DAC8164: 14 bits
 constexpr float TRIGGER_VOLTS = 5.0f;
 constexpr uint32_t TRIGGER_MS = 10;
 constexpr uint32_t PULSE_TIMER_US = 1000;  // trigger pulse timing, as the original's SAMPLE_RATE
-constexpr int DRAW_BAND_ROWS = 4;
+// Pixels per display transaction: one 6x8 glyph cell (TFT_eSPI draws an unclipped size-1 glyph with a
+// background in one transaction of exactly this many pixels).
+constexpr int DISPLAY_CHUNK_PIXELS = 6 * 8;
+constexpr int GLYPH_WIDTH = 6, GLYPH_HEIGHT = 8;
 constexpr uint32_t BUTTON_DEBOUNCE_MS = 20;
 constexpr int ENCODER_COUNTS_PER_DETENT = 4;
 constexpr size_t REPORT_QUEUE = 16;
@@ -120,6 +125,35 @@ void copy_text(char *to, size_t capacity, const char *from) {
     to[capacity - 1] = '\0';
 }
 
+// A filled rectangle in transactions of at most DISPLAY_CHUNK_PIXELS pixels: bands of whole rows when a
+// row fits in a chunk, else pieces of one row.
+void fill_chunked(int x, int y, int w, int h, uint16_t colour) {
+    if (w <= 0 || h <= 0) {
+        return;
+    }
+    if (w <= DISPLAY_CHUNK_PIXELS) {
+        int band = DISPLAY_CHUNK_PIXELS / w;
+        for (int top = y; top < y + h; top += band) {
+            tft.fillRect(x, top, w, min(band, y + h - top), colour);
+        }
+        return;
+    }
+    for (int row = y; row < y + h; ++row) {
+        for (int left = x; left < x + w; left += DISPLAY_CHUNK_PIXELS) {
+            tft.fillRect(left, row, min(DISPLAY_CHUNK_PIXELS, x + w - left), 1, colour);
+        }
+    }
+}
+
+// Text one glyph per transaction. Only glyphs wholly on screen: TFT_eSPI draws a clipped glyph pixel by
+// pixel inside one long transaction.
+void draw_text(const char *text, int x, int y, uint16_t colour) {
+    for (; *text != '\0' && x + GLYPH_WIDTH < TFT_HEIGHT && y + GLYPH_HEIGHT < TFT_WIDTH; ++text) {
+        tft.drawChar(x, y, (uint8_t)*text, colour, TFT_BLACK, 1);
+        x += GLYPH_WIDTH;
+    }
+}
+
 // Pitch-class rows like the original's 12 visible notes when the model has more rows than pixels.
 void draw_screen() {
     static const uint16_t colours[10] = {TFT_WHITE,   TFT_YELLOW, TFT_MAGENTA, TFT_GREEN, TFT_BLUE,
@@ -127,14 +161,10 @@ void draw_screen() {
     const int view_top = 40, view_height = 40;
     if (screen.dirty) {
         screen.dirty = false;
-        for (int top = 0; top < TFT_WIDTH; top += DRAW_BAND_ROWS) {
-            tft.fillRect(0, top, TFT_HEIGHT, DRAW_BAND_ROWS, TFT_BLACK);
-        }
-        tft.setTextColor(TFT_ORANGE, TFT_BLACK);
-        tft.drawString(screen.type, 0, 0, 2);
-        tft.setTextColor(TFT_WHITE, TFT_BLACK);
-        tft.drawString(screen.name, 0, 16, 1);
-        tft.drawString(screen.message, 0, 26, 1);
+        fill_chunked(0, 0, TFT_HEIGHT, TFT_WIDTH, TFT_BLACK);  // rotated: TFT_HEIGHT pixels wide
+        draw_text(screen.type, 0, 0, TFT_ORANGE);
+        draw_text(screen.name, 0, 12, TFT_WHITE);
+        draw_text(screen.message, 0, 24, TFT_WHITE);
         screen.drawn_cursor = -1;
     }
     int cursor = screen.cursor;
@@ -148,13 +178,13 @@ void draw_screen() {
             continue;  // only the cursor's old and new columns change
         }
         int left = tick * tick_width;
-        tft.fillRect(left, view_top, tick_width - 1, view_height, tick == cursor ? TFT_MAROON : TFT_BLACK);
+        fill_chunked(left, view_top, tick_width - 1, view_height, tick == cursor ? TFT_MAROON : TFT_BLACK);
         for (int row = 0; row < screen.rows; ++row) {
             uint8_t cell = screen.cells[tick * screen.rows + row];
             if (cell != 0) {
                 int shown = row % shown_rows;
                 int top = view_top + view_height - (shown + 1) * row_height;
-                tft.fillRect(left, top, tick_width - 1, row_height, colours[(cell - 1) % 10]);
+                fill_chunked(left, top, tick_width - 1, row_height, colours[(cell - 1) % 10]);
             }
         }
     }
@@ -277,7 +307,9 @@ void setup() {
         digitalWrite(pin, HIGH);
     }
     SPI.begin();
-    // The display shares the SPI bus: its transactions hold off the interrupts that write the DACs.
+    // The display shares the SPI bus: its transactions (each at most one chunk, see draw_screen) hold off
+    // the interrupts that write the DACs. Gate and pulse-timer interrupts keep their equal default
+    // priority, so neither pre-empts the other inside a DAC write.
     SPI.usingInterrupt(IRQ_PIT);
     for (int pin : GATE_PINS) SPI.usingInterrupt(digitalPinToInterrupt(pin));
     tft.init();
