@@ -254,6 +254,9 @@ static inline rv_status rv_model_ready(const rv_model *model) {
     return (model != NULL && model->verified == RV_MODEL_VERIFIED) ? RV_OK : rv_model_check(model);
 }
 
+/* rv_metadata_parse of bytes known to start with "xen:" (len >= 4): no second search. */
+rv_status rv_metadata_parse_at(const uint8_t *data, size_t len, rv_metadata *out);
+
 /* Checks metadata values against the limits and (rows * ticks, latent_dim) against the graph. */
 rv_status rv_metadata_check(const rv_metadata *meta, uint16_t latent_dim, uint16_t output_size);
 

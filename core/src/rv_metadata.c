@@ -14,34 +14,26 @@
 #define RV_TYPE_LEN 6
 #define RV_EXT_LEN 5
 
-static const uint8_t *find_magic(const uint8_t *data, size_t len) {
-    size_t i;
-    if (len < RV_MAGIC_LEN) {
-        return NULL;
-    }
-    for (i = 0; i + RV_MAGIC_LEN <= len; i++) {
-        if (data[i] == 'x' && memcmp(data + i, "xen:", RV_MAGIC_LEN) == 0) {
-            return data + i;
-        }
-    }
-    return NULL;
-}
-
 rv_status rv_metadata_parse(const uint8_t *data, size_t len, rv_metadata *out) {
-    const uint8_t *p;
-    size_t left;
-    size_t n_fields;
-    uint8_t g;
+    size_t i;
     if (data == NULL || out == NULL) {
         return RV_ERR_ARGUMENT;
     }
-    memset(out, 0, sizeof(*out));
-    p = find_magic(data, len);
-    if (p == NULL) {
-        return RV_ERR_NO_METADATA;
+    for (i = 0; i + RV_MAGIC_LEN <= len; i++) {
+        if (memcmp(data + i, "xen:", RV_MAGIC_LEN) == 0) {
+            return rv_metadata_parse_at(data + i, len - i, out);
+        }
     }
-    left = len - (size_t)(p - data) - RV_MAGIC_LEN;
-    p += RV_MAGIC_LEN;
+    memset(out, 0, sizeof(*out));
+    return RV_ERR_NO_METADATA;
+}
+
+rv_status rv_metadata_parse_at(const uint8_t *data, size_t len, rv_metadata *out) {
+    const uint8_t *p = data + RV_MAGIC_LEN;
+    size_t left = len - RV_MAGIC_LEN;
+    size_t n_fields;
+    uint8_t g;
+    memset(out, 0, sizeof(*out));
     if (left < RV_TYPE_LEN + 3) {
         return RV_ERR_METADATA;
     }

@@ -69,10 +69,17 @@ static rv_status fail(reader *r, rv_status status) {
 
 static int fb_has(const reader *r, size_t pos, size_t size) { return pos <= r->len && size <= r->len - pos; }
 
-static uint16_t fb_u16(const reader *r, size_t pos) { return (uint16_t)(r->data[pos] | (r->data[pos + 1] << 8)); }
+/* Little-endian loads, as the file's weights are read in place on the (little-endian) targets. */
+static uint16_t fb_u16(const reader *r, size_t pos) {
+    uint16_t value;
+    memcpy(&value, r->data + pos, sizeof value);
+    return value;
+}
 
 static uint32_t fb_u32(const reader *r, size_t pos) {
-    return (uint32_t)fb_u16(r, pos) | ((uint32_t)fb_u16(r, pos + 2) << 16);
+    uint32_t value;
+    memcpy(&value, r->data + pos, sizeof value);
+    return value;
 }
 
 static fb_table fb_table_at(reader *r, size_t pos) {
@@ -533,8 +540,7 @@ static rv_status add_dense(reader *r, rv_model *model, const fb_table *op, const
         model->dtype = RV_S8;
     } else if (x.type == TFLITE_FLOAT32) {
         if (y.type != TFLITE_FLOAT32 || (w_dtype != RV_F32 && w_dtype != RV_F16) ||
-            (has_bias && bias_dtype != RV_F32 && bias_dtype != RV_F16) ||
-            (has_bias && bias.type == TFLITE_INT32) || model->dtype == RV_S8) {
+            (has_bias && bias_dtype != RV_F32 && bias_dtype != RV_F16) || model->dtype == RV_S8) {
             return fail(r, RV_ERR_TENSOR_TYPE);
         }
         if (w_dtype == RV_F16) {
@@ -719,7 +725,7 @@ static rv_status read_metadata(reader *r, const fb_table *root, rv_metadata *met
         if (hit + 4 > bytes.count) {
             return fail(r, RV_ERR_NO_METADATA);
         }
-        status = rv_metadata_parse(r->data + window + hit, bytes.count + 4 - hit, meta);
+        status = rv_metadata_parse_at(r->data + window + hit, bytes.count + 4 - hit, meta);
         if (status != RV_OK) {
             return fail(r, status);
         }
