@@ -104,7 +104,10 @@ def code_size(map_path: Path) -> dict[str, int]:
     parts = {"core": 0, "app": 0, "built-in weights": 0, "virtual-module HAL": 0, "libc/libm/libgcc": 0}
     pattern = re.compile(r"^\s*(?:\.(?:text|rodata)\S*)?\s+0x[0-9a-f]+\s+0x([0-9a-f]+)\s+(\S+)$")
     section = ""
-    for line in map_path.read_text().splitlines():
+    text = map_path.read_text()
+    # Only what was linked: the map lists the sections the linker discarded before this heading.
+    linked = text[text.index("Memory Configuration") :]
+    for line in linked.splitlines():
         head = line.split()
         if head and head[0].startswith("."):
             section = head[0]
