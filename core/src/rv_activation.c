@@ -12,33 +12,34 @@ void rv_store_outputs(const rv_layer *layer, size_t j, const float *sums, size_t
     }
 }
 
-/* exp(x) for x in [-80, 80]: x = k ln2 + r with |r| <= ln2/2, a degree-7 Taylor polynomial for e^r
-   (error < 1 ulp) and 2^k from its bits. Results stay normal floats (no subnormals, whose handling
-   can differ when a process sets flush-to-zero). */
-static inline float exp_bounded(float x) {
-    const float ln2_hi = 0.693145752f; /* 0x3f317200: ln 2 with 8 trailing zero bits */
-    const float ln2_lo = 1.42860677e-6f;
-    const float round_shift = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
-    const float k = (x * 1.44269504f + round_shift) - round_shift;
-    const float r = fmaf(-k, ln2_lo, fmaf(-k, ln2_hi, x));
-    float p = 1.0f / 5040.0f;
-    p = fmaf(p, r, 1.0f / 720.0f);
-    p = fmaf(p, r, 1.0f / 120.0f);
-    p = fmaf(p, r, 1.0f / 24.0f);
-    p = fmaf(p, r, 1.0f / 6.0f);
-    p = fmaf(p, r, 0.5f);
-    p = fmaf(p, r, 1.0f);
-    p = fmaf(p, r, 1.0f);
-    return p * rv_float_from_bits((uint32_t)((int32_t)k + 127) << 23);
+/* The logistic as 1 / (1 + 2^y), y = -x log2(e) with x clamped to [-80, 80] (fmaxf/fminf first, so
+   NaN -> -80; sigmoid(80) rounds to 1, sigmoid(-80) ~ 1.8e-35). y = n + f with n = round(y) from the
+   1.5 * 2^23 shift (a's low bits then hold n, exact for |y| < 2^22) and f = y - n in [-0.5, 0.5] by one
+   fmaf from x, so the small probabilities keep their relative accuracy;
+   2^f from a degree-5 polynomial (relative error 1.1e-7, fitted with 2^0 = 1 exactly) by Estrin's
+   scheme (fewer dependent steps and register copies than Horner on the M7's accumulating vfma), 2^n
+   from its exponent bits. Every 2^y stays a normal float (no subnormals, whose handling can differ
+   when a process sets flush-to-zero). */
+static inline float logistic(float x) {
+    const float round_shift = 12582912.0f; /* 1.5 * 2^23 */
+    const float clamped = fminf(fmaxf(x, -80.0f), 80.0f);
+    const float a = clamped * -1.44269504f + round_shift;
+    const float f = fmaf(clamped, -1.44269504f, -(a - round_shift)); /* unrounded y - n: no 2^-24 |y| error */
+    const float f2 = f * f;
+    const float low = fmaf(0.693147004f, f, 1.0f);
+    float mid = fmaf(0.0555073358f, f, 0.240222424f);
+    const float high = fmaf(0.00132647087f, f, 0.00967150927f);
+    uint32_t a_bits;
+    float two_f;
+    memcpy(&a_bits, &a, sizeof a_bits);
+    mid = fmaf(high, f2, mid);
+    two_f = fmaf(mid, f2, low);
+    return 1.0f / (1.0f + two_f * rv_float_from_bits((a_bits << 23) + 0x3f800000u));
 }
 
 void rv_sigmoid_f32(float *values, size_t n) {
     size_t i;
     for (i = 0; i < n; i++) {
-        float x = values[i];
-        /* clamp (NaN -> -80): sigmoid(80) rounds to 1, sigmoid(-80) ~ 1.8e-35 */
-        x = x > -80.0f ? x : -80.0f;
-        x = x < 80.0f ? x : 80.0f;
-        values[i] = 1.0f / (1.0f + exp_bounded(-x));
+        values[i] = logistic(values[i]);
     }
 }
