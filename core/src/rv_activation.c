@@ -15,9 +15,10 @@ void rv_store_outputs(const rv_layer *layer, size_t j, const float *sums, size_t
 /* The logistic as 1 / (1 + 2^y), y = -x log2(e) with x clamped to [-80, 80] (fmaxf/fminf first, so
    NaN -> -80; sigmoid(80) rounds to 1, sigmoid(-80) ~ 1.8e-35). y = n + f with n = round(y) from the
    (1.5 * 2^23 + 127) shift (a's low bits then hold n + 127, 2^n's biased exponent) and f = y - n in
-   [-0.5, 0.5] by one fmaf from x, so small probabilities keep their relative accuracy; 2^f from a degree-5 polynomial (relative error 1.1e-7, fitted with 2^0 = 1 exactly) by Estrin's
-   scheme (fewer dependent steps and register copies than Horner on the M7's accumulating vfma), 2^n
-   from its exponent bits. Every 2^y stays a normal float (no subnormals, whose handling can differ
+   [-0.5, 0.5] by one fmaf from x, so small probabilities keep their relative accuracy; 2^f from a
+   degree-5 polynomial (relative error 1.1e-7, fitted with 2^0 = 1 exactly) by Estrin's scheme (fewer
+   dependent steps and register copies than Horner on the M7's accumulating vfma), 2^n from its
+   exponent bits. Every 2^y stays a normal float (no subnormals, whose handling can differ
    when a process sets flush-to-zero). */
 static inline float logistic(float x) {
     const float round_shift = 12583039.0f; /* 1.5 * 2^23 + 127: the low bits hold n + 127 */
