@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from rackvae.commands import run_model_command
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -50,13 +52,7 @@ def load_rolls(paths: list[Path], dataset_settings: dict[str, Any]) -> np.ndarra
 
 
 def run(args: argparse.Namespace) -> int:
-    from rackvae.dataset import DatasetError
-    from rackvae.train import ModelError
-
-    try:
-        return eval_command(args)
-    except (ModelError, DatasetError, ValueError) as error:  # bad files or settings: say why, no traceback
-        raise SystemExit(f"eval: {error}") from error
+    return run_model_command("eval", eval_command, args)
 
 
 def eval_command(args: argparse.Namespace) -> int:

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from rackvae.commands import run_model_command
+
 # Training options and their types; their defaults are TrainSettings' (or, with --resume, the stored run's).
 TRAINING_OPTIONS: dict[str, type] = {
     "batch_size": int,
@@ -54,13 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rackvae.dataset import DatasetError
-    from rackvae.train import ModelError
-
-    try:
-        return train_command(args)
-    except (ModelError, DatasetError, ValueError) as error:  # bad files or settings: say why, no traceback
-        raise SystemExit(f"train: {error}") from error
+    return run_model_command("train", train_command, args)
 
 
 def train_command(args: argparse.Namespace) -> int:
