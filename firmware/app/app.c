@@ -122,6 +122,7 @@ static rv_status start_model(int index, const char **problem)
     if (status != RV_OK) {
         return status;
     }
+    const char *name = model_list_name(&app.models, index);
     app.model = model;
     if (app.engine.model == NULL) {
         /* At most 4 notes per tick, as the original: one per voice of a note model. */
@@ -142,8 +143,8 @@ static rv_status start_model(int index, const char **problem)
     app.selected = index;
     app.shown_sequence = NULL;
     app.engine_ready = true;
-    report_model_loaded(&app.model.metadata, app.engine.config.zero_volt_note, model_list_name(&app.models, index));
-    hal_display_title(model_kind() == RV_KIND_PERC ? "DRUM" : "NOTE", model_list_name(&app.models, index));
+    report_model_loaded(&app.model.metadata, app.engine.config.zero_volt_note, name);
+    hal_display_title(model_kind() == RV_KIND_PERC ? "DRUM" : "NOTE", name);
     return RV_OK;
 }
 

@@ -16,22 +16,18 @@ void text_add(text_line *line, const char *text)
 
 void text_add_int(text_line *line, long long value)
 {
-    char reversed[24], text[24];
-    int count = 0;
+    /* Digits written backwards from the end of the buffer, then the sign. */
+    char text[24], *digit = text + sizeof text - 1;
     unsigned long long magnitude = value < 0 ? 0ull - (unsigned long long)value : (unsigned long long)value;
+    *digit = '\0';
     do {
-        reversed[count++] = (char)('0' + magnitude % 10);
+        *--digit = (char)('0' + magnitude % 10);
         magnitude /= 10;
     } while (magnitude);
-    int length = 0;
     if (value < 0) {
-        text[length++] = '-';
+        *--digit = '-';
     }
-    while (count > 0) {
-        text[length++] = reversed[--count];
-    }
-    text[length] = '\0';
-    text_add(line, text);
+    text_add(line, digit);
 }
 
 long text_milli(float value)
