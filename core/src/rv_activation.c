@@ -20,9 +20,20 @@ void rv_store_outputs(const rv_layer *layer, size_t j, const float *sums, size_t
    dependent steps and register copies than Horner on the M7's accumulating vfma), 2^n from its
    exponent bits. Every 2^y stays a normal float (no subnormals, whose handling can differ
    when a process sets flush-to-zero). */
+static inline float clamp_logit(float x) {
+#if defined(__arm__)
+    return fminf(fmaxf(x, -80.0f), 80.0f); /* vmaxnm + vminnm on the Cortex-M7's FPv5 */
+#else
+    /* The same values (NaN -> -80) as compare-and-select, which x86 compilers vectorise; fmaxf is
+       not, since maxps is not IEEE maxNum. */
+    const float low = x > -80.0f ? x : -80.0f;
+    return low < 80.0f ? low : 80.0f;
+#endif
+}
+
 static inline float logistic(float x) {
     const float round_shift = 12583039.0f; /* 1.5 * 2^23 + 127: the low bits hold n + 127 */
-    const float clamped = fminf(fmaxf(x, -80.0f), 80.0f);
+    const float clamped = clamp_logit(x);
     const float a = clamped * -1.44269504f + round_shift;
     const float f = fmaf(clamped, -1.44269504f, -(a - round_shift)); /* unrounded y - n: no 2^-24 |y| error */
     const float f2 = f * f;
