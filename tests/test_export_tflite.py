@@ -28,6 +28,7 @@ from rackvae.export.tflite import (
     operator_names,
     representative_latents,
     run_litert,
+    run_tflite_micro,
     tflite_bytes,
 )
 from rackvae.model import decode_layers, random_decoder_layers
@@ -62,28 +63,6 @@ def reference(layers: dict[str, list], latents: np.ndarray) -> dict[str, np.ndar
     return {size: decode_layers(layers[size], latents) for size in DECODERS}
 
 
-def micro_output(tflite: bytes, latents: np.ndarray) -> np.ndarray:
-    """TFLite-Micro, with int8 handled from LiteRT's reading of the same file's parameters."""
-    details = Interpreter(model_content=tflite)
-    source, target = details.get_input_details()[0], details.get_output_details()[0]
-    interpreter = runtime.Interpreter.from_bytes(tflite)
-    outputs = []
-    for latent in latents:
-        value = latent[None, :]
-        if source["dtype"] == np.int8:
-            scale, zero_point = source["quantization"]
-            scaled = value / np.float32(scale)
-            value = np.clip(np.sign(scaled) * np.floor(np.abs(scaled) + 0.5) + zero_point, -128, 127)
-        interpreter.set_input(value.astype(source["dtype"]), 0)
-        interpreter.invoke()
-        outputs.append(interpreter.get_output(0)[0])
-    out = np.stack(outputs)
-    if target["dtype"] == np.int8:
-        scale, zero_point = target["quantization"]
-        return (out.astype(np.float32) - zero_point) * np.float32(scale)
-    return out
-
-
 @pytest.mark.parametrize(("size", "variant"), CASES)
 def test_op_list_is_fully_connected_and_logistic(size: str, variant: str, files: dict) -> None:
     layers = len(DECODERS[size][0]) - 1
@@ -114,7 +93,7 @@ def test_float32_matches_jax_in_litert_and_micro(
     tflite = files[size, "float32"]
     assert np.abs(run_litert(tflite, latents) - reference[size]).max() <= 1e-5
     assert np.abs(run_litert(tflite, latents, reference_kernels=True) - reference[size]).max() <= 1e-5
-    assert np.abs(micro_output(tflite, latents) - reference[size]).max() <= 1e-5
+    assert np.abs(run_tflite_micro(tflite, latents) - reference[size]).max() <= 1e-5
 
 
 @pytest.mark.parametrize("size", DECODERS)
@@ -150,7 +129,7 @@ def test_int8_within_budget_in_litert_and_micro(
     for output in (
         run_litert(tflite, latents),
         run_litert(tflite, latents, reference_kernels=True),
-        micro_output(tflite, latents),
+        run_tflite_micro(tflite, latents),
     ):
         error = np.abs(output - reference[size])
         assert np.all(error <= budget)
@@ -173,7 +152,7 @@ def test_int8_logit_range_is_narrowed_to_where_the_sigmoid_moves(layers: dict, l
     reference = decode_layers(decoder, latents)
     wide_error = np.abs(run_litert(calibrated, latents) - reference)
     budget = int8_error_budget(narrowed, decoder, latents)
-    for output in (run_litert(narrowed, latents), micro_output(narrowed, latents)):
+    for output in (run_litert(narrowed, latents), run_tflite_micro(narrowed, latents)):
         error = np.abs(output - reference)
         assert np.all(error <= budget)
         assert error.mean() < wide_error.mean() / 4
