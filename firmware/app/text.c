@@ -14,20 +14,26 @@ void text_add(text_line *line, const char *text)
     line->text[line->length] = '\0';
 }
 
-void text_add_int(text_line *line, long long value)
+void text_add_uint(text_line *line, unsigned long value)
 {
-    /* Digits written backwards from the end of the buffer, then the sign. */
+    /* Digits written backwards from the end of the buffer. unsigned long, not long long: a 64-bit
+       division would pull libgcc's __aeabi_uldivmod (~750 B) into the Cortex-M7 image and slow the
+       clock handler's "tick N" line. */
     char text[24], *digit = text + sizeof text - 1;
-    unsigned long long magnitude = value < 0 ? 0ull - (unsigned long long)value : (unsigned long long)value;
     *digit = '\0';
     do {
-        *--digit = (char)('0' + magnitude % 10);
-        magnitude /= 10;
-    } while (magnitude);
-    if (value < 0) {
-        *--digit = '-';
-    }
+        *--digit = (char)('0' + value % 10u);
+        value /= 10u;
+    } while (value);
     text_add(line, digit);
+}
+
+void text_add_int(text_line *line, long value)
+{
+    if (value < 0) {
+        text_add(line, "-");
+    }
+    text_add_uint(line, value < 0 ? 0ul - (unsigned long)value : (unsigned long)value);
 }
 
 long text_milli(float value)

@@ -16,7 +16,8 @@ void text_clear(text_line *line);
 
 /* Appends, silently cutting what does not fit (the line stays NUL-terminated). */
 void text_add(text_line *line, const char *text);
-void text_add_int(text_line *line, long long value);
+void text_add_uint(text_line *line, unsigned long value);
+void text_add_int(text_line *line, long value);
 
 /* value * 1000 rounded half up, as an integer: volts -> millivolts, probabilities -> thousandths. */
 long text_milli(float value);

@@ -112,13 +112,13 @@ __attribute__((noinline)) static rv_status measure_decode(const rv_model *model)
     return status;
 }
 
-static void print_value(const char *name, long long value)
+static void print_value(const char *name, unsigned long value)
 {
     text_line line;
     text_clear(&line);
     text_add(&line, name);
     text_add(&line, " ");
-    text_add_int(&line, value);
+    text_add_uint(&line, value);
     text_add(&line, "\n");
     sh_write0(line.text);
 }
@@ -157,11 +157,11 @@ int main(void)
         macs += (size_t)model.layers[l].in * model.layers[l].out;
     }
     print_value("file_bytes", file_size);
-    print_value("aux_bytes", (long long)aux_needed);
-    print_value("repack_bytes", (long long)repack_needed);
-    print_value("scratch_bytes", (long long)rv_engine_scratch_size(&fast));
-    print_value("engine_bytes", (long long)sizeof(rv_engine));
-    print_value("macs", (long long)macs);
+    print_value("aux_bytes", (unsigned long)aux_needed);
+    print_value("repack_bytes", (unsigned long)repack_needed);
+    print_value("scratch_bytes", (unsigned long)rv_engine_scratch_size(&fast));
+    print_value("engine_bytes", (unsigned long)sizeof(rv_engine));
+    print_value("macs", (unsigned long)macs);
     print_value("outputs", rv_model_output_size(&model));
     print_value("ticks", model.metadata.ticks);
 

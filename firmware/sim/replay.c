@@ -27,7 +27,7 @@ static struct {
 static void start_line(text_line *line, const char *what)
 {
     text_clear(line);
-    text_add_int(line, (long long)now_us);
+    text_add_uint(line, now_us);
     text_add(line, " ");
     text_add(line, what);
 }
