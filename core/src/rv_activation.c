@@ -20,6 +20,63 @@ void rv_store_outputs(const rv_layer *layer, size_t j, const float *sums, size_t
    dependent steps and register copies than Horner on the M7's accumulating vfma), 2^n from its
    exponent bits. Every 2^y stays a normal float (no subnormals, whose handling can differ
    when a process sets flush-to-zero). */
+#if defined(RV_TARGET_M7)
+/* The operations of logistic() (the portable version below) in the same order, with every constant
+   held in a register for the whole loop (GCC reloads 1.0 and copies constants for its accumulating
+   vfma) and two outputs per pass: 23 instructions per output instead of 27. Constants: s6 -80,
+   s7 80, s8 -log2(e), s9 the rounding shift, s10 1, s11-s15 the polynomial's c1..c5. One output's
+   registers: x (in, then the result), a (then high), f, f2, low, mid and a core register. */
+#define RV_LOGISTIC(x, a, f, f2, low, mid, r)                                                              \
+    "vmaxnm.f32 " x ", " x ", s6\n\t" /* clamp_logit */                                                    \
+    "vminnm.f32 " x ", " x ", s7\n\t"                                                                      \
+    "vmul.f32 " a ", " x ", s8\n\t"                                                                        \
+    "vadd.f32 " a ", " a ", s9\n\t" /* a */                                                                \
+    "vsub.f32 " f ", " a ", s9\n\t" /* n */                                                                \
+    "vmov " r ", " a "\n\t"                                                                                \
+    "vfnms.f32 " f ", " x ", s8\n\t" /* f = x * -log2(e) - n, one rounding */                              \
+    "lsls " r ", " r ", #23\n\t"     /* 2^n */                                                             \
+    "vmul.f32 " f2 ", " f ", " f "\n\t"                                                                    \
+    "vmov.f32 " low ", s10\n\t"                                                                            \
+    "vfma.f32 " low ", " f ", s11\n\t"                                                                     \
+    "vmov.f32 " mid ", s12\n\t"                                                                            \
+    "vfma.f32 " mid ", " f ", s13\n\t"                                                                     \
+    "vmov.f32 " a ", s14\n\t"                                                                              \
+    "vfma.f32 " a ", " f ", s15\n\t"   /* high */                                                          \
+    "vfma.f32 " mid ", " a ", " f2 "\n\t"                                                                  \
+    "vfma.f32 " low ", " mid ", " f2 "\n\t" /* two_f */                                                    \
+    "vmov " x ", " r "\n\t"                                                                                \
+    "vmul.f32 " x ", " low ", " x "\n\t"                                                                   \
+    "vadd.f32 " x ", " x ", s10\n\t"                                                                       \
+    "vdiv.f32 " x ", s10, " x "\n\t"
+#define RV_LOGISTIC_FIRST RV_LOGISTIC("s0", "s2", "s3", "s4", "s5", "s16", "r2")
+#define RV_LOGISTIC_SECOND RV_LOGISTIC("s1", "s17", "s18", "s19", "s20", "s21", "r3")
+
+static const float logistic_constants[10] = {-80.0f, 80.0f, -1.44269504f, 12583039.0f, 1.0f,
+                                             0.693147004f, 0.240222424f, 0.0555073358f, 0.00967150927f,
+                                             0.00132647087f};
+
+void rv_sigmoid_f32(float *values, size_t n) {
+    size_t pairs = n / 2;
+    __asm__ volatile("vldmia %[k], {s6-s15}\n\t"
+                     "cmp %[pairs], #0\n\t"
+                     "beq 2f\n"
+                     "1:\n\t"
+                     "vldmia %[v], {s0-s1}\n\t" RV_LOGISTIC_FIRST RV_LOGISTIC_SECOND
+                     "vstmia %[v]!, {s0-s1}\n\t"
+                     "subs %[pairs], %[pairs], #1\n\t"
+                     "bne 1b\n"
+                     "2:\n\t"
+                     "tst %[n], #1\n\t"
+                     "beq 3f\n\t"
+                     "vldr s0, [%[v]]\n\t" RV_LOGISTIC_FIRST
+                     "vstr s0, [%[v]]\n"
+                     "3:\n\t"
+                     : [v] "+r"(values), [pairs] "+r"(pairs)
+                     : [k] "r"(logistic_constants), [n] "r"(n)
+                     : "r2", "r3", "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11",
+                       "s12", "s13", "s14", "s15", "s16", "s17", "s18", "s19", "s20", "s21", "cc", "memory");
+}
+#else
 static inline float clamp_logit(float x) {
 #if defined(__arm__)
     return fminf(fmaxf(x, -80.0f), 80.0f); /* vmaxnm + vminnm on the Cortex-M7's FPv5 */
@@ -54,3 +111,4 @@ void rv_sigmoid_f32(float *values, size_t n) {
         values[i] = logistic(values[i]);
     }
 }
+#endif
