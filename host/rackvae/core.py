@@ -19,6 +19,7 @@ from rackvae.model import DecoderLayers
 
 DType = Literal["float32", "float16", "int8"]
 _rv_decode = lib.rv_decode
+_rv_py_invoke = lib.rv_py_invoke
 _from_buffer = ffi.from_buffer
 _DTYPE_NAMES: dict[int, DType] = {lib.RV_F32: "float32", lib.RV_F16: "float16", lib.RV_S8: "int8"}
 
@@ -100,14 +101,13 @@ class Decoder:
         # an interpreter's tensors: one latent in, its probabilities out, wrapped for C once
         self._input = np.zeros(self._shape[0], np.float32)
         self._output = np.zeros(self._shape[1:], np.float32)
-        self._invoke_args = (
-            model,
-            _from_buffer("float[]", self._input),
-            1,
-            _from_buffer("float[]", self._output),
-            self._scratch_pointer,
-            self._scratch_len,
-        )
+        # invoke()'s arguments in one C struct: one pointer crosses per call instead of six values
+        self._invocation = ffi.new("rv_py_invocation *")
+        self._invocation.model = model
+        self._invocation.latent = _from_buffer("float[]", self._input)
+        self._invocation.probabilities = _from_buffer("float[]", self._output)
+        self._invocation.scratch = self._scratch_pointer
+        self._invocation.scratch_len = self._scratch_len
 
     # ---- construction ----
 
@@ -233,7 +233,7 @@ class Decoder:
     def invoke(self) -> np.ndarray:
         """Decodes ``input`` into ``output`` and returns ``output``: no allocation, no wrapping per
         call (a single decode of the demo model takes well under a microsecond in C)."""
-        status = _rv_decode(*self._invoke_args)
+        status = _rv_py_invoke(self._invocation)
         if status:
             raise CoreError(status, self.source, "decoding")
         return self._output
