@@ -442,10 +442,10 @@ static RV_ALWAYS_INLINE __m256i requantize8(const rv_layer *layer, __m256i acc, 
 }
 
 #if defined(RV_X86_AVX512) && defined(__AVX512VNNI__)
-/* ---- int8 with AVX-512 VNNI: 16 output rows per pass, 64 multiply-adds per vpdpbusd ----
-   vpdpbusd multiplies unsigned by signed bytes, and x - input_zero_point spans 9 bits, so the inputs
-   go in as u = x + 128 (= x16 + c with c = 128 + input_zero_point, in [0, 255]) and
-   sum w*x16 = sum w*u - c * sum w. After a ReLU the zero point is -128, c = 0: no correction. */
+/* ---- int8 with AVX-512 VNNI: 16 output rows per pass ----
+   After a ReLU (input zero point -128: every layer but the first) the offset inputs x16 = x + 128 fit
+   a byte, and vpdpbusd (unsigned by signed bytes) does 64 multiply-adds. Other inputs span 9 bits
+   and go in as int16 to vpdpwssd (`wide`), 32 per instruction, the weights widened as they load. */
 
 /* Sums of each of 16 vectors' lanes, as one vector (lane r = vector r). */
 static RV_ALWAYS_INLINE __m512i pair_sums(__m512i a, __m512i b) {
@@ -460,36 +460,49 @@ static RV_ALWAYS_INLINE __m512i lane_sums(__m512i a, __m512i b) { /* 128-bit lan
                             _mm512_shuffle_i32x4(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
 }
 
-/* One row's sum_i w[i] * u[i]: 64 inputs per vpdpbusd. Rows of up to 128 inputs (`chunks` 1 or 2)
-   keep u in registers (u0, u1); longer rows (chunks 0) loop. The last chunk's weights are masked
-   (`tail` selects the row's bytes; nothing is read past the row, and u is zero past the inputs). */
-static RV_ALWAYS_INLINE __m512i row_dot(const int8_t *w, size_t in, __mmask64 tail, const uint8_t *u, __m512i u0,
-                                        __m512i u1, const unsigned chunks) {
-    const __m512i zero = _mm512_setzero_si512();
-    __m512i acc;
+/* One chunk of inputs (64 bytes, or 32 int16 when wide) from index i, the lanes `mask` selects. */
+static RV_ALWAYS_INLINE __m512i inputs_at(const void *x, size_t i, __mmask64 mask, const int wide) {
+    return wide ? _mm512_maskz_loadu_epi16((__mmask32)mask, (const int16_t *)x + i)
+                : _mm512_maskz_loadu_epi8(mask, (const uint8_t *)x + i);
+}
+
+/* One chunk of a row's weights, the bytes `mask` selects, as the multiply-add takes them. */
+static RV_ALWAYS_INLINE __m512i weights_at(const int8_t *w, __mmask64 mask, const int wide) {
+    return wide ? _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8((__mmask32)mask, w)) : _mm512_maskz_loadu_epi8(mask, w);
+}
+
+static RV_ALWAYS_INLINE __m512i multiply_add(__m512i acc, __m512i x, __m512i w, const int wide) {
+    return wide ? _mm512_dpwssd_epi32(acc, x, w) : _mm512_dpbusd_epi32(acc, x, w);
+}
+
+/* One row's dot product with the inputs, as 16 partial sums. Rows of one or two chunks (`chunks`, a
+   constant) take the inputs held in x0, x1; longer rows (chunks 0) load them from x. `tail` selects
+   the last chunk's lanes: nothing is read past the row or the inputs. */
+static RV_ALWAYS_INLINE __m512i row_dot(const int8_t *w, size_t in, __mmask64 tail, const void *x, __m512i x0,
+                                        __m512i x1, const unsigned chunks, const int wide) {
+    const size_t chunk = wide ? 32u : 64u;
+    __m512i acc = _mm512_setzero_si512();
     size_t i;
     if (chunks == 1) {
-        return _mm512_dpbusd_epi32(zero, u0, _mm512_maskz_loadu_epi8(tail, w));
+        return multiply_add(acc, x0, weights_at(w, tail, wide), wide);
     }
     if (chunks == 2) {
-        acc = _mm512_dpbusd_epi32(zero, u0, _mm512_loadu_si512((const void *)w));
-        return _mm512_dpbusd_epi32(acc, u1, _mm512_maskz_loadu_epi8(tail, w + 64));
+        acc = multiply_add(acc, x0, weights_at(w, ~(__mmask64)0, wide), wide);
+        return multiply_add(acc, x1, weights_at(w + chunk, tail, wide), wide);
     }
-    acc = zero;
-    for (i = 0; i + 64 < in; i += 64) {
-        acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512((const void *)(u + i)), _mm512_loadu_si512((const void *)(w + i)));
+    for (i = 0; i + chunk < in; i += chunk) {
+        acc = multiply_add(acc, inputs_at(x, i, ~(__mmask64)0, wide), weights_at(w + i, ~(__mmask64)0, wide), wide);
     }
-    return _mm512_dpbusd_epi32(acc, _mm512_loadu_si512((const void *)(u + i)), _mm512_maskz_loadu_epi8(tail, w + i));
+    return multiply_add(acc, inputs_at(x, i, tail, wide), weights_at(w + i, tail, wide), wide);
 }
 
 /* The sums of 16 consecutive rows from w, as one vector (lane r = row r); in a partial group (n < 16)
    the rows past n repeat row n - 1, so nothing is read past the layer's last row. */
 #define RV_DOT(r)                                                                                            \
-    a##r = row_dot(w, in, tail, u, u0, u1, chunks);                                                          \
+    a##r = row_dot(w, in, tail, x, x0, x1, chunks, wide);                                                    \
     w += (r) + 1u < n ? in : 0u
-static RV_ALWAYS_INLINE __m512i dot16(const int8_t *w, size_t in, unsigned n, const uint8_t *u, __m512i u0, __m512i u1,
-                                      const unsigned chunks) {
-    const __mmask64 tail = ~(__mmask64)0 >> ((64u - in % 64u) % 64u);
+static RV_ALWAYS_INLINE __m512i dot16(const int8_t *w, size_t in, __mmask64 tail, unsigned n, const void *x,
+                                      __m512i x0, __m512i x1, const unsigned chunks, const int wide) {
     __m512i a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15;
     RV_DOT(0);
     RV_DOT(1);
@@ -511,95 +524,192 @@ static RV_ALWAYS_INLINE __m512i dot16(const int8_t *w, size_t in, unsigned n, co
                      lane_sums(quad_sums(a8, a9, a10, a11), quad_sums(a12, a13, a14, a15)));
 }
 
-/* dot16 for the row length: the constant `chunks` picks the code. */
-static RV_ALWAYS_INLINE __m512i dot16_any(const int8_t *w, size_t in, unsigned n, const uint8_t *u, __m512i u0,
-                                          __m512i u1) {
-    if (in <= 64) {
-        return dot16(w, in, n, u, u0, u1, 1);
-    }
-    if (in <= 128) {
-        return dot16(w, in, n, u, u0, u1, 2);
-    }
-    return dot16(w, in, n, u, u0, u1, 0);
-}
-
-/* srdhm8 / mbqm8 on 16 lanes. */
-static RV_ALWAYS_INLINE __m512i srdhm16(__m512i a, __m512i b) {
-    const __m512i nudge = _mm512_set1_epi64((int64_t)1 << 30);
-    const __mmask16 saturate = _mm512_cmpeq_epi32_mask(a, b) & _mm512_cmpeq_epi32_mask(a, _mm512_set1_epi32(INT32_MIN));
-    const __m512i even = _mm512_slli_epi64(_mm512_add_epi64(_mm512_mul_epi32(a, b), nudge), 1);
-    const __m512i odd = _mm512_slli_epi64(
-        _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(a, 32), _mm512_srli_epi64(b, 32)), nudge), 1);
-    const __m512i high = _mm512_mask_blend_epi32(0xaaaa, _mm512_srli_epi64(even, 32), odd);
-    return _mm512_mask_mov_epi32(high, saturate, _mm512_set1_epi32(INT32_MAX));
-}
-
-static RV_ALWAYS_INLINE __m512i mbqm16(__m512i x, __m512i multiplier, __m512i shift) {
-    const __m512i zero = _mm512_setzero_si512();
+/* rv_multiply_by_quantized_multiplier on 16 lanes (multipliers >= 0, shifts in [-31, 30], as
+   rv_model_check ensures): rv_scale_sum_right2 where every lane's shift is <= -2 (real multipliers
+   below 1/4, the usual case), else rv_scale_sum. */
+static RV_ALWAYS_INLINE __m512i scale16(__m512i sum, __m512i multiplier, __m512i shift, __mmask16 lanes) {
     const __m512i one = _mm512_set1_epi32(1);
-    const __m512i left = _mm512_max_epi32(shift, zero);
-    const __m512i right = _mm512_max_epi32(_mm512_sub_epi32(zero, shift), zero);
-    const __m512i product = srdhm16(_mm512_sllv_epi32(x, left), multiplier);
-    const __m512i mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, right), one);
-    const __m512i remainder = _mm512_and_si512(product, mask);
-    const __m512i threshold = _mm512_mask_add_epi32(_mm512_srai_epi32(mask, 1), _mm512_cmplt_epi32_mask(product, zero),
-                                                    _mm512_srai_epi32(mask, 1), one); /* +1 when < 0 */
-    return _mm512_mask_add_epi32(_mm512_srav_epi32(product, right), _mm512_cmpgt_epi32_mask(remainder, threshold),
-                                 _mm512_srav_epi32(product, right), one);
+    __m512i even, odd, high, right;
+    if (!_mm512_mask_cmpgt_epi32_mask(lanes, shift, _mm512_set1_epi32(-2))) {
+        /* the 64-bit products of the even and of the odd lanes plus their sign-dependent rounding
+           (0x40000000 | sign bit, sign-extended); the high words hold the results */
+        const __m512i rounding =
+            _mm512_or_si512(_mm512_and_si512(sum, _mm512_set1_epi32(INT32_MIN)), _mm512_set1_epi32(0x40000000));
+        even = _mm512_add_epi64(_mm512_mul_epi32(sum, multiplier), _mm512_srai_epi64(_mm512_slli_epi64(rounding, 32), 32));
+        odd = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(sum, 32), _mm512_srli_epi64(multiplier, 32)),
+                               _mm512_srai_epi64(rounding, 32));
+        high = _mm512_mask_blend_epi32(0xaaaa, _mm512_srli_epi64(even, 32), odd);
+        right = _mm512_sub_epi32(_mm512_set1_epi32(-2), shift);
+        return _mm512_srai_epi32(_mm512_add_epi32(_mm512_srav_epi32(high, right), one), 1);
+    }
+    {
+        /* high = floor((sum << left) * multiplier + 2^30) / 2^31), then / 2^right rounded half away */
+        const __m512i zero = _mm512_setzero_si512();
+        const __m512i nudge = _mm512_set1_epi64((int64_t)1 << 30);
+        const __m512i shifted = _mm512_sllv_epi32(sum, _mm512_max_epi32(shift, zero));
+        const __m512i mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, _mm512_max_epi32(_mm512_sub_epi32(zero, shift), zero)), one);
+        __m512i remainder, threshold;
+        even = _mm512_slli_epi64(_mm512_add_epi64(_mm512_mul_epi32(shifted, multiplier), nudge), 1);
+        odd = _mm512_slli_epi64(
+            _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(shifted, 32), _mm512_srli_epi64(multiplier, 32)), nudge), 1);
+        high = _mm512_mask_blend_epi32(0xaaaa, _mm512_srli_epi64(even, 32), odd);
+        right = _mm512_max_epi32(_mm512_sub_epi32(zero, shift), zero);
+        remainder = _mm512_and_si512(high, mask);
+        threshold = _mm512_mask_add_epi32(_mm512_srai_epi32(mask, 1), _mm512_cmplt_epi32_mask(high, zero),
+                                          _mm512_srai_epi32(mask, 1), one); /* +1 when < 0 */
+        return _mm512_mask_add_epi32(_mm512_srav_epi32(high, right), _mm512_cmpgt_epi32_mask(remainder, threshold),
+                                     _mm512_srav_epi32(high, right), one);
+    }
 }
 
-/* Outputs j0..j0+n (n <= 16) of one latent from u = x + 128 and, unless c = 0, cu = c (both zero
-   past the inputs): sums, bias (wrapping), requantised, offset, clamped as rv_requantize. */
-static void s8_rows16(const rv_layer *layer, const uint8_t *u, const uint8_t *cu, size_t j0, unsigned n, int8_t *y) {
-    const size_t in = layer->in;
-    const int8_t *w = (const int8_t *)layer->weights + j0 * in;
-    const __mmask16 mask = (__mmask16)((1u << n) - 1u);
-    const int per_channel = layer->n_multipliers > 1;
-    __m512i acc = dot16_any(w, in, n, u, _mm512_loadu_si512((const void *)u), _mm512_loadu_si512((const void *)(u + 64)));
-    __m512i multiplier, shift;
-    if (cu != NULL) { /* minus c * sum w: the same dot products with c in place of u */
-        acc = _mm512_sub_epi32(acc, dot16_any(w, in, n, cu, _mm512_loadu_si512((const void *)cu),
-                                              _mm512_loadu_si512((const void *)(cu + 64))));
-    }
-    if (layer->bias != NULL) {
-        acc = _mm512_add_epi32(acc, _mm512_maskz_loadu_epi32(mask, (const int32_t *)layer->bias + j0));
-    }
-    multiplier = per_channel ? _mm512_maskz_loadu_epi32(mask, layer->multipliers + j0)
-                             : _mm512_set1_epi32(layer->multipliers[0]);
-    shift = per_channel ? _mm512_maskz_loadu_epi32(mask, layer->shifts + j0) : _mm512_set1_epi32(layer->shifts[0]);
-    acc = _mm512_add_epi32(mbqm16(acc, multiplier, shift), _mm512_set1_epi32(layer->output_quant.zero_point));
-    acc = _mm512_max_epi32(acc, _mm512_set1_epi32(layer->activation_min));
-    acc = _mm512_min_epi32(acc, _mm512_set1_epi32(layer->activation_max));
-    _mm512_mask_cvtepi32_storeu_epi8(y + j0, mask, acc);
+/* What requantises a layer's sums, read once (stores through y may alias the layer). */
+typedef struct s8_out {
+    const int32_t *bias, *multipliers, *shifts;
+    int per_channel;
+    __m512i zero_point, low, high, multiplier0, shift0;
+} s8_out;
+
+static RV_ALWAYS_INLINE s8_out s8_out_of(const rv_layer *layer) {
+    s8_out o;
+    o.bias = (const int32_t *)layer->bias;
+    o.multipliers = layer->multipliers;
+    o.shifts = layer->shifts;
+    o.per_channel = layer->n_multipliers > 1;
+    o.zero_point = _mm512_set1_epi32(layer->output_quant.zero_point);
+    o.low = _mm512_set1_epi32(layer->activation_min);
+    o.high = _mm512_set1_epi32(layer->activation_max);
+    o.multiplier0 = _mm512_set1_epi32(layer->multipliers[0]);
+    o.shift0 = _mm512_set1_epi32(layer->shifts[0]);
+    return o;
 }
+
+/* Outputs j0..j0+n (n <= 16) from their sums: bias (wrapping), requantised, offset and clamped as
+   rv_requantize. */
+static RV_ALWAYS_INLINE void s8_store16(const s8_out *o, __m512i acc, size_t j0, unsigned n, int8_t *y) {
+    const __mmask16 lanes = (__mmask16)((1u << n) - 1u);
+    if (o->bias != NULL) {
+        acc = _mm512_add_epi32(acc, _mm512_maskz_loadu_epi32(lanes, o->bias + j0));
+    }
+    acc = scale16(acc, o->per_channel ? _mm512_maskz_loadu_epi32(lanes, o->multipliers + j0) : o->multiplier0,
+                  o->per_channel ? _mm512_maskz_loadu_epi32(lanes, o->shifts + j0) : o->shift0, lanes);
+    acc = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(acc, o->zero_point), o->low), o->high);
+    _mm_mask_storeu_epi8(y + j0, lanes, _mm512_cvtepi32_epi8(acc));
+}
+
+/* Every output of one latent, 16 rows per pass (full groups with n a constant, then the rest). */
+static RV_ALWAYS_INLINE void s8_latent(const rv_layer *layer, const void *x, __m512i x0, __m512i x1, int8_t *y,
+                                       const unsigned chunks, const int wide) {
+    const size_t in = layer->in, out = layer->out, chunk = wide ? 32u : 64u;
+    const __mmask64 tail = ~(__mmask64)0 >> (64u - ((in - 1u) % chunk + 1u));
+    const int8_t *w = (const int8_t *)layer->weights;
+    const s8_out o = s8_out_of(layer);
+    size_t j0;
+    for (j0 = 0; j0 + 16 <= out; j0 += 16) {
+        s8_store16(&o, dot16(w + j0 * in, in, tail, 16, x, x0, x1, chunks, wide), j0, 16, y);
+    }
+    if (j0 < out) {
+        const unsigned n = (unsigned)(out - j0);
+        s8_store16(&o, dot16(w + j0 * in, in, tail, n, x, x0, x1, chunks, wide), j0, n, y);
+    }
+}
+
+/* s8_latent for the row length: the constant `chunks` picks the code. */
+static RV_ALWAYS_INLINE void s8_latent_any(const rv_layer *layer, const void *x, int8_t *y, const int wide) {
+    const size_t in = layer->in, chunk = wide ? 32u : 64u;
+    const __mmask64 all = ~(__mmask64)0, tail = all >> (64u - ((in - 1u) % chunk + 1u));
+    if (in <= chunk) {
+        s8_latent(layer, x, inputs_at(x, 0, tail, wide), _mm512_setzero_si512(), y, 1, wide);
+    } else if (in <= 2 * chunk) {
+        s8_latent(layer, x, inputs_at(x, 0, all, wide), inputs_at(x, chunk, tail, wide), y, 2, wide);
+    } else {
+        s8_latent(layer, x, _mm512_setzero_si512(), _mm512_setzero_si512(), y, 0, wide);
+    }
+}
+
+#if defined(__AVX512VBMI__)
+/* Rows of at most 16 inputs, four per vpdpbusd: vpermb spreads four consecutive rows over the four
+   128-bit lanes (row k's bytes at 16k, zeros past the inputs), so the lane sums of four such vectors
+   (rows 4e + k in lane k of vector e) are a group of 16 sums, put in row order by one vpermd. u holds
+   x16 + c (c = 128 + input zero point); with c != 0 the sums lose c * sum w, the same dot products
+   with c in place of u. */
+static RV_ALWAYS_INLINE __m512i spread_dot4(const int8_t *w, __mmask64 rows, __mmask64 spread, __m512i index,
+                                            __m512i u, __m512i c, int32_t c_value) {
+    const __m512i weights = _mm512_maskz_permutexvar_epi8(spread, index, _mm512_maskz_loadu_epi8(rows, w));
+    const __m512i zero = _mm512_setzero_si512();
+    const __m512i sums = _mm512_dpbusd_epi32(zero, u, weights);
+    return c_value != 0 ? _mm512_sub_epi32(sums, _mm512_dpbusd_epi32(zero, c, weights)) : sums;
+}
+
+/* The bytes of the first k rows of in bytes each (k <= 4). */
+static RV_ALWAYS_INLINE __mmask64 rows_mask(size_t k, size_t in) {
+    return k == 0 ? 0 : ~(__mmask64)0 >> (64u - k * in);
+}
+
+static RV_ALWAYS_INLINE __m512i dot16_short(const int8_t *w, size_t in, unsigned n, __mmask64 spread, __m512i index,
+                                            __m512i order, __m512i u, __m512i c, int32_t c_value) {
+    const __mmask64 full = rows_mask(4, in);
+    const __m512i v0 = spread_dot4(w, n >= 4 ? full : rows_mask(n, in), spread, index, u, c, c_value);
+    const __m512i v1 = spread_dot4(w + 4 * in, n >= 8 ? full : rows_mask(n > 4 ? n - 4 : 0, in), spread, index, u, c, c_value);
+    const __m512i v2 = spread_dot4(w + 8 * in, n >= 12 ? full : rows_mask(n > 8 ? n - 8 : 0, in), spread, index, u, c, c_value);
+    const __m512i v3 = spread_dot4(w + 12 * in, n >= 16 ? full : rows_mask(n > 12 ? n - 12 : 0, in), spread, index, u, c, c_value);
+    return _mm512_permutexvar_epi32(order, quad_sums(v0, v1, v2, v3));
+}
+
+static void s8_latent_short(const rv_layer *layer, const int16_t *x16, int8_t *y) {
+    const size_t in = layer->in, out = layer->out;
+    const int8_t *w = (const int8_t *)layer->weights;
+    const s8_out o = s8_out_of(layer);
+    const int32_t c_value = 128 + layer->input_quant.zero_point;
+    const __mmask16 inputs = (__mmask16)((1u << in) - 1u);
+    const __mmask64 spread = (__mmask64)inputs * 0x0001000100010001u;
+    const __m512i lanes = _mm512_set1_epi8((char)(16 - in)); /* index: byte 16k + i <- k * in + i */
+    const __m512i iota = _mm512_set_epi8(63, 62, 61, 60, 59, 58, 57, 56, 55, 54, 53, 52, 51, 50, 49, 48, 47, 46, 45, 44,
+                                         43, 42, 41, 40, 39, 38, 37, 36, 35, 34, 33, 32, 31, 30, 29, 28, 27, 26, 25, 24,
+                                         23, 22, 21, 20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    const __m512i order = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+    const __m256i x = _mm256_maskz_add_epi16(inputs, _mm256_maskz_loadu_epi16(inputs, x16), _mm256_set1_epi16((int16_t)c_value));
+    const __m512i u = _mm512_broadcast_i32x4(_mm256_cvtepi16_epi8(x));
+    const __m512i c = _mm512_maskz_set1_epi8(spread, (char)c_value);
+    __m512i index = _mm512_mask_sub_epi8(iota, 0xffffffffffff0000u, iota, lanes);
+    size_t j0;
+    index = _mm512_mask_sub_epi8(index, 0xffffffff00000000u, index, lanes);
+    index = _mm512_mask_sub_epi8(index, 0xffff000000000000u, index, lanes);
+    for (j0 = 0; j0 + 16 <= out; j0 += 16) {
+        s8_store16(&o, dot16_short(w + j0 * in, in, 16, spread, index, order, u, c, c_value), j0, 16, y);
+    }
+    if (j0 < out) {
+        const unsigned n = (unsigned)(out - j0);
+        s8_store16(&o, dot16_short(w + j0 * in, in, n, spread, index, order, u, c, c_value), j0, n, y);
+    }
+}
+#endif
 
 size_t rv_dense_s8_fast(const rv_layer *layer, const int16_t *x16, size_t nb, int8_t *y) {
     const size_t in = layer->in, out = layer->out;
-    const size_t padded = RV_MAX((in + 63u) & ~(size_t)63u, (size_t)128); /* what the kernels read */
-    const int32_t c = 128 + layer->input_quant.zero_point;
-    uint8_t u[RV_MAX_WIDTH + 128], cu[RV_MAX_WIDTH + 128];
-    size_t j0, b, i;
+    uint8_t u[RV_MAX_WIDTH];
+    size_t b, i;
     if (layer->layout != RV_LAYOUT_OUT_IN) {
         return 0;
     }
-    if (c != 0) {
-        for (i = 0; i < padded; i++) {
-            cu[i] = i < in ? (uint8_t)c : 0u;
-        }
-    }
     for (b = 0; b < nb; b++, x16 += in, y += out) {
-        for (i = 0; i < padded; i += 32) { /* u = x16 + c, zero past the inputs, 32 at a time */
-            const __mmask32 lanes = i >= in ? 0u : in - i >= 32 ? ~(__mmask32)0 : ((__mmask32)1 << (in - i)) - 1u;
-            const __m512i v = _mm512_maskz_add_epi16(lanes, _mm512_maskz_loadu_epi16(lanes, x16 + i), _mm512_set1_epi16((int16_t)c));
-            _mm256_storeu_si256((__m256i *)(u + i), _mm512_cvtepi16_epi8(v));
+#if defined(__AVX512VBMI__)
+        if (in <= 16) {
+            s8_latent_short(layer, x16, y);
+            continue;
         }
-        for (j0 = 0; j0 < out; j0 += 16) {
-            s8_rows16(layer, u, c != 0 ? cu : NULL, j0, (unsigned)RV_MIN(out - j0, (size_t)16), y);
+#endif
+        if (layer->input_quant.zero_point != -128) {
+            s8_latent_any(layer, x16, y, 1);
+            continue;
         }
+        for (i = 0; i < in; i += 32) { /* x16 = x + 128 as bytes */
+            const __mmask32 lanes = in - i >= 32 ? ~(__mmask32)0 : ((__mmask32)1 << (in - i)) - 1u;
+            _mm256_mask_storeu_epi8(u + i, lanes, _mm512_cvtepi16_epi8(_mm512_maskz_loadu_epi16(lanes, x16 + i)));
+        }
+        s8_latent_any(layer, u, y, 0);
     }
     return out;
 }
-
 #else
 /* ---- int8 with AVX2: 8 output rows per pass, dot products with vpmaddwd ---- */
 
