@@ -6,7 +6,6 @@
  * which check each offset against the file length before touching a byte: a malformed file returns a
  * status, it is never read out of bounds. Field numbers follow tensorflow/lite/schema/schema.fbs.
  */
-#include <math.h>
 #include <string.h>
 
 #include "rv_internal.h"
@@ -14,9 +13,9 @@
 /* ---- bounds-checked FlatBuffer access ---- */
 
 typedef struct fb_table {
-    size_t pos;       /* table start */
+    size_t pos;       /* table start; 0 for an absent (or unreadable) table, whose fields read as absent */
     size_t vtable;    /* vtable start */
-    uint16_t n_slots; /* fields the vtable describes (0 for an empty table: every field absent) */
+    uint16_t n_slots; /* fields the vtable describes */
 } fb_table;
 
 typedef struct fb_vector {
@@ -31,9 +30,8 @@ typedef struct tensor_info {
     int32_t dims[4];
     const uint8_t *data; /* constant data, NULL for activations */
     size_t data_len;
-    uint32_t n_scales;
     float scale;         /* first scale */
-    int32_t zero_point;  /* first zero point */
+    int32_t zero_point;  /* first zero point (INT32_MAX when it does not fit) */
     int32_t quant_dimension;
     fb_vector scales;    /* all scales (per-channel) */
     fb_vector zero_points;
@@ -42,9 +40,10 @@ typedef struct tensor_info {
 typedef struct reader {
     const uint8_t *data;
     size_t len;
-    /* The first error. The fb_* readers record theirs here and then return empty tables and vectors
-       and default scalars, so a run of field reads needs one check at its end, and the error reported
-       is always the first one met, as if each read had returned. */
+    /* The first error. The fb_* readers record theirs here and then return absent tables, empty
+       vectors and 0, so a run of field reads needs one check at its end, and the error reported is
+       always the first one met, as if each read had returned. Later checks record nothing either:
+       the code below stops early only where going on would be unsafe or pointless. */
     rv_status status;
     fb_vector tensors;
     fb_vector buffers;
@@ -82,27 +81,41 @@ static uint32_t fb_u32(const reader *r, size_t pos) {
     return value;
 }
 
-static fb_table fb_table_at(reader *r, size_t pos) {
+/* A field of a table: its slot in the vtable and the bytes of its value, or of each element for a
+   vector (sub-tables and vectors are stored as 4-byte offsets). One constant per field carries both,
+   as the schema declares them, which keeps each read a three-argument call. */
+#define FB_FIELD(slot, bytes) ((slot) << 4 | (bytes))
+#define FB_SLOT(field) ((unsigned)(field) >> 4)
+#define FB_BYTES(field) ((unsigned)(field) & 15u)
+
+/* Follows the uoffset stored at pos (pos + 4 <= len); 0 when it points outside the file (pos itself
+   is never 0 for a field, and the root offset at 0 points past its own 8 header bytes). */
+static size_t fb_deref(reader *r, size_t pos) {
+    const uint32_t offset = fb_u32(r, pos);
+    if (offset > r->len - pos) {
+        fail(r, RV_ERR_OFFSET);
+        return 0;
+    }
+    return pos + offset;
+}
+
+/* The table the uoffset at pos points to. */
+static fb_table fb_table_via(reader *r, size_t pos) {
     fb_table t = {0, 0, 0};
-    int64_t vtable;
-    uint16_t vtable_len;
-    if (!fb_has(r, pos, 4)) {
-        fail(r, RV_ERR_OFFSET);
-        return t;
+    const size_t table = fb_deref(r, pos);
+    if (table != 0 && fb_has(r, table, 4)) {
+        const int64_t vtable = (int64_t)table - (int64_t)(int32_t)fb_u32(r, table);
+        if (vtable >= 0 && fb_has(r, (size_t)vtable, 4)) {
+            const uint16_t vtable_len = fb_u16(r, (size_t)vtable);
+            if (vtable_len >= 4 && !(vtable_len & 1u) && fb_has(r, (size_t)vtable, vtable_len)) {
+                t.pos = table;
+                t.vtable = (size_t)vtable;
+                t.n_slots = (uint16_t)((vtable_len - 4) / 2);
+                return t;
+            }
+        }
     }
-    vtable = (int64_t)pos - (int64_t)(int32_t)fb_u32(r, pos);
-    if (vtable < 0 || !fb_has(r, (size_t)vtable, 4)) {
-        fail(r, RV_ERR_OFFSET);
-        return t;
-    }
-    vtable_len = fb_u16(r, (size_t)vtable);
-    if (vtable_len < 4 || (vtable_len & 1u) || !fb_has(r, (size_t)vtable, vtable_len)) {
-        fail(r, RV_ERR_OFFSET);
-        return t;
-    }
-    t.pos = pos;
-    t.vtable = (size_t)vtable;
-    t.n_slots = (uint16_t)((vtable_len - 4) / 2);
+    fail(r, RV_ERR_OFFSET);
     return t;
 }
 
@@ -116,74 +129,54 @@ static size_t fb_field(reader *r, const fb_table *t, unsigned slot, size_t size)
     if (offset == 0) {
         return 0;
     }
-    if (t->pos > r->len || offset > r->len - t->pos || !fb_has(r, t->pos + offset, size)) {
+    /* t->pos <= len: fb_table_via checked the table's first 4 bytes */
+    if (offset > r->len - t->pos || !fb_has(r, t->pos + offset, size)) {
         fail(r, RV_ERR_OFFSET);
         return 0;
     }
     return t->pos + offset;
 }
 
-/* Unsigned scalar of 1, 4 or 8 bytes (8: uint64 fields, whose values beyond 32 bits cannot be inside
-   a buffer this reader can hold). */
-static uint32_t fb_scalar(reader *r, const fb_table *t, unsigned slot, size_t size, uint32_t fallback) {
-    const size_t pos = fb_field(r, t, slot, size);
+/* Unsigned scalar of 1, 4 or 8 bytes, 0 when absent (every default this reader needs). 8 bytes:
+   uint64 fields, whose values beyond 32 bits cannot be inside a buffer this reader can hold. */
+static uint32_t fb_scalar(reader *r, const fb_table *t, unsigned field) {
+    const unsigned size = FB_BYTES(field);
+    const size_t pos = fb_field(r, t, FB_SLOT(field), size);
     if (pos == 0) {
-        return fallback;
+        return 0;
     }
     if (size == 1) {
         return r->data[pos];
     }
     if (size == 8 && fb_u32(r, pos + 4) != 0) {
         fail(r, RV_ERR_OFFSET);
-        return fallback;
+        return 0;
     }
     return fb_u32(r, pos);
 }
 
-/* Follows the uoffset stored at pos; 0 when it points outside the file (pos itself is never 0 for a
-   field, and the root offset at 0 points past its own 8 header bytes). */
-static size_t fb_deref(reader *r, size_t pos) {
-    const uint32_t offset = fb_u32(r, pos);
-    if (offset > r->len - pos) {
-        fail(r, RV_ERR_OFFSET);
-        return 0;
-    }
-    return pos + offset;
+/* Sub-table in a field; absent (pos 0) when the field is. */
+static fb_table fb_subtable(reader *r, const fb_table *t, unsigned field) {
+    const size_t pos = fb_field(r, t, FB_SLOT(field), 4);
+    const fb_table absent = {0, 0, 0};
+    return pos != 0 ? fb_table_via(r, pos) : absent;
 }
 
-/* Sub-table in field `slot`: 1 when the field is present (*sub then read), 0 when absent. */
-static int fb_subtable(reader *r, const fb_table *t, unsigned slot, fb_table *sub) {
-    size_t pos = fb_field(r, t, slot, 4);
-    const fb_table empty = {0, 0, 0};
-    *sub = empty;
-    if (pos == 0) {
-        return 0;
-    }
-    pos = fb_deref(r, pos);
-    if (pos == 0) {
-        return 0;
-    }
-    *sub = fb_table_at(r, pos);
-    return 1;
-}
-
-/* Vector in field `slot` of elements of elem_size bytes (empty when absent). */
-static fb_vector fb_vector_field(reader *r, const fb_table *t, unsigned slot, size_t elem_size) {
+/* Vector in a field (empty when absent). */
+static fb_vector fb_vector_field(reader *r, const fb_table *t, unsigned field) {
     fb_vector v = {0, 0};
-    size_t target = fb_field(r, t, slot, 4);
+    size_t target = fb_field(r, t, FB_SLOT(field), 4);
     uint32_t count;
-    if (target != 0) {
-        target = fb_deref(r, target);
-    }
     if (target == 0) {
         return v;
     }
-    if (!fb_has(r, target, 4)) {
+    target = fb_deref(r, target);
+    if (target == 0 || !fb_has(r, target, 4)) {
         fail(r, RV_ERR_OFFSET);
         return v;
     }
     count = fb_u32(r, target);
-    if ((size_t)count > (r->len - target - 4) / elem_size) {
+    if ((size_t)count > (r->len - target - 4) / FB_BYTES(field)) {
         fail(r, RV_ERR_OFFSET);
         return v;
     }
@@ -194,14 +187,12 @@ static fb_vector fb_vector_field(reader *r, const fb_table *t, unsigned slot, si
 
 /* Table element i of a vector of tables; an index past the end is the error `missing`. */
 static fb_table fb_vector_table(reader *r, const fb_vector *v, uint32_t i, rv_status missing) {
-    const fb_table empty = {0, 0, 0};
-    size_t target;
+    const fb_table absent = {0, 0, 0};
     if (i >= v->count) {
         fail(r, missing);
-        return empty;
+        return absent;
     }
-    target = fb_deref(r, v->pos + 4 * (size_t)i);
-    return target != 0 ? fb_table_at(r, target) : empty;
+    return fb_table_via(r, v->pos + 4 * (size_t)i);
 }
 
 /* Element i of an int32 vector; -1 (no tensor) past its end. */
@@ -209,41 +200,41 @@ static int32_t fb_vector_i32(const reader *r, const fb_vector *v, uint32_t i) {
     return i < v->count ? (int32_t)fb_u32(r, v->pos + 4 * (size_t)i) : -1;
 }
 
-/* ---- the TFLite schema subset ---- */
+/* ---- the TFLite schema subset (tensorflow/lite/schema/schema.fbs) ---- */
 
 enum {
-    MODEL_VERSION = 0,
-    MODEL_OPERATOR_CODES = 1,
-    MODEL_SUBGRAPHS = 2,
-    MODEL_BUFFERS = 4,
-    MODEL_METADATA = 6,
-    SUBGRAPH_TENSORS = 0,
-    SUBGRAPH_INPUTS = 1,
-    SUBGRAPH_OUTPUTS = 2,
-    SUBGRAPH_OPERATORS = 3,
-    TENSOR_SHAPE = 0,
-    TENSOR_TYPE = 1,
-    TENSOR_BUFFER = 2,
-    TENSOR_QUANTIZATION = 4,
-    TENSOR_SPARSITY = 6,
-    QUANT_SCALE = 2,
-    QUANT_ZERO_POINT = 3,
-    QUANT_DETAILS_TYPE = 4,
-    QUANT_DIMENSION = 6,
-    OPCODE_DEPRECATED_BUILTIN = 0,
-    OPCODE_BUILTIN = 3,
-    OPERATOR_OPCODE_INDEX = 0,
-    OPERATOR_INPUTS = 1,
-    OPERATOR_OUTPUTS = 2,
-    OPERATOR_OPTIONS_TYPE = 3,
-    OPERATOR_OPTIONS = 4,
-    FC_OPTIONS_ACTIVATION = 0,
-    FC_OPTIONS_WEIGHTS_FORMAT = 1,
-    BUFFER_DATA = 0,
-    BUFFER_OFFSET = 1,
-    BUFFER_SIZE = 2,
-    METADATA_NAME = 0,
-    METADATA_BUFFER = 1
+    MODEL_VERSION = FB_FIELD(0, 4),
+    MODEL_OPERATOR_CODES = FB_FIELD(1, 4),
+    MODEL_SUBGRAPHS = FB_FIELD(2, 4),
+    MODEL_BUFFERS = FB_FIELD(4, 4),
+    MODEL_METADATA = FB_FIELD(6, 4),
+    SUBGRAPH_TENSORS = FB_FIELD(0, 4),
+    SUBGRAPH_INPUTS = FB_FIELD(1, 4),
+    SUBGRAPH_OUTPUTS = FB_FIELD(2, 4),
+    SUBGRAPH_OPERATORS = FB_FIELD(3, 4),
+    TENSOR_SHAPE = FB_FIELD(0, 4),
+    TENSOR_TYPE = FB_FIELD(1, 1),
+    TENSOR_BUFFER = FB_FIELD(2, 4),
+    TENSOR_QUANTIZATION = FB_FIELD(4, 4),
+    TENSOR_SPARSITY = FB_FIELD(6, 4),
+    QUANT_SCALE = FB_FIELD(2, 4),
+    QUANT_ZERO_POINT = FB_FIELD(3, 8),
+    QUANT_DETAILS_TYPE = FB_FIELD(4, 1),
+    QUANT_DIMENSION = FB_FIELD(6, 4),
+    OPCODE_DEPRECATED_BUILTIN = FB_FIELD(0, 1),
+    OPCODE_BUILTIN = FB_FIELD(3, 4),
+    OPERATOR_OPCODE_INDEX = FB_FIELD(0, 4),
+    OPERATOR_INPUTS = FB_FIELD(1, 4),
+    OPERATOR_OUTPUTS = FB_FIELD(2, 4),
+    OPERATOR_OPTIONS_TYPE = FB_FIELD(3, 1),
+    OPERATOR_OPTIONS = FB_FIELD(4, 4),
+    FC_OPTIONS_ACTIVATION = FB_FIELD(0, 1),
+    FC_OPTIONS_WEIGHTS_FORMAT = FB_FIELD(1, 1),
+    BUFFER_DATA = FB_FIELD(0, 1),
+    BUFFER_OFFSET = FB_FIELD(1, 8),
+    BUFFER_SIZE = FB_FIELD(2, 8),
+    METADATA_NAME = FB_FIELD(0, 1),
+    METADATA_BUFFER = FB_FIELD(1, 4)
 };
 
 enum { TFLITE_FLOAT32 = 0, TFLITE_FLOAT16 = 1, TFLITE_INT32 = 2, TFLITE_INT8 = 9 };
@@ -262,7 +253,7 @@ static void *aux_take(reader *r, size_t bytes) {
 
 static void buffer_data(reader *r, uint32_t index, tensor_info *info) {
     const fb_table buffer = fb_vector_table(r, &r->buffers, index, RV_ERR_WEIGHTS);
-    const fb_vector bytes = fb_vector_field(r, &buffer, BUFFER_DATA, 1);
+    const fb_vector bytes = fb_vector_field(r, &buffer, BUFFER_DATA);
     uint32_t offset, size;
     if (bytes.count > 0) {
         info->data = r->data + bytes.pos;
@@ -270,9 +261,9 @@ static void buffer_data(reader *r, uint32_t index, tensor_info *info) {
         return;
     }
     /* Large models keep buffers outside the FlatBuffer: (offset, size) from the file start. */
-    offset = fb_scalar(r, &buffer, BUFFER_OFFSET, 8, 0);
-    size = fb_scalar(r, &buffer, BUFFER_SIZE, 8, 0);
-    if (r->status == RV_OK && offset > 1 && size > 0) {
+    offset = fb_scalar(r, &buffer, BUFFER_OFFSET);
+    size = fb_scalar(r, &buffer, BUFFER_SIZE);
+    if (offset > 1 && size > 0) {
         if (!fb_has(r, offset, size)) {
             fail(r, RV_ERR_OFFSET);
             return;
@@ -283,19 +274,15 @@ static void buffer_data(reader *r, uint32_t index, tensor_info *info) {
 }
 
 static rv_status read_tensor(reader *r, int32_t index, tensor_info *info) {
-    fb_table tensor, quant, sparsity;
-    fb_vector shape;
+    const fb_table tensor = fb_vector_table(r, &r->tensors, (uint32_t)index, RV_ERR_GRAPH);
+    const fb_vector shape = fb_vector_field(r, &tensor, TENSOR_SHAPE);
+    fb_table quant;
     uint32_t buffer_index, k;
     memset(info, 0, sizeof(*info));
-    tensor = fb_vector_table(r, &r->tensors, (uint32_t)index, RV_ERR_GRAPH);
-    shape = fb_vector_field(r, &tensor, TENSOR_SHAPE, 4);
-    info->type = (uint8_t)fb_scalar(r, &tensor, TENSOR_TYPE, 1, TFLITE_FLOAT32);
-    buffer_index = fb_scalar(r, &tensor, TENSOR_BUFFER, 4, 0);
-    if (fb_subtable(r, &tensor, TENSOR_SPARSITY, &sparsity)) {
+    info->type = (uint8_t)fb_scalar(r, &tensor, TENSOR_TYPE);
+    buffer_index = fb_scalar(r, &tensor, TENSOR_BUFFER);
+    if (fb_subtable(r, &tensor, TENSOR_SPARSITY).pos != 0) {
         fail(r, RV_ERR_TENSOR_TYPE);
-    }
-    if (r->status != RV_OK) {
-        return r->status;
     }
     if (shape.count > 4) {
         return fail(r, RV_ERR_SHAPE);
@@ -304,29 +291,23 @@ static rv_status read_tensor(reader *r, int32_t index, tensor_info *info) {
     for (k = 0; k < shape.count; k++) {
         info->dims[k] = fb_vector_i32(r, &shape, k);
         if (info->dims[k] <= 0 || info->dims[k] > RV_MAX_WIDTH * 4) {
-            return fail(r, RV_ERR_SHAPE);
+            fail(r, RV_ERR_SHAPE);
         }
     }
     /* buffer 0 is the empty sentinel: an activation tensor */
     if (buffer_index != 0) {
         buffer_data(r, buffer_index, info);
     }
-    if (r->status != RV_OK || !fb_subtable(r, &tensor, TENSOR_QUANTIZATION, &quant)) {
-        return r->status;
-    }
-    info->scales = fb_vector_field(r, &quant, QUANT_SCALE, 4);
-    info->zero_points = fb_vector_field(r, &quant, QUANT_ZERO_POINT, 8);
-    if (fb_scalar(r, &quant, QUANT_DETAILS_TYPE, 1, 0) != 0) {
+    /* an absent quantization table reads as no scales and no zero points */
+    quant = fb_subtable(r, &tensor, TENSOR_QUANTIZATION);
+    info->scales = fb_vector_field(r, &quant, QUANT_SCALE);
+    info->zero_points = fb_vector_field(r, &quant, QUANT_ZERO_POINT);
+    if (fb_scalar(r, &quant, QUANT_DETAILS_TYPE) != 0) {
         fail(r, RV_ERR_QUANTIZATION);
     }
-    info->quant_dimension = (int32_t)fb_scalar(r, &quant, QUANT_DIMENSION, 4, 0);
-    if (r->status != RV_OK) {
-        return r->status;
-    }
-    info->n_scales = info->scales.count;
-    if (info->n_scales > 0) {
-        uint32_t bits = fb_u32(r, info->scales.pos);
-        memcpy(&info->scale, &bits, sizeof bits);
+    info->quant_dimension = (int32_t)fb_scalar(r, &quant, QUANT_DIMENSION);
+    if (info->scales.count > 0) {
+        info->scale = rv_float_from_bits(fb_u32(r, info->scales.pos));
     }
     if (info->zero_points.count > 0) {
         /* int64 zero point: only values that fit int8 are meaningful here */
@@ -335,7 +316,7 @@ static rv_status read_tensor(reader *r, int32_t index, tensor_info *info) {
         const int32_t value = (int32_t)lo;
         info->zero_point = (hi == (value < 0 ? 0xffffffffu : 0u)) ? value : INT32_MAX;
     }
-    return RV_OK;
+    return r->status;
 }
 
 static uint32_t tensor_size(const tensor_info *t) {
@@ -350,7 +331,7 @@ static uint32_t tensor_size(const tensor_info *t) {
 }
 
 static int valid_quant(const tensor_info *t) {
-    return t->n_scales >= 1 && t->zero_points.count >= 1 && t->scale > 0.0f && t->scale < 1e30f &&
+    return t->scales.count >= 1 && t->zero_points.count >= 1 && t->scale > 0.0f && t->scale < 1e30f &&
            t->zero_point >= -128 && t->zero_point <= 127;
 }
 
@@ -361,8 +342,21 @@ static rv_quant quant_of(const tensor_info *t) {
     return q;
 }
 
+/* Bytes per value of the tensor types a layer's constants may have; 0 for any other type. */
+static size_t dtype_bytes(uint8_t tflite_type) {
+    switch (tflite_type) {
+    case TFLITE_FLOAT32: return 4;
+    case TFLITE_INT32: return 4; /* int8 biases */
+    case TFLITE_FLOAT16: return 2;
+    case TFLITE_INT8: return 1;
+    default: return 0;
+    }
+}
+
+static int is_float_type(uint8_t tflite_type) { return tflite_type == TFLITE_FLOAT32 || tflite_type == TFLITE_FLOAT16; }
+
 /* Constant data of a weight/bias tensor, looking through a DEQUANTIZE of a float16 constant. */
-static rv_status constant_tensor(reader *r, int32_t index, tensor_info *info, uint8_t *dtype) {
+static rv_status constant_tensor(reader *r, int32_t index, tensor_info *info) {
     unsigned k;
     for (k = 0; k < r->n_dequantized; k++) {
         if (r->dequantized_out[k] == index) {
@@ -376,57 +370,45 @@ static rv_status constant_tensor(reader *r, int32_t index, tensor_info *info, ui
     if (info->data == NULL) {
         return fail(r, RV_ERR_WEIGHTS);
     }
-    switch (info->type) {
-    case TFLITE_FLOAT32: *dtype = RV_F32; break;
-    case TFLITE_FLOAT16: *dtype = RV_F16; break;
-    case TFLITE_INT8: *dtype = RV_S8; break;
-    case TFLITE_INT32: *dtype = RV_S8; break; /* int8 biases */
-    default: return fail(r, RV_ERR_TENSOR_TYPE);
+    if (dtype_bytes(info->type) == 0) {
+        return fail(r, RV_ERR_TENSOR_TYPE);
     }
     return RV_OK;
 }
 
-static size_t dtype_bytes(uint8_t tflite_type) {
-    switch (tflite_type) {
-    case TFLITE_FLOAT32: return 4;
-    case TFLITE_INT32: return 4;
-    case TFLITE_FLOAT16: return 2;
-    default: return 1;
-    }
-}
-
 /* Requantisation constants of an int8 layer, as TFLite-Micro's FullyConnected Prepare computes them. */
-static rv_status s8_multipliers(reader *r, rv_layer *layer, const tensor_info *input, const tensor_info *weights,
-                                const tensor_info *output, uint8_t activation) {
-    const uint32_t n = weights->n_scales;
+static void s8_multipliers(reader *r, rv_layer *layer, const tensor_info *input, const tensor_info *weights,
+                           const tensor_info *output) {
+    const uint32_t n = weights->scales.count;
     int32_t *multipliers, *shifts;
     uint32_t k;
     if (!valid_quant(input) || !valid_quant(output) || n == 0 || (n != 1 && n != layer->out) ||
         weights->zero_points.count != n || (n > 1 && weights->quant_dimension != 0)) {
-        return fail(r, RV_ERR_QUANTIZATION);
+        fail(r, RV_ERR_QUANTIZATION);
+        return;
     }
     multipliers = (int32_t *)aux_take(r, 4u * n);
     shifts = (int32_t *)aux_take(r, 4u * n);
     for (k = 0; k < n; k++) {
-        uint32_t bits = fb_u32(r, weights->scales.pos + 4 * (size_t)k);
+        const float filter_scale = rv_float_from_bits(fb_u32(r, weights->scales.pos + 4 * (size_t)k));
         const uint32_t zp_lo = fb_u32(r, weights->zero_points.pos + 8 * (size_t)k);
         const uint32_t zp_hi = fb_u32(r, weights->zero_points.pos + 8 * (size_t)k + 4);
-        float filter_scale;
         double real;
         int32_t multiplier, shift;
         rv_status status;
-        memcpy(&filter_scale, &bits, sizeof bits);
         if (zp_lo != 0 || zp_hi != 0 || !(filter_scale > 0.0f) || !(filter_scale < 1e30f)) {
-            return fail(r, RV_ERR_QUANTIZATION); /* TFLite's int8 weights are symmetric */
+            fail(r, RV_ERR_QUANTIZATION); /* TFLite's int8 weights are symmetric */
+            return;
         }
         /* per-tensor: the float product of the scales; per-channel: in double (as TFLite-Micro) */
         real = n == 1 ? (double)(input->scale * filter_scale) / (double)output->scale
                       : (double)input->scale * (double)filter_scale / (double)output->scale;
         status = rv_quantize_multiplier(real, &multiplier, &shift);
         if (status != RV_OK) {
-            return fail(r, status);
+            fail(r, status);
+            return;
         }
-        if (multipliers != NULL && shifts != NULL) {
+        if (shifts != NULL) { /* taken after multipliers: both fit */
             multipliers[k] = multiplier;
             shifts[k] = shift;
         }
@@ -436,48 +418,42 @@ static rv_status s8_multipliers(reader *r, rv_layer *layer, const tensor_info *i
     layer->shifts = shifts;
     layer->input_quant = quant_of(input);
     layer->output_quant = quant_of(output);
-    /* CalculateActivationRangeQuantized: RELU clamps at the quantised 0.0, the output zero point */
-    layer->activation_min = activation == RV_ACT_RELU ? RV_MAX(-128, output->zero_point) : -128;
+    /* CalculateActivationRangeQuantized: RELU clamps at the quantised 0.0, the output zero point
+       (>= -128, valid_quant) */
+    layer->activation_min = layer->activation == RV_ACT_RELU ? output->zero_point : -128;
     layer->activation_max = 127;
-    return RV_OK;
 }
 
 /* The builtin operator of opcode_index, as TFLite's GetBuiltinCode: the larger of the two fields. */
 static int32_t operator_code(reader *r, uint32_t opcode_index) {
     const fb_table code = fb_vector_table(r, &r->opcodes, opcode_index, RV_ERR_GRAPH);
-    const int32_t deprecated = (int8_t)fb_scalar(r, &code, OPCODE_DEPRECATED_BUILTIN, 1, 0);
-    const int32_t extended = (int32_t)fb_scalar(r, &code, OPCODE_BUILTIN, 4, 0);
+    const int32_t deprecated = (int8_t)fb_scalar(r, &code, OPCODE_DEPRECATED_BUILTIN);
+    const int32_t extended = (int32_t)fb_scalar(r, &code, OPCODE_BUILTIN);
     return RV_MAX(extended, deprecated);
 }
 
-/* The fused activation of a FULLY_CONNECTED op (NONE when it has no options). */
-static rv_status fc_activation(reader *r, const fb_table *op, uint8_t *activation) {
+/* The fused activation of a FULLY_CONNECTED op (NONE when it has no options: an absent options
+   table reads as zeros). */
+static uint8_t fc_activation(reader *r, const fb_table *op) {
+    const uint32_t options_type = fb_scalar(r, op, OPERATOR_OPTIONS_TYPE);
     fb_table options;
-    uint32_t fused, weights_format;
-    const uint32_t options_type = fb_scalar(r, op, OPERATOR_OPTIONS_TYPE, 1, 0);
-    *activation = RV_ACT_NONE;
-    if (r->status != RV_OK || options_type == 0) {
-        return r->status;
+    uint32_t fused;
+    if (options_type == 0) {
+        return RV_ACT_NONE;
     }
     if (options_type != OPTIONS_FULLY_CONNECTED) {
-        return fail(r, RV_ERR_OPERATOR);
+        fail(r, RV_ERR_OPERATOR);
+        return RV_ACT_NONE;
     }
-    if (!fb_subtable(r, op, OPERATOR_OPTIONS, &options)) {
-        return r->status;
-    }
-    fused = fb_scalar(r, &options, FC_OPTIONS_ACTIVATION, 1, 0);
-    weights_format = fb_scalar(r, &options, FC_OPTIONS_WEIGHTS_FORMAT, 1, 0);
-    if (r->status != RV_OK) {
-        return r->status;
-    }
-    if (weights_format != 0) {
-        return fail(r, RV_ERR_WEIGHTS); /* shuffled int8 weights */
+    options = fb_subtable(r, op, OPERATOR_OPTIONS);
+    fused = fb_scalar(r, &options, FC_OPTIONS_ACTIVATION);
+    if (fb_scalar(r, &options, FC_OPTIONS_WEIGHTS_FORMAT) != 0) {
+        fail(r, RV_ERR_WEIGHTS); /* shuffled int8 weights */
     }
     if (fused > RV_ACT_RELU) {
-        return fail(r, RV_ERR_ACTIVATION);
+        fail(r, RV_ERR_ACTIVATION);
     }
-    *activation = (uint8_t)fused;
-    return RV_OK;
+    return (uint8_t)fused;
 }
 
 /* The last dimension of an activation tensor [1, n] / [n]: n, checking the size is n. */
@@ -496,14 +472,14 @@ typedef struct op_io {
 } op_io;
 
 static rv_status add_dense(reader *r, rv_model *model, const fb_table *op, const op_io *io, int32_t *current) {
+    const int32_t bias_index = fb_vector_i32(r, &io->inputs, 2);
+    const int has_bias = bias_index >= 0;
+    const uint8_t activation = fc_activation(r, op);
     tensor_info x, w, bias, y;
-    uint8_t w_dtype, bias_dtype = RV_F32, activation;
     uint32_t in, out;
+    size_t w_bytes, bias_bytes = 0;
+    int s8;
     rv_layer *layer;
-    int has_bias;
-    if (fc_activation(r, op, &activation) != RV_OK) {
-        return r->status;
-    }
     if (io->inputs.count < 2 || io->inputs.count > 3 || io->outputs.count != 1 ||
         fb_vector_i32(r, &io->inputs, 0) != *current) {
         return fail(r, RV_ERR_GRAPH);
@@ -511,11 +487,9 @@ static rv_status add_dense(reader *r, rv_model *model, const fb_table *op, const
     if (model->n_layers >= RV_MAX_LAYERS) {
         return fail(r, RV_ERR_LIMIT_LAYERS);
     }
-    layer = &model->layers[model->n_layers];
-    has_bias = fb_vector_i32(r, &io->inputs, 2) >= 0;
-    if (read_tensor(r, *current, &x) != RV_OK ||
-        constant_tensor(r, fb_vector_i32(r, &io->inputs, 1), &w, &w_dtype) != RV_OK ||
-        (has_bias && constant_tensor(r, fb_vector_i32(r, &io->inputs, 2), &bias, &bias_dtype) != RV_OK) ||
+    if (r->status != RV_OK || read_tensor(r, *current, &x) != RV_OK ||
+        constant_tensor(r, fb_vector_i32(r, &io->inputs, 1), &w) != RV_OK ||
+        (has_bias && constant_tensor(r, bias_index, &bias) != RV_OK) ||
         read_tensor(r, fb_vector_i32(r, &io->outputs, 0), &y) != RV_OK) {
         return r->status;
     }
@@ -526,54 +500,52 @@ static rv_status add_dense(reader *r, rv_model *model, const fb_table *op, const
     if (in > RV_MAX_WIDTH || out > RV_MAX_WIDTH) {
         return fail(r, RV_ERR_LIMIT_WIDTH);
     }
-    if (w.data_len != (size_t)in * out * dtype_bytes(w.type) ||
-        (has_bias && (bias.n_dims != 1 || (uint32_t)bias.dims[0] != out ||
-                      bias.data_len != (size_t)out * dtype_bytes(bias.type)))) {
+    w_bytes = dtype_bytes(w.type);
+    if (has_bias) {
+        bias_bytes = dtype_bytes(bias.type);
+    }
+    if (w.data_len != (size_t)in * out * w_bytes ||
+        (has_bias && (bias.n_dims != 1 || (uint32_t)bias.dims[0] != out || bias.data_len != (size_t)out * bias_bytes))) {
         return fail(r, RV_ERR_WEIGHTS);
     }
-    /* types: all float (float16 weights allowed) or int8 activations/weights with int32 bias */
-    if (x.type == TFLITE_INT8) {
-        if (y.type != TFLITE_INT8 || w.type != TFLITE_INT8 || (has_bias && bias.type != TFLITE_INT32) ||
-            (model->n_layers > 0 && model->dtype != RV_S8)) {
-            return fail(r, RV_ERR_TENSOR_TYPE);
-        }
-        model->dtype = RV_S8;
-    } else if (x.type == TFLITE_FLOAT32) {
-        if (y.type != TFLITE_FLOAT32 || (w_dtype != RV_F32 && w_dtype != RV_F16) ||
-            (has_bias && bias_dtype != RV_F32 && bias_dtype != RV_F16) || model->dtype == RV_S8) {
-            return fail(r, RV_ERR_TENSOR_TYPE);
-        }
-        if (w_dtype == RV_F16) {
-            model->dtype = RV_F16;
-        }
-    } else {
+    /* types: all float (float16 weights allowed) or int8 activations/weights with int32 bias, the
+       same kind as the layers before */
+    s8 = x.type == TFLITE_INT8;
+    if ((!s8 && x.type != TFLITE_FLOAT32) || y.type != x.type ||
+        (s8 ? w.type != TFLITE_INT8 : !is_float_type(w.type)) ||
+        (has_bias && (s8 ? bias.type != TFLITE_INT32 : !is_float_type(bias.type))) ||
+        (model->n_layers > 0 && (model->dtype == RV_S8) != s8)) {
         return fail(r, RV_ERR_TENSOR_TYPE);
     }
-    /* weights are read in place: the file buffer must keep them aligned */
-    if (((uintptr_t)w.data % dtype_bytes(w.type)) != 0 ||
-        (has_bias && ((uintptr_t)bias.data % dtype_bytes(bias.type)) != 0)) {
+    /* weights are read in place: the file buffer must keep them aligned (to 1, 2 or 4 bytes:
+       constant_tensor checked the types) */
+    if (((uintptr_t)w.data & (w_bytes - 1)) != 0 || (has_bias && ((uintptr_t)bias.data & (bias_bytes - 1)) != 0)) {
         return fail(r, RV_ERR_ALIGNMENT);
     }
-    memset(layer, 0, sizeof(*layer));
+    if (s8) {
+        model->dtype = RV_S8;
+    } else if (w.type == TFLITE_FLOAT16) {
+        model->dtype = RV_F16;
+    }
+    /* the model was zeroed when the load began and each layer is written once */
+    layer = &model->layers[model->n_layers];
     layer->in = (uint16_t)in;
     layer->out = (uint16_t)out;
-    layer->dtype = w_dtype;
-    layer->bias_dtype = has_bias ? bias_dtype : (w_dtype == RV_S8 ? RV_S8 : RV_F32);
+    layer->dtype = s8 ? RV_S8 : w.type == TFLITE_FLOAT16 ? RV_F16 : RV_F32;
+    layer->bias_dtype = s8 ? RV_S8 : has_bias && bias.type == TFLITE_FLOAT16 ? RV_F16 : RV_F32;
     layer->activation = activation;
     layer->layout = RV_LAYOUT_OUT_IN;
     layer->weights = w.data;
     layer->bias = has_bias ? bias.data : NULL;
-    if (model->dtype == RV_S8) {
-        if (s8_multipliers(r, layer, &x, &w, &y, activation) != RV_OK) {
-            return r->status;
-        }
+    if (s8) {
+        s8_multipliers(r, layer, &x, &w, &y);
         if (model->n_layers == 0) {
             model->input_quant = layer->input_quant;
         }
     }
     model->n_layers++;
     *current = fb_vector_i32(r, &io->outputs, 0);
-    return RV_OK;
+    return r->status;
 }
 
 static rv_status add_dequantize(reader *r, const op_io *io) {
@@ -641,34 +613,28 @@ static rv_status read_graph(reader *r, rv_model *model, const fb_table *subgraph
     int32_t current;
     uint32_t k;
     int ended = 0;
-    r->tensors = fb_vector_field(r, subgraph, SUBGRAPH_TENSORS, 4);
-    inputs = fb_vector_field(r, subgraph, SUBGRAPH_INPUTS, 4);
-    outputs = fb_vector_field(r, subgraph, SUBGRAPH_OUTPUTS, 4);
-    operators = fb_vector_field(r, subgraph, SUBGRAPH_OPERATORS, 4);
-    if (r->status != RV_OK) {
-        return r->status;
-    }
-    if (inputs.count != 1 || outputs.count != 1) {
-        return fail(r, RV_ERR_GRAPH);
-    }
+    r->tensors = fb_vector_field(r, subgraph, SUBGRAPH_TENSORS);
+    inputs = fb_vector_field(r, subgraph, SUBGRAPH_INPUTS);
+    outputs = fb_vector_field(r, subgraph, SUBGRAPH_OUTPUTS);
+    operators = fb_vector_field(r, subgraph, SUBGRAPH_OPERATORS);
     current = fb_vector_i32(r, &inputs, 0);
-    for (k = 0; k < operators.count; k++) {
+    if (inputs.count != 1 || outputs.count != 1) {
+        fail(r, RV_ERR_GRAPH);
+    }
+    for (k = 0; k < operators.count && r->status == RV_OK; k++) {
         const fb_table op = fb_vector_table(r, &operators, k, RV_ERR_GRAPH);
-        const int32_t builtin = operator_code(r, fb_scalar(r, &op, OPERATOR_OPCODE_INDEX, 4, 0));
+        const int32_t builtin = operator_code(r, fb_scalar(r, &op, OPERATOR_OPCODE_INDEX));
         op_io io;
-        if (r->status != RV_OK) {
-            return r->status;
-        }
         if (builtin != OP_FULLY_CONNECTED && builtin != OP_LOGISTIC && builtin != OP_DEQUANTIZE) {
-            return fail(r, RV_ERR_OPERATOR);
+            fail(r, RV_ERR_OPERATOR);
         }
         if (ended) {
-            return fail(r, RV_ERR_GRAPH);
+            fail(r, RV_ERR_GRAPH);
         }
-        io.inputs = fb_vector_field(r, &op, OPERATOR_INPUTS, 4);
-        io.outputs = fb_vector_field(r, &op, OPERATOR_OUTPUTS, 4);
+        io.inputs = fb_vector_field(r, &op, OPERATOR_INPUTS);
+        io.outputs = fb_vector_field(r, &op, OPERATOR_OUTPUTS);
         if (r->status != RV_OK) {
-            return r->status;
+            break;
         }
         if (builtin == OP_FULLY_CONNECTED) {
             add_dense(r, model, &op, &io, &current);
@@ -678,14 +644,11 @@ static rv_status read_graph(reader *r, rv_model *model, const fb_table *subgraph
             add_logistic(r, model, &io, &current);
             ended = 1;
         }
-        if (r->status != RV_OK) {
-            return r->status;
-        }
     }
     if (!ended || current != fb_vector_i32(r, &outputs, 0)) {
-        return fail(r, RV_ERR_GRAPH);
+        fail(r, RV_ERR_GRAPH);
     }
-    return RV_OK;
+    return r->status;
 }
 
 /* The xen bytes as the original firmware finds them: for each metadata entry named TFLITE_METADATA
@@ -694,28 +657,21 @@ static rv_status read_graph(reader *r, rv_model *model, const fb_table *subgraph
 static rv_status read_metadata(reader *r, const fb_table *root, rv_metadata *meta) {
     static const char name_wanted[] = "TFLITE_METADATA";
     const size_t name_len = sizeof(name_wanted) - 1;
-    const fb_vector entries = fb_vector_field(r, root, MODEL_METADATA, 4);
+    const fb_vector entries = fb_vector_field(r, root, MODEL_METADATA);
     uint32_t k;
     int found = 0;
-    for (k = 0; k < entries.count; k++) {
+    for (k = 0; k < entries.count && r->status == RV_OK; k++) {
         const fb_table entry = fb_vector_table(r, &entries, k, RV_ERR_GRAPH);
-        const fb_vector name = fb_vector_field(r, &entry, METADATA_NAME, 1);
-        const uint32_t buffer_index = fb_scalar(r, &entry, METADATA_BUFFER, 4, 0);
+        const fb_vector name = fb_vector_field(r, &entry, METADATA_NAME);
+        const uint32_t buffer_index = fb_scalar(r, &entry, METADATA_BUFFER);
         fb_table buffer;
         fb_vector bytes;
         size_t window, hit;
-        rv_status status;
-        if (r->status != RV_OK) {
-            return r->status;
-        }
         if (name.count != name_len || memcmp(r->data + name.pos, name_wanted, name_len) != 0) {
             continue;
         }
         buffer = fb_vector_table(r, &r->buffers, buffer_index, RV_ERR_NO_METADATA);
-        bytes = fb_vector_field(r, &buffer, BUFFER_DATA, 1);
-        if (r->status != RV_OK) {
-            return r->status;
-        }
+        bytes = fb_vector_field(r, &buffer, BUFFER_DATA);
         window = bytes.pos - 4; /* the length prefix, inside the file since the vector is */
         for (hit = 0; hit + 4 <= bytes.count; hit++) {
             if (memcmp(r->data + window + hit, "xen:", 4) == 0) {
@@ -723,15 +679,13 @@ static rv_status read_metadata(reader *r, const fb_table *root, rv_metadata *met
             }
         }
         if (hit + 4 > bytes.count) {
-            return fail(r, RV_ERR_NO_METADATA);
+            fail(r, RV_ERR_NO_METADATA);
+        } else {
+            fail(r, rv_metadata_parse_at(r->data + window + hit, bytes.count + 4 - hit, meta));
+            found = 1;
         }
-        status = rv_metadata_parse_at(r->data + window + hit, bytes.count + 4 - hit, meta);
-        if (status != RV_OK) {
-            return fail(r, status);
-        }
-        found = 1;
     }
-    if (r->status == RV_OK && !found) {
+    if (!found) {
         fail(r, RV_ERR_NO_METADATA);
     }
     return r->status;
@@ -761,25 +715,24 @@ rv_status rv_model_load_tflite(rv_model *model, const void *bytes, size_t len, v
     if (memcmp(r.data + 4, "TFL3", 4) != 0) {
         return RV_ERR_NOT_TFLITE;
     }
-    root = fb_table_at(&r, fb_deref(&r, 0));
-    if (fb_scalar(&r, &root, MODEL_VERSION, 4, 0) != TFLITE_SCHEMA_VERSION) {
+    root = fb_table_via(&r, 0);
+    if (fb_scalar(&r, &root, MODEL_VERSION) != TFLITE_SCHEMA_VERSION) {
         fail(&r, RV_ERR_NOT_TFLITE);
     }
-    r.opcodes = fb_vector_field(&r, &root, MODEL_OPERATOR_CODES, 4);
-    r.buffers = fb_vector_field(&r, &root, MODEL_BUFFERS, 4);
-    subgraphs = fb_vector_field(&r, &root, MODEL_SUBGRAPHS, 4);
+    r.opcodes = fb_vector_field(&r, &root, MODEL_OPERATOR_CODES);
+    r.buffers = fb_vector_field(&r, &root, MODEL_BUFFERS);
+    subgraphs = fb_vector_field(&r, &root, MODEL_SUBGRAPHS);
     if (subgraphs.count != 1) {
         fail(&r, RV_ERR_SUBGRAPHS);
     }
     subgraph = fb_vector_table(&r, &subgraphs, 0, RV_ERR_GRAPH);
-    if (r.status == RV_OK && read_graph(&r, model, &subgraph) == RV_OK &&
-        read_metadata(&r, &root, &model->metadata) == RV_OK && r.used > 0 && (aux == NULL || r.used > aux_len)) {
+    if (read_graph(&r, model, &subgraph) == RV_OK && read_metadata(&r, &root, &model->metadata) == RV_OK) {
         *aux_needed = r.used;
-        fail(&r, RV_ERR_BUFFER_TOO_SMALL);
-    }
-    if (r.status == RV_OK) {
-        *aux_needed = r.used;
-        fail(&r, rv_model_verify(model));
+        if (r.used > 0 && (aux == NULL || r.used > aux_len)) {
+            fail(&r, RV_ERR_BUFFER_TOO_SMALL);
+        } else {
+            fail(&r, rv_model_verify(model));
+        }
     }
     if (r.status != RV_OK) {
         memset(model, 0, sizeof(*model));
