@@ -242,69 +242,69 @@ static RV_ALWAYS_INLINE void finish16(__m512 acc, const rv_layer *layer, size_t 
     _mm512_mask_storeu_ps(y + j, mask, v);
 }
 
-/* One latent, outputs j0..j0+16*vectors (vectors <= 8, a constant after inlining): one accumulator
-   chain per vector, enough of them to hide the multiply-add latency. */
-#define RV_Z_FMA(v)                                                                                          \
-    if (vectors > (v)) a##v = _mm512_fmadd_ps(xi, _mm512_loadu_ps(w + 16 * (v)), a##v)
-#define RV_Z_STORE(v)                                                                                        \
-    if (vectors > (v)) finish16(a##v, layer, j0 + 16 * (v), 0xffff, y)
-static RV_ALWAYS_INLINE void f32_tile(const rv_layer *layer, const float *x, size_t j0, float *y,
-                                      const unsigned vectors) {
-    const size_t in = layer->in, out = layer->out;
-    const float *w = (const float *)layer->weights + j0;
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-    size_t i;
-    for (i = 0; i < in; i++, w += out) {
-        const __m512 xi = _mm512_set1_ps(x[i]);
-        RV_Z_FMA(0);
-        RV_Z_FMA(1);
-        RV_Z_FMA(2);
-        RV_Z_FMA(3);
-        RV_Z_FMA(4);
-        RV_Z_FMA(5);
-        RV_Z_FMA(6);
-        RV_Z_FMA(7);
-    }
-    RV_Z_STORE(0);
-    RV_Z_STORE(1);
-    RV_Z_STORE(2);
-    RV_Z_STORE(3);
-    RV_Z_STORE(4);
-    RV_Z_STORE(5);
-    RV_Z_STORE(6);
-    RV_Z_STORE(7);
-}
-
-/* One latent, up to 8 vectors of outputs anywhere in the row: vector v holds the outputs of
-   j[v]..j[v]+16 that mask[v] selects (masked loads and stores: nothing read or written past them;
-   unused vectors have mask 0). Always eight accumulator chains, so the few outputs a layer's tiles
-   leave still run at full speed. */
-#define RV_R_FMA(v) a##v = _mm512_fmadd_ps(xi, _mm512_maskz_loadu_ps(mask[v], w + j[v]), a##v)
-#define RV_R_STORE(v) finish16(a##v, layer, j[v], mask[v], y)
-static void f32_rest(const rv_layer *layer, const float *x, const size_t j[8], const __mmask16 mask[8], float *y) {
+/* One latent, up to 8 vectors of outputs anywhere in the row (`vectors`, a constant after inlining):
+   vector v holds the outputs of j[v]..j[v]+16 that mask[v] selects (masked loads and stores: nothing
+   read or written past them). One accumulator chain per vector; each row of weights is read once. */
+#define RV_P_FMA(v)                                                                                          \
+    if (vectors > (v)) a##v = _mm512_fmadd_ps(xi, _mm512_maskz_loadu_ps(mask[v], w + j[v]), a##v)
+#define RV_P_STORE(v)                                                                                        \
+    if (vectors > (v)) finish16(a##v, layer, j[v], mask[v], y)
+static RV_ALWAYS_INLINE void f32_pass(const rv_layer *layer, const float *x, const size_t j[8], const __mmask16 mask[8],
+                                      float *y, const unsigned vectors) {
     const size_t in = layer->in, out = layer->out;
     const float *w = (const float *)layer->weights;
     __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
     size_t i;
     for (i = 0; i < in; i++, w += out) {
         const __m512 xi = _mm512_set1_ps(x[i]);
-        RV_R_FMA(0);
-        RV_R_FMA(1);
-        RV_R_FMA(2);
-        RV_R_FMA(3);
-        RV_R_FMA(4);
-        RV_R_FMA(5);
-        RV_R_FMA(6);
-        RV_R_FMA(7);
+        RV_P_FMA(0);
+        RV_P_FMA(1);
+        RV_P_FMA(2);
+        RV_P_FMA(3);
+        RV_P_FMA(4);
+        RV_P_FMA(5);
+        RV_P_FMA(6);
+        RV_P_FMA(7);
     }
-    RV_R_STORE(0);
-    RV_R_STORE(1);
-    RV_R_STORE(2);
-    RV_R_STORE(3);
-    RV_R_STORE(4);
-    RV_R_STORE(5);
-    RV_R_STORE(6);
-    RV_R_STORE(7);
+    RV_P_STORE(0);
+    RV_P_STORE(1);
+    RV_P_STORE(2);
+    RV_P_STORE(3);
+    RV_P_STORE(4);
+    RV_P_STORE(5);
+    RV_P_STORE(6);
+    RV_P_STORE(7);
+}
+
+/* f32_pass for 1..8 vectors: no load or multiply-add for unused ones. */
+static void f32_pass_any(const rv_layer *layer, const float *x, const size_t j[8], const __mmask16 mask[8], float *y,
+                         unsigned vectors) {
+    switch (vectors) {
+    case 1:
+        f32_pass(layer, x, j, mask, y, 1);
+        break;
+    case 2:
+        f32_pass(layer, x, j, mask, y, 2);
+        break;
+    case 3:
+        f32_pass(layer, x, j, mask, y, 3);
+        break;
+    case 4:
+        f32_pass(layer, x, j, mask, y, 4);
+        break;
+    case 5:
+        f32_pass(layer, x, j, mask, y, 5);
+        break;
+    case 6:
+        f32_pass(layer, x, j, mask, y, 6);
+        break;
+    case 7:
+        f32_pass(layer, x, j, mask, y, 7);
+        break;
+    default:
+        f32_pass(layer, x, j, mask, y, 8);
+        break;
+    }
 }
 
 /* Eight latents, outputs j0..j0+n (n <= 16): each weight vector loaded once feeds eight latents. */
@@ -353,27 +353,23 @@ static size_t dense_f32_avx512(const rv_layer *layer, const float *x, size_t nb,
         }
         return out;
     }
-    for (b = 0; b < nb; b++, x += in, y += out) {
+    for (b = 0; b < nb; b++, x += in, y += out) { /* passes of 8 vectors, the outputs before the first line boundary first */
         size_t j[8] = {0, 0, 0, 0, 0, 0, 0, 0};
         __mmask16 mask[8] = {0, 0, 0, 0, 0, 0, 0, 0};
         unsigned v = 0;
-        for (j0 = head; j0 + 128 <= out; j0 += 128) {
-            f32_tile(layer, x, j0, y, 8);
-        }
-        if ((head > 0) + (out - j0 + 15) / 16 > 8) {
-            f32_tile(layer, x, j0, y, 4);
-            j0 += 64;
-        }
-        /* the rest in one pass: the outputs before the first line boundary, then the last ones */
         if (head > 0) {
             mask[v++] = mask16(head);
         }
-        for (; j0 < out; j0 += 16) {
+        for (j0 = head; j0 < out; j0 += 16) {
             j[v] = j0;
             mask[v++] = mask16((unsigned)RV_MIN(out - j0, (size_t)16));
+            if (v == 8) {
+                f32_pass_any(layer, x, j, mask, y, v);
+                v = 0;
+            }
         }
         if (v > 0) {
-            f32_rest(layer, x, j, mask, y);
+            f32_pass_any(layer, x, j, mask, y, v);
         }
     }
     return out;
@@ -401,45 +397,6 @@ size_t rv_dense_f16_fast(const rv_layer *layer, const float *x, size_t nb, float
     return 0;
 }
 #endif
-
-/* ---- int8: requantisation on 8 lanes (both int8 kernels) ---- */
-
-/* rv_srdhm on 8 lanes: floor((a*b + 2^30) / 2^31) equals gemmlowp's sign-dependent nudge with
-   truncation for every product (ties included); INT32_MIN * INT32_MIN saturates. */
-static RV_ALWAYS_INLINE __m256i srdhm8(__m256i a, __m256i b) {
-    const __m256i nudge = _mm256_set1_epi64x((int64_t)1 << 30);
-    const __m256i min = _mm256_set1_epi32(INT32_MIN);
-    const __m256i saturate = _mm256_and_si256(_mm256_cmpeq_epi32(a, b), _mm256_cmpeq_epi32(a, min));
-    const __m256i even = _mm256_slli_epi64(_mm256_add_epi64(_mm256_mul_epi32(a, b), nudge), 1);
-    const __m256i odd = _mm256_slli_epi64(
-        _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(a, 32), _mm256_srli_epi64(b, 32)), nudge), 1);
-    const __m256i high = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xaa);
-    return _mm256_blendv_epi8(high, _mm256_set1_epi32(INT32_MAX), saturate);
-}
-
-/* rv_multiply_by_quantized_multiplier on 8 lanes (shifts in [-31, 30]). */
-static RV_ALWAYS_INLINE __m256i mbqm8(__m256i x, __m256i multiplier, __m256i shift) {
-    const __m256i zero = _mm256_setzero_si256();
-    const __m256i one = _mm256_set1_epi32(1);
-    const __m256i left = _mm256_max_epi32(shift, zero);
-    const __m256i right = _mm256_max_epi32(_mm256_sub_epi32(zero, shift), zero);
-    const __m256i product = srdhm8(_mm256_sllv_epi32(x, left), multiplier);
-    const __m256i mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, right), one);
-    const __m256i remainder = _mm256_and_si256(product, mask);
-    const __m256i threshold =
-        _mm256_sub_epi32(_mm256_srai_epi32(mask, 1), _mm256_cmpgt_epi32(zero, product)); /* +1 when < 0 */
-    return _mm256_sub_epi32(_mm256_srav_epi32(product, right), _mm256_cmpgt_epi32(remainder, threshold));
-}
-
-/* acc + bias (wrapping), requantised, offset and clamped (rv_requantize on 8 lanes; the results fit
-   int8, so nothing overflows). */
-static RV_ALWAYS_INLINE __m256i requantize8(const rv_layer *layer, __m256i acc, __m256i bias, __m256i multiplier,
-                                            __m256i shift) {
-    __m256i v = mbqm8(_mm256_add_epi32(acc, bias), multiplier, shift);
-    v = _mm256_add_epi32(v, _mm256_set1_epi32(layer->output_quant.zero_point));
-    v = _mm256_max_epi32(v, _mm256_set1_epi32(layer->activation_min));
-    return _mm256_min_epi32(v, _mm256_set1_epi32(layer->activation_max));
-}
 
 #if defined(RV_X86_AVX512) && defined(__AVX512VNNI__)
 /* ---- int8 with AVX-512 VNNI: 16 output rows per pass ----
@@ -712,6 +669,44 @@ size_t rv_dense_s8_fast(const rv_layer *layer, const int16_t *x16, size_t nb, in
 }
 #else
 /* ---- int8 with AVX2: 8 output rows per pass, dot products with vpmaddwd ---- */
+
+/* rv_srdhm on 8 lanes: floor((a*b + 2^30) / 2^31) equals gemmlowp's sign-dependent nudge with
+   truncation for every product (ties included); INT32_MIN * INT32_MIN saturates. */
+static RV_ALWAYS_INLINE __m256i srdhm8(__m256i a, __m256i b) {
+    const __m256i nudge = _mm256_set1_epi64x((int64_t)1 << 30);
+    const __m256i min = _mm256_set1_epi32(INT32_MIN);
+    const __m256i saturate = _mm256_and_si256(_mm256_cmpeq_epi32(a, b), _mm256_cmpeq_epi32(a, min));
+    const __m256i even = _mm256_slli_epi64(_mm256_add_epi64(_mm256_mul_epi32(a, b), nudge), 1);
+    const __m256i odd = _mm256_slli_epi64(
+        _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(a, 32), _mm256_srli_epi64(b, 32)), nudge), 1);
+    const __m256i high = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xaa);
+    return _mm256_blendv_epi8(high, _mm256_set1_epi32(INT32_MAX), saturate);
+}
+
+/* rv_multiply_by_quantized_multiplier on 8 lanes (shifts in [-31, 30]). */
+static RV_ALWAYS_INLINE __m256i mbqm8(__m256i x, __m256i multiplier, __m256i shift) {
+    const __m256i zero = _mm256_setzero_si256();
+    const __m256i one = _mm256_set1_epi32(1);
+    const __m256i left = _mm256_max_epi32(shift, zero);
+    const __m256i right = _mm256_max_epi32(_mm256_sub_epi32(zero, shift), zero);
+    const __m256i product = srdhm8(_mm256_sllv_epi32(x, left), multiplier);
+    const __m256i mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, right), one);
+    const __m256i remainder = _mm256_and_si256(product, mask);
+    const __m256i threshold =
+        _mm256_sub_epi32(_mm256_srai_epi32(mask, 1), _mm256_cmpgt_epi32(zero, product)); /* +1 when < 0 */
+    return _mm256_sub_epi32(_mm256_srav_epi32(product, right), _mm256_cmpgt_epi32(remainder, threshold));
+}
+
+/* acc + bias (wrapping), requantised, offset and clamped (rv_requantize on 8 lanes; the results fit
+   int8, so nothing overflows). */
+static RV_ALWAYS_INLINE __m256i requantize8(const rv_layer *layer, __m256i acc, __m256i bias, __m256i multiplier,
+                                            __m256i shift) {
+    __m256i v = mbqm8(_mm256_add_epi32(acc, bias), multiplier, shift);
+    v = _mm256_add_epi32(v, _mm256_set1_epi32(layer->output_quant.zero_point));
+    v = _mm256_max_epi32(v, _mm256_set1_epi32(layer->activation_min));
+    return _mm256_min_epi32(v, _mm256_set1_epi32(layer->activation_max));
+}
+
 
 /* Sum of each of 8 vectors' lanes, as one vector (lane r = row r). */
 static RV_ALWAYS_INLINE __m256i sum_lanes8(__m256i s0, __m256i s1, __m256i s2, __m256i s3, __m256i s4, __m256i s5,
