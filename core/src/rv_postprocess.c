@@ -51,52 +51,62 @@ static void fill_note(const rv_metadata *meta, const rv_post_config *config, uin
     }
 }
 
+/* Rows that can drive an output: all of a note model's; a percussion model's up to the end of its last
+   group (the groups are consecutive from row 0, rv_row_group). */
+static unsigned playable_rows(const rv_metadata *meta) {
+    unsigned g, grouped = 0;
+    if (meta->kind != RV_KIND_PERC) {
+        return meta->rows;
+    }
+    for (g = 0; g < meta->n_groups && g < RV_MAX_GROUPS; g++) {
+        grouped += meta->group_sizes[g];
+    }
+    return RV_MIN(grouped, meta->rows);
+}
+
+/* Index of the weakest of n kept rows: the least probable, of equals the highest row (the last). */
+static unsigned weakest_kept(const float *kept_p, unsigned n) {
+    unsigned weakest = 0, i;
+    for (i = 1; i < n; i++) {
+        if (kept_p[i] <= kept_p[weakest]) {
+            weakest = i;
+        }
+    }
+    return weakest;
+}
+
 rv_status rv_postprocess_step(const rv_metadata *meta, const float *probabilities, const rv_post_config *config,
                               rv_step *step) {
-    /* the most probable rows so far, by descending probability (ties: lower row first) */
+    /* The max_notes most probable rows so far (ties: the lower row), in row order: rows arrive in
+       order and are appended; once the list is full a row gets in only by evicting the weakest. */
     uint8_t kept_row[RV_MAX_NOTES];
     float kept_p[RV_MAX_NOTES];
-    unsigned count = 0, r, i;
+    unsigned count = 0, weakest = 0, rows, r, i;
     if (meta == NULL || probabilities == NULL || step == NULL || !valid_config(config)) {
         return RV_ERR_ARGUMENT;
     }
-    for (r = 0; r < meta->rows; r++) {
+    rows = playable_rows(meta);
+    for (r = 0; r < rows; r++) {
         const float p = probabilities[r];
-        unsigned pos;
-        int8_t group;
-        float accent;
         if (!(p >= config->threshold)) {
             continue;
         }
-        if (meta->kind == RV_KIND_PERC && rv_row_group(meta, (uint8_t)r, &group, &accent) != RV_OK) {
-            continue; /* a row outside every group drives no output */
+        if (count == config->max_notes) {
+            if (!(p > kept_p[weakest])) {
+                continue;
+            }
+            for (i = weakest + 1; i < count; i++) {
+                kept_p[i - 1] = kept_p[i];
+                kept_row[i - 1] = kept_row[i];
+            }
+            count--;
         }
-        for (pos = 0; pos < count && kept_p[pos] >= p; pos++) {
+        kept_p[count] = p;
+        kept_row[count] = (uint8_t)r;
+        count++;
+        if (count == config->max_notes) {
+            weakest = weakest_kept(kept_p, count);
         }
-        if (pos >= config->max_notes) {
-            continue;
-        }
-        if (count < config->max_notes) {
-            count++;
-        }
-        for (i = count - 1; i > pos; i--) {
-            kept_p[i] = kept_p[i - 1];
-            kept_row[i] = kept_row[i - 1];
-        }
-        kept_p[pos] = p;
-        kept_row[pos] = (uint8_t)r;
-    }
-    /* back to pitch order */
-    for (i = 1; i < count; i++) {
-        const uint8_t row = kept_row[i];
-        const float p = kept_p[i];
-        unsigned j = i;
-        for (; j > 0 && kept_row[j - 1] > row; j--) {
-            kept_row[j] = kept_row[j - 1];
-            kept_p[j] = kept_p[j - 1];
-        }
-        kept_row[j] = row;
-        kept_p[j] = p;
     }
     step->count = (uint8_t)count;
     for (i = 0; i < count; i++) {
