@@ -89,11 +89,10 @@ typedef enum rv_dtype {
 /* Weight matrix layout. TFLite stores FULLY_CONNECTED weights OUT_IN (row per output); the C-array
    exporter writes IN_OUT (row per input), which lets float kernels run several outputs per pass.
    Both layouts give identical results (each output is summed in input order either way).
-   RV_LAYOUT_S8_ROWS4 holds int8 layers as rv_model_repack writes them on targets with a kernel for it
-   (Cortex-M7 with the DSP extension): rows in groups of 4 (the last group padded with zero rows),
-   inputs padded to a multiple of 4 with zero weights, int16 values ordered group, input pair, row,
-   input (w[4g + r][2p + k] at ((g * pairs + p) * 4 + r) * 2 + k): one 32-bit word per row and input
-   pair, what one dual multiply-accumulate (smlad) takes. Every target can decode it. */
+   RV_LAYOUT_S8_ROWS4 is the stream of weights and requantisation constants rv_model_repack writes for
+   the int8 kernel of Cortex-M7 with the DSP extension (rows in groups of 4, int16 weight pairs: what
+   one dual multiply-accumulate, smlad, takes). Only rv_model_repack writes it; rv_model_check refuses
+   it. */
 typedef enum rv_layout { RV_LAYOUT_OUT_IN = 0, RV_LAYOUT_IN_OUT = 1, RV_LAYOUT_S8_ROWS4 = 2 } rv_layout;
 
 typedef enum rv_activation { RV_ACT_NONE = 0, RV_ACT_RELU = 1 } rv_activation;
@@ -177,9 +176,9 @@ rv_status rv_model_load_tflite(rv_model *model, const void *bytes, size_t len, v
 
 /* Copies a float model's OUT_IN weights into the IN_OUT layout in caller memory (faster kernels on
    every target; results identical); on Cortex-M7 with the DSP extension also int8 weights, widened
-   into RV_LAYOUT_S8_ROWS4 (twice their bytes, followed by 16 bytes of requantisation constants per
-   output row; only rv_model_repack writes them, so do not mark a layer ROWS4 by hand); elsewhere int8 layers keep pointing where they did, as
-   do biases. With too little memory (e.g. mem = NULL) it sets *needed and returns
+   into RV_LAYOUT_S8_ROWS4 streams (twice their bytes plus 72 bytes per 4 output rows, and a 1 KB table
+   of the probabilities) when every layer suits the kernel; otherwise int8 layers keep pointing where
+   they did, as do biases. With too little memory (e.g. mem = NULL) it sets *needed and returns
    RV_ERR_BUFFER_TOO_SMALL. */
 rv_status rv_model_repack(const rv_model *src, rv_model *dst, void *mem, size_t mem_len, size_t *needed);
 

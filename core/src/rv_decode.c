@@ -1,7 +1,8 @@
 /* Running the decoder: blocks of up to RV_DECODE_BLOCK latents (8 on AVX2 desktops, else 1) go
  * through the dense layers together (each weight loaded once per block), ping-ponging between two
  * scratch buffers; the last layer writes straight into the caller's output, where the logistic is
- * applied. */
+ * applied. int8 models repacked for the Cortex-M7 DSP kernel go through it a latent at a time, its
+ * last layer looking the probabilities up in a table (rv_s8_rows4_decode). */
 #include <math.h>
 #include <string.h>
 
@@ -12,11 +13,18 @@ static size_t float_scratch(const rv_model *model) {
     return 2u * RV_DECODE_BLOCK * rv_model_max_hidden(model) * sizeof(float);
 }
 
+/* int8 models: the max width padded to a multiple of 4, the unit of their scratch */
+static size_t s8_width(const rv_model *model) { return ((size_t)rv_model_max_width(model) + 3u) & ~(size_t)3u; }
+
 /* int8 models: int16 offset inputs, two int8 activation buffers and the int8 output (for rv_decode),
-   all [block][max width] */
+   all [block][width]; repacked for the M7's DSP kernel, two int16 buffers [width] */
 static size_t s8_scratch(const rv_model *model) {
-    const size_t width = rv_model_max_width(model);
-    return RV_DECODE_BLOCK * width * (sizeof(int16_t) + 3u);
+    return RV_DECODE_BLOCK * s8_width(model) * (sizeof(int16_t) + 3u);
+}
+
+/* int8 layers repacked for the Cortex-M7 DSP kernel (RV_LAYOUT_S8_ROWS4: all of them or none) */
+static int s8_streams(const rv_model *model) {
+    return RV_REPACK_S8 && model->layers[0].layout == RV_LAYOUT_S8_ROWS4;
 }
 
 static size_t scratch_size(const rv_model *model) {
@@ -79,10 +87,21 @@ static rv_status decode_float(const rv_model *model, const float *latents, size_
 /* The dense layers of the integer graph for one block: x [b][latent_dim] int8 -> y [b][output_size]
    int8, the LOGISTIC's input (the callers apply it as they store the outputs). */
 static void decode_s8_block(const rv_model *model, const int8_t *x, size_t b, int8_t *y, void *scratch) {
-    const size_t width = rv_model_max_width(model);
+    const size_t width = s8_width(model);
     int16_t *x16 = (int16_t *)scratch;
     int8_t *buffers[2];
     unsigned l;
+    if (s8_streams(model)) {
+        const size_t latent_dim = rv_model_latent_dim(model), output_size = rv_model_output_size(model);
+        size_t k, j;
+        for (k = 0; k < b; k++) {
+            const int16_t *q = rv_s8_rows4_decode(model, x + k * latent_dim, x16, width, NULL);
+            for (j = 0; j < output_size; j++) {
+                y[k * output_size + j] = (int8_t)q[j];
+            }
+        }
+        return;
+    }
     buffers[0] = (int8_t *)(x16 + RV_DECODE_BLOCK * width);
     buffers[1] = buffers[0] + RV_DECODE_BLOCK * width;
     for (l = 0; l < model->n_layers; l++) {
@@ -164,7 +183,7 @@ static rv_status decode_s8_float(const rv_model *model, const float *latents, si
                                  void *scratch) {
     const size_t latent_dim = rv_model_latent_dim(model);
     const size_t output_size = rv_model_output_size(model);
-    const size_t width = rv_model_max_width(model);
+    const size_t width = s8_width(model);
     int8_t *block_out = (int8_t *)((int16_t *)scratch + RV_DECODE_BLOCK * width) + 2u * RV_DECODE_BLOCK * width;
 #if !RV_VECTOR_LOGISTIC
     const int8_t *logistic = model->logistic_table + 128; /* indexed by the int8 input */
@@ -178,6 +197,12 @@ static rv_status decode_s8_float(const rv_model *model, const float *latents, si
         float *out = probabilities + start * output_size;
         for (k = 0; k < b * latent_dim; k++) {
             q_in[k] = quantize(latents[start * latent_dim + k], model->input_quant);
+        }
+        if (s8_streams(model)) { /* the kernel applies LOGISTIC and DEQUANTIZE (its table) */
+            for (k = 0; k < b; k++) {
+                rv_s8_rows4_decode(model, q_in + k * latent_dim, (int16_t *)scratch, width, out + k * output_size);
+            }
+            continue;
         }
         decode_s8_block(model, q_in, b, block_out, scratch);
 #if RV_VECTOR_LOGISTIC

@@ -1,8 +1,8 @@
 /* int8 dense layer, TFLite's reference FULLY_CONNECTED: acc = sum_i w_ji * (x_i - input_zero_point)
  * + bias_j (int32, order-free), requantised with MultiplyByQuantizedMultiplier (per tensor or per
  * output channel), plus the output zero point, clamped to the activation range. Weights in TFLite's
- * OUT_IN layout (each output a dot product over a contiguous row) or repacked for the DSP kernels
- * (RV_LAYOUT_S8_ROWS4). */
+ * OUT_IN layout: each output a dot product over a contiguous row. (Layers repacked for the Cortex-M7
+ * DSP kernel run in rv_dense_s8_m7.c.) */
 #include "rv_internal.h"
 
 /* Dot products of 4 weight rows with the same inputs (integer sums do not depend on their order,
@@ -33,18 +33,6 @@ static int32_t dot1(const int8_t *restrict w, size_t in, const int16_t *restrict
     return acc;
 }
 
-/* RV_LAYOUT_S8_ROWS4 (rackvae.h): output j of one latent. */
-static int32_t dot_rows4(const rv_layer *layer, size_t j, const int16_t *restrict x) {
-    const size_t in = layer->in, pairs = rv_s8_rows4_in(layer) / 2;
-    const int16_t *restrict w = (const int16_t *)layer->weights + (j / 4 * pairs * 4 + j % 4) * 2;
-    int32_t acc = 0;
-    size_t i;
-    for (i = 0; i < in; i++) {
-        acc += w[i / 2 * 8 + i % 2] * (int32_t)x[i];
-    }
-    return acc;
-}
-
 void rv_dense_s8(const rv_layer *layer, const int8_t *x, size_t b, int8_t *y, int16_t *x16) {
     const size_t in = layer->in;
     const size_t out = layer->out;
@@ -55,15 +43,7 @@ void rv_dense_s8(const rv_layer *layer, const int8_t *x, size_t b, int8_t *y, in
     for (k = 0; k < b * in; k++) {
         x16[k] = (int16_t)(x[k] + input_offset);
     }
-    if (layer->layout == RV_LAYOUT_S8_ROWS4) {
-        for (j = rv_dense_s8_rows4_fast(layer, x16, b, y); j < out; j++) {
-            for (k = 0; k < b; k++) {
-                y[k * out + j] = rv_requantize(layer, j, dot_rows4(layer, j, x16 + k * in));
-            }
-        }
-        return;
-    }
-    /* where int8 layers run repacked (RV_REPACK_S8), unpacked rows are the rare fallback: one at a time
+    /* where int8 layers run repacked (RV_REPACK_S8), these are the rare fallback: one row at a time
        keeps the flash small */
     for (j = rv_dense_s8_fast(layer, x16, b, y); !RV_REPACK_S8 && j + 4 <= out; j += 4) {
         for (k = 0; k < b; k++) {

@@ -1,42 +1,32 @@
-/* Cortex-M7 fast path of the int8 dense layers (ARMv7E-M DSP extension, GCC/Clang), used by
- * rv_dense_s8. int8 layers repacked into RV_LAYOUT_S8_ROWS4 take ldm + smlad only (~0.7 instructions
- * per multiply-add) and a requantisation of eight instructions per output from constants prepared by
- * rv_model_repack; the numbers are TFLite-Micro's reference int8 kernel's.
- * Elsewhere this file holds nothing; rv_internal.h then makes the hooks return 0.
+/* Cortex-M7 int8 decode (ARMv7E-M DSP extension, GCC/Clang): the layers of a model repacked into
+ * RV_LAYOUT_S8_ROWS4 streams (format: rv_internal.h), one asm function per layer and latent, four rows
+ * per group with the sums pinned in r0-r3. TFLite-Micro's reference FULLY_CONNECTED numbers:
+ * - Sums: four inputs of the four rows take three ldm (the input pairs, then two rows-by-pair blocks)
+ *   and eight smlad (~0.7 instructions per multiply-add); eight quads per loop pass, entered part-way
+ *   for the remainder. The stream's weights are doubled and its biases hold the input zero point, so
+ *   r0-r3 end at 2 * acc (|acc| < 2^30, rv_model_repack checks it).
+ * - Requantisation, per output: smmlar gives floor((2 acc * multiplier + 2^31) / 2^32) = gemmlowp's
+ *   SaturatingRoundingDoublingHighMul h (exact for multipliers >= 0: floor((acc * m + 2^30) / 2^31))
+ *   plus the row's 2^(s-1) + zero_point * 2^s; minus 1 when acc < 0, an arithmetic shift right by s is
+ *   RoundingDivideByPOT(h, s) + zero_point (ties away from zero; for acc < 0 with h = 0 both give 0);
+ *   ssat clamps to int8. Hidden layers store the int8 values as int16 pairs, the next layer's input
+ *   (pkhbt + strd); the last layer of rv_decode looks the probabilities up in the stream's table
+ *   (LOGISTIC, then DEQUANTIZE) and stores four floats with one stm.
+ * - Per group: its biases come with the previous group's constants (one ldm), the input start, pass
+ *   count and loop entry with one ldm from the stack that also jumps there.
+ * Elsewhere this file holds nothing.
  */
 #include "rv_internal.h"
 
-#if defined(RV_TARGET_M7)
-
-/* ---- int8 (DSP extension). TFLite's OUT_IN rows are left to the portable kernel: the module runs
-   int8 layers repacked (rv_model_repack), and a second DSP kernel for the unpacked fallback would cost
-   more flash than it saves time where memory is too short to repack. ---- */
-
-size_t rv_dense_s8_fast(const rv_layer *layer, const int16_t *x16, size_t nb, int8_t *y) {
-    (void)layer, (void)x16, (void)nb, (void)y;
-    return 0;
-}
-
-#if defined(__ARM_FEATURE_DSP)
-/* ---- int8 in RV_LAYOUT_S8_ROWS4 with the requantisation constants rv_model_repack writes after the
-   weights (rv_s8_rows4_consts): one asm function runs a whole latent through the layer, four rows per
-   group with the sums pinned in r0-r3.
-   - Sums: four inputs of the four rows take three ldm (an input pair each for two rows-by-pair blocks)
-     and eight smlad; eight quads per loop pass, entered part-way for the remainder (a computed entry
-     instead of a count test), then a tail for the last 1-3 inputs (zero weights pad the rows).
-   - Requantisation: eight instructions per output from the registers (see rv_s8_rows4_consts).
-   - Per group: the next group's biases come with the constants (one ldm), the input pointer, pass
-     count and the constant / output pointers live in four stack words (ldrd / strd). ---- */
+#if RV_REPACK_S8
 
 /* What the asm function reads (field offsets are used there). */
 typedef struct s8_run {
-    const int16_t *w;     /* 0: the layer's packed weights */
-    const int32_t *k;     /* 4: the constant stream after its header word */
-    int8_t *y;            /* 8 */
-    const int16_t *x;     /* 12: offset inputs, word-aligned */
-    uint32_t groups;      /* 16: full groups of four rows (>= 1) */
-    uint32_t quads;       /* 20: in / 4 */
-    uint32_t tail;        /* 24: in % 4 */
+    const int32_t *stream; /* 0: the layer's stream */
+    const int16_t *x;      /* 4: int16 inputs, word-aligned, read up to the padded width */
+    void *y;               /* 8: int16 outputs (padded rows included) or float probabilities */
+    uint32_t quads;        /* 12: padded inputs / 4 */
+    uint32_t float_out;    /* 16: 1: y takes the table's floats */
 } s8_run;
 
 void rv_s8_rows4_m7(const s8_run *run);
@@ -48,19 +38,26 @@ void rv_s8_rows4_m7(const s8_run *run);
 #define RV_S8_QUAD                                                                                         \
     "ldm.w r5!, {r7, r8}\n\tldm.w r4!, {r9, r10, r11, r12}\n\t" RV_S8_SMLAD4("r7")                          \
     "ldm.w r4!, {r9, r10, r11, r12}\n\t" RV_S8_SMLAD4("r8")
-/* Output of the sum in register a: constants {multiplier, high addend, shift} (rv_s8_rows4_consts). */
-#define RV_S8_REQUANTIZE(a)                                                                                \
-    "ldm r5!, {r7, r8, r9}\n\t"                                                                            \
-    "and r10, " a ", #0x80000000\n\t"                                                                      \
-    "orr r10, r10, #0x40000000\n\t"                                                                        \
-    "add r11, r8, " a ", asr #31\n\t"                                                                      \
-    "smlal r10, r11, " a ", r7\n\t"                                                                        \
-    "asr r11, r11, r9\n\t"                                                                                 \
-    "ssat r11, #8, r11\n\t"                                                                                \
-    "strb r11, [r6], #1\n\t"
+/* Sum register a (2 acc) -> its int8 output, from the row's {multiplier m, addend k, shift s}. */
+#define RV_S8_REQUANTIZE(a, m, k, s)                                                                       \
+    "smmlar " m ", " a ", " m ", " k "\n\t"                                                                \
+    "add " a ", " m ", " a ", asr #31\n\t"                                                                 \
+    "asr " a ", " a ", " s "\n\t"                                                                          \
+    "ssat " a ", #8, " a "\n\t"
+/* The group's four outputs into r0-r3; r5 = groups left, r12 = the table. */
+#define RV_S8_REQUANTIZE4                                                                                  \
+    "ldm r4!, {r5, r6, r7, r8, r9, r10, r11}\n\t"                                                          \
+    RV_S8_REQUANTIZE("r0", "r6", "r7", "r8") RV_S8_REQUANTIZE("r1", "r9", "r10", "r11")                    \
+    "ldm r4!, {r6, r7, r8, r9, r10, r11, r12}\n\t"                                                         \
+    RV_S8_REQUANTIZE("r2", "r6", "r7", "r8") RV_S8_REQUANTIZE("r3", "r9", "r10", "r11")
+/* The next group (its biases, then its first input pass) or the end. */
+#define RV_S8_NEXT(done)                                                                                   \
+    "cbz r5, " done "\n\t"                                                                                 \
+    "ldm r4!, {r0, r1, r2, r3}\n\t"                                                                        \
+    "ldm sp, {r5, r6, pc}\n"
 
-/* Stack words: [sp] input start, [sp, 4] passes, [sp, 8] constants, [sp, 12] output, [sp, 16] loop
-   entry, [sp, 20] tail (code addresses with the Thumb bit). */
+/* Registers: r4 the stream, lr the output. Stack words: [sp] input start, [sp, 4] passes, [sp, 8] loop
+   entry, [sp, 12] the store of the outputs (code addresses with the Thumb bit). */
 __asm__(".pushsection .text.rv_s8_rows4_m7, \"ax\", %progbits\n\t"
         ".syntax unified\n\t"
         ".thumb\n\t"
@@ -70,32 +67,27 @@ __asm__(".pushsection .text.rv_s8_rows4_m7, \"ax\", %progbits\n\t"
         ".thumb_func\n"
         "rv_s8_rows4_m7:\n\t"
         "push {r4-r11, lr}\n\t"
-        "sub sp, sp, #28\n\t"
-        "ldrd r4, r5, [r0]\n\t"       /* w, k */
-        "ldrd r6, r7, [r0, #8]\n\t"   /* y, x */
-        "ldr lr, [r0, #16]\n\t"       /* groups */
-        "ldrd r8, r9, [r0, #20]\n\t"  /* quads, tail */
-        "adr.w r10, .Lrv_s8_tails\n\t"
-        "ldr r10, [r10, r9, lsl #2]\n\t"
-        "str r10, [sp, #20]\n\t"
-        "cmp r8, #0\n\t"
-        "beq .Lrv_s8_no_quads\n\t"
-        "rsb r9, r8, #0\n\t"          /* entry quad: (-quads) mod 8 */
+        "sub sp, sp, #16\n\t"
+        "ldm r0, {r4, r5, lr}\n\t"   /* stream, x, y */
+        "ldrd r6, r7, [r0, #12]\n\t" /* quads, float_out */
+        "adr.w r10, .Lrv_s8_int16\n\t"
+        "cbz r7, 1f\n\t"
+        "adr.w r10, .Lrv_s8_float\n"
+        "1:\n\t"
+        "orr r10, r10, #1\n\t"
+        "str r10, [sp, #12]\n\t"
+        "rsb r9, r6, #0\n\t"          /* entry quad: (-quads) mod 8 */
         "and r9, r9, #7\n\t"
-        "add r8, r8, #7\n\t"
-        "lsr r8, r8, #3\n\t"          /* passes */
+        "add r6, r6, #7\n\t"
+        "lsr r6, r6, #3\n\t"          /* passes */
         "adr.w r10, .Lrv_s8_body\n\t"
-        "add r10, r10, #1\n\t"
+        "orr r10, r10, #1\n\t"
         "mov r11, #44\n\t"
-        "mla r10, r9, r11, r10\n"
-        ".Lrv_s8_no_quads:\n\t"
-        "str r10, [sp, #16]\n\t"
-        "strd r7, r8, [sp]\n\t"
-        "ldm r5!, {r0-r3}\n\t"        /* the first group's biases */
-        "strd r5, r6, [sp, #8]\n"
-        ".Lrv_s8_group:\n\t"
-        "ldrd r5, r6, [sp]\n\t"       /* input pointer, passes */
-        "ldr pc, [sp, #16]\n"
+        "mla r7, r9, r11, r10\n\t"
+        "stm sp, {r5, r6, r7}\n\t"
+        "ldm r4!, {r0, r1, r2, r3}\n\t"
+        "bx r7\n\t"
+        ".p2align 2\n"
         ".Lrv_s8_body:\n\t"
         RV_S8_QUAD RV_S8_QUAD RV_S8_QUAD RV_S8_QUAD RV_S8_QUAD RV_S8_QUAD RV_S8_QUAD RV_S8_QUAD
         ".if . - .Lrv_s8_body != 8 * 44\n\t"
@@ -103,58 +95,42 @@ __asm__(".pushsection .text.rv_s8_rows4_m7, \"ax\", %progbits\n\t"
         ".endif\n\t"
         "subs r6, r6, #1\n\t"
         "bne .Lrv_s8_body\n\t"
-        "ldr pc, [sp, #20]\n"
-        ".Lrv_s8_tail1:\n\t"          /* the last input alone: the pair's other weight is 0 */
-        "ldrsh r7, [r5]\n\t"
-        "ldm r4!, {r9, r10, r11, r12}\n\t" RV_S8_SMLAD4("r7")
-        "add r4, r4, #16\n\t"
-        "b .Lrv_s8_requantize\n"
-        ".Lrv_s8_tail2:\n\t"
-        "ldr r7, [r5]\n\t"
-        "ldm r4!, {r9, r10, r11, r12}\n\t" RV_S8_SMLAD4("r7")
-        "add r4, r4, #16\n\t"
-        "b .Lrv_s8_requantize\n"
-        ".Lrv_s8_tail3:\n\t"
-        "ldr r7, [r5]\n\t"
-        "ldrsh r8, [r5, #4]\n\t"
-        "ldm r4!, {r9, r10, r11, r12}\n\t" RV_S8_SMLAD4("r7")
-        "ldm r4!, {r9, r10, r11, r12}\n\t" RV_S8_SMLAD4("r8")
-        ".Lrv_s8_requantize:\n\t"
-        "ldrd r5, r6, [sp, #8]\n\t"   /* constants, output */
-        RV_S8_REQUANTIZE("r0") RV_S8_REQUANTIZE("r1") RV_S8_REQUANTIZE("r2") RV_S8_REQUANTIZE("r3")
-        "ldm r5!, {r0-r3}\n\t"        /* the next group's biases */
-        "strd r5, r6, [sp, #8]\n\t"
-        "subs lr, lr, #1\n\t"
-        "bne .Lrv_s8_group\n\t"
-        "add sp, sp, #28\n\t"
+        RV_S8_REQUANTIZE4
+        "ldr pc, [sp, #12]\n"
+        ".Lrv_s8_float:\n\t"
+        "ldr r0, [r12, r0, lsl #2]\n\t"
+        "ldr r1, [r12, r1, lsl #2]\n\t"
+        "ldr r2, [r12, r2, lsl #2]\n\t"
+        "ldr r3, [r12, r3, lsl #2]\n\t"
+        "stm lr!, {r0, r1, r2, r3}\n\t"
+        RV_S8_NEXT(".Lrv_s8_done")
+        ".Lrv_s8_int16:\n\t"
+        "pkhbt r0, r0, r1, lsl #16\n\t"
+        "pkhbt r2, r2, r3, lsl #16\n\t"
+        "strd r0, r2, [lr], #8\n\t"
+        RV_S8_NEXT(".Lrv_s8_done")
+        ".Lrv_s8_done:\n\t"
+        "add sp, sp, #16\n\t"
         "pop {r4-r11, pc}\n\t"
-        ".p2align 2\n"
-        ".Lrv_s8_tails:\n\t"
-        ".word .Lrv_s8_requantize + 1, .Lrv_s8_tail1 + 1, .Lrv_s8_tail2 + 1, .Lrv_s8_tail3 + 1\n\t"
         ".size rv_s8_rows4_m7, . - rv_s8_rows4_m7\n\t"
         ".popsection");
 
-size_t rv_dense_s8_rows4_fast(const rv_layer *layer, const int16_t *x16, size_t nb, int8_t *y) {
-    const size_t in = layer->in, out = layer->out;
-    const int32_t *consts = rv_s8_rows4_consts(layer);
+const int16_t *rv_s8_rows4_decode(const rv_model *model, const int8_t *latent, int16_t *x16, size_t width,
+                                  float *probabilities) {
     s8_run run;
-    size_t b;
-    /* ldm needs words (an odd width in a block of latents); other constants take the portable kernel */
-    if (consts == NULL || out < 4 || (uintptr_t)x16 % 4 != 0 || (in % 2 != 0 && nb > 1)) {
-        return 0;
+    unsigned l;
+    for (l = 0; l < model->layers[0].in; l++) {
+        x16[l] = latent[l];
     }
-    run.groups = (uint32_t)(out / 4);
-    run.quads = (uint32_t)(in / 4);
-    run.tail = (uint32_t)(in % 4);
-    for (b = 0; b < nb; b++, x16 += in, y += out) {
-        run.w = (const int16_t *)layer->weights;
-        run.k = consts;
-        run.y = y;
-        run.x = x16;
+    for (l = 0; l < model->n_layers; l++) {
+        run.stream = (const int32_t *)model->layers[l].weights;
+        run.x = x16 + l % 2u * width;
+        run.float_out = probabilities != NULL && l + 1u == model->n_layers;
+        run.y = run.float_out ? (void *)probabilities : (void *)(x16 + (l + 1u) % 2u * width);
+        run.quads = (uint32_t)rv_s8_pairs(&model->layers[l]) / 2u;
         rv_s8_rows4_m7(&run);
     }
-    return out & ~(size_t)3;
+    return x16 + model->n_layers % 2u * width;
 }
-#endif
 
 #endif

@@ -35,54 +35,52 @@ void rv_dense_s8(const rv_layer *layer, const int8_t *x, size_t b, int8_t *y, in
 #define RV_TARGET_M7 1
 #endif
 
-/* int8 layers in RV_LAYOUT_S8_ROWS4 (rackvae.h): rv_model_repack writes them where a kernel for them
-   exists (RV_REPACK_S8), and rv_dense_s8 decodes them on every target. */
+/* int8 models on Cortex-M7 with the DSP extension (RV_REPACK_S8): rv_model_repack writes every layer
+   as a RV_LAYOUT_S8_ROWS4 stream when all of them qualify (else none), and the decode runs each latent
+   through all layers in the DSP kernel (rv_dense_s8_m7.c), on int16 activations: the raw int8 values,
+   the input zero points folded into the biases.
+   Stream of a layer: per group of four rows (the last padded with zero rows; `pairs` = inputs padded to
+   a multiple of 4, halved) words of
+     - the four rows' biases b' = 2 * (bias - input_zero_point * sum of the row's weights);
+     - per input pair p, per row r: the row's weights 2 * w[2p] | 2 * w[2p + 1] << 16 (int16 halves, 0
+       past the inputs): what one smlad takes against the input pair;
+     - groups left after this one, then per row {multiplier, 2^(s-1) + output_zero_point * 2^s, s} for a
+       right shift s = -shift in [1, 22], then the address of the logistic table's float for input 0 (the
+       last layer: probabilities[q + 128] as decode_s8_float computes them; else 0).
+   The sums are doubled (2 * acc) so that smmlar yields gemmlowp's first rounding; see rv_dense_s8_m7.c.
+   A layer qualifies when its activation range is the whole int8 range, every shift is in [-22, -1],
+   every |bias| < 2^29 with at most 16384 inputs (|acc| < 2^29 + 255 * 128 * 16384 < 2^30: no int32 sum
+   wraps, in TFLite or doubled here) and, for the last layer, the outputs are a multiple of 4. The probabilities table (256 floats) follows the
+   streams. rv_model_check refuses the layout: only rv_model_repack writes it, and marks its model
+   verified. */
 #if defined(RV_TARGET_M7) && defined(__ARM_FEATURE_DSP)
 #define RV_REPACK_S8 1
-size_t rv_dense_s8_rows4_fast(const rv_layer *layer, const int16_t *x16, size_t b, int8_t *y);
 #else
 #define RV_REPACK_S8 0
-static inline size_t rv_dense_s8_rows4_fast(const rv_layer *layer, const int16_t *x16, size_t b, int8_t *y) {
-    (void)layer, (void)x16, (void)b, (void)y;
-    return 0;
-}
 #endif
 
-/* Inputs of a RV_LAYOUT_S8_ROWS4 layer padded to a multiple of 4, rows to a multiple of 4. */
-static inline size_t rv_s8_rows4_in(const rv_layer *layer) { return ((size_t)layer->in + 3u) & ~(size_t)3u; }
-static inline size_t rv_s8_rows4_out(const rv_layer *layer) { return ((size_t)layer->out + 3u) & ~(size_t)3u; }
-
-/* Writes an OUT_IN int8 layer's weights in RV_LAYOUT_S8_ROWS4 (rv_s8_rows4_in * rv_s8_rows4_out
-   values). */
-void rv_pack_s8_rows4(const rv_layer *layer, int16_t *packed);
-
-/* The requantisation constants rv_model_repack writes after a RV_LAYOUT_S8_ROWS4 layer's weights for
-   the Cortex-M7 kernel (RV_REPACK_S8 only): a header word (RV_S8_CONSTS when the layer qualifies: every
-   right shift r = -shift in [2, 24] and the full int8 output range), then per group of four rows its
-   four biases and per row {multiplier, 2^(r-2) + zero_point * 2^(r-1), r - 1}, then four zero words.
-   With s = sum + bias, hi:lo = that addend * 2^32 + (s < 0 ? -2^30 : 2^30) + s * multiplier (one smlal)
-   gives ssat8(hi >> (r - 1)) = rv_requantize_sum's output: rv_scale_sum_right2's two roundings and the
-   zero point as one floor division by 2^(31 + r); |hi| < 2^31 for r <= 24. */
-#define RV_S8_CONSTS 0x52565143u
-
-/* A row's {multiplier, high addend, shift} as above; 0 where the shift is outside [-24, -2]. */
-static inline int rv_s8_row_consts(int32_t multiplier, int32_t shift, int32_t zero_point, int32_t row[3]) {
-    const int32_t right = -shift;
-    if (right < 2 || right > 24) {
-        return 0;
-    }
-    row[0] = multiplier;
-    row[1] = (int32_t)(((int64_t)1 << (right - 2)) + (int64_t)zero_point * ((int64_t)1 << (right - 1)));
-    row[2] = right - 1;
-    return 1;
+/* A stream row's addend for the right shift s in [1, 22]: 2^(s-1) + zero_point * 2^s (|it| < 2^30). */
+static inline int32_t rv_s8_addend(int32_t right, int32_t zero_point) {
+    return ((int32_t)1 << (right - 1)) + zero_point * ((int32_t)1 << right);
 }
-static inline size_t rv_s8_consts_words(const rv_layer *layer) { return 1u + rv_s8_rows4_out(layer) * 4u + 4u; }
 
-/* A RV_LAYOUT_S8_ROWS4 layer's constants after the header, or NULL without them (portable kernels). */
-static inline const int32_t *rv_s8_rows4_consts(const rv_layer *layer) {
-    const int32_t *consts = (const int32_t *)((const int16_t *)layer->weights + rv_s8_rows4_in(layer) * rv_s8_rows4_out(layer));
-    return (uint32_t)consts[0] == RV_S8_CONSTS ? consts + 1 : NULL;
+/* Input pairs of a stream and its words per group of four rows. */
+static inline size_t rv_s8_pairs(const rv_layer *layer) { return ((size_t)layer->in + 3u) / 4u * 2u; }
+static inline size_t rv_s8_group_words(const rv_layer *layer) { return 4u + rv_s8_pairs(layer) * 4u + 14u; }
+
+/* One latent (int8) through a repacked model's streams, ping-ponging between two int16 buffers [width]
+   at x16 (width: the max width padded to a multiple of 4; word-aligned). With probabilities, the last
+   layer writes them; else the returned buffer holds its int8 outputs as int16. */
+#if RV_REPACK_S8
+const int16_t *rv_s8_rows4_decode(const rv_model *model, const int8_t *latent, int16_t *x16, size_t width,
+                                  float *probabilities);
+#else
+static inline const int16_t *rv_s8_rows4_decode(const rv_model *model, const int8_t *latent, int16_t *x16,
+                                                 size_t width, float *probabilities) {
+    (void)model, (void)latent, (void)width, (void)probabilities;
+    return x16;
 }
+#endif
 
 /* 1 where the float fast path takes every IN_OUT tile of 8 outputs (the portable 8-output kernels
    would be dead code there). */
@@ -95,8 +93,6 @@ static inline const int32_t *rv_s8_rows4_consts(const rv_layer *layer) {
 #if defined(RV_TARGET_X86) || defined(RV_TARGET_M7)
 size_t rv_dense_f32_fast(const rv_layer *layer, const float *x, size_t b, float *y);
 size_t rv_dense_f16_fast(const rv_layer *layer, const float *x, size_t b, float *y);
-/* int8 layer on offset inputs x16 (as rv_dense_s8 prepares them). */
-size_t rv_dense_s8_fast(const rv_layer *layer, const int16_t *x16, size_t b, int8_t *y);
 #else
 static inline size_t rv_dense_f32_fast(const rv_layer *layer, const float *x, size_t b, float *y) {
     (void)layer, (void)x, (void)b, (void)y;
@@ -106,6 +102,13 @@ static inline size_t rv_dense_f16_fast(const rv_layer *layer, const float *x, si
     (void)layer, (void)x, (void)b, (void)y;
     return 0;
 }
+#endif
+
+/* int8 layer on offset inputs x16 (as rv_dense_s8 prepares them); the M7 runs its int8 layers repacked
+   (RV_REPACK_S8) and has no kernel for these. */
+#if defined(RV_TARGET_X86)
+size_t rv_dense_s8_fast(const rv_layer *layer, const int16_t *x16, size_t b, int8_t *y);
+#else
 static inline size_t rv_dense_s8_fast(const rv_layer *layer, const int16_t *x16, size_t b, int8_t *y) {
     (void)layer, (void)x16, (void)b, (void)y;
     return 0;

@@ -1,5 +1,6 @@
 /* The model descriptor: derived sizes, the consistency check every entry point relies on, and the
- * repacking of float weights into the IN_OUT layout (int8 into RV_LAYOUT_S8_ROWS4 where it pays). */
+ * repacking of float weights into the IN_OUT layout (int8 into RV_LAYOUT_S8_ROWS4 streams where the
+ * Cortex-M7 DSP kernel runs them). */
 #include <string.h>
 
 #include "rv_internal.h"
@@ -53,8 +54,7 @@ static rv_status check_s8_layer(const rv_layer *layer, const rv_layer *previous)
         (layer->n_multipliers != 1 && layer->n_multipliers != layer->out)) {
         return RV_ERR_MODEL;
     }
-    if (!aligned(layer->bias, 4) || !aligned(layer->multipliers, 4) || !aligned(layer->shifts, 4) ||
-        (layer->layout == RV_LAYOUT_S8_ROWS4 && !aligned(layer->weights, 4))) {
+    if (!aligned(layer->bias, 4) || !aligned(layer->multipliers, 4) || !aligned(layer->shifts, 4)) {
         return RV_ERR_ALIGNMENT;
     }
     /* every decode checks the model: one pass without early exit, which compilers vectorise */
@@ -94,7 +94,7 @@ rv_status rv_model_check(const rv_model *model) {
         const rv_layer *layer = &model->layers[l];
         rv_status status;
         if (layer->in == 0 || layer->out == 0 || layer->weights == NULL || layer->activation > RV_ACT_RELU ||
-            layer->layout > (model->dtype == RV_S8 ? RV_LAYOUT_S8_ROWS4 : RV_LAYOUT_IN_OUT)) {
+            layer->layout > (model->dtype == RV_S8 ? RV_LAYOUT_OUT_IN : RV_LAYOUT_IN_OUT)) {
             return RV_ERR_MODEL;
         }
         if (layer->in > RV_MAX_WIDTH || layer->out > RV_MAX_WIDTH) {
@@ -139,52 +139,92 @@ rv_status rv_model_verify(rv_model *model) {
     return status;
 }
 
-void rv_pack_s8_rows4(const rv_layer *layer, int16_t *packed) {
-    const size_t in = layer->in, out = layer->out, pairs = rv_s8_rows4_in(layer) / 2;
-    const int8_t *w = (const int8_t *)layer->weights;
-    size_t j, i;
-    memset(packed, 0, rv_s8_rows4_in(layer) * rv_s8_rows4_out(layer) * sizeof *packed);
-    for (j = 0; j < out; j++) {
-        for (i = 0; i < in; i++) {
-            packed[((j / 4 * pairs + i / 2) * 4 + j % 4) * 2 + i % 2] = w[j * in + i];
-        }
-    }
-}
-
-/* rv_s8_rows4_consts's stream for a layer (header RV_S8_CONSTS, or 0 where the layer does not qualify). */
-static void pack_s8_consts(const rv_layer *layer, int32_t *consts) {
-    const size_t out = layer->out, rows = rv_s8_rows4_out(layer);
+/* 1 when the DSP kernel runs the layer (the conditions in rv_internal.h). */
+static int s8_layer_fits(const rv_layer *layer, int last) {
     const int32_t *bias = (const int32_t *)layer->bias;
-    const int32_t zero_point = layer->output_quant.zero_point;
     size_t j;
-    int usable = layer->activation_min == -128 && layer->activation_max == 127;
-    memset(consts, 0, rv_s8_consts_words(layer) * sizeof *consts);
-    for (j = 0; j < rows; j++) {
-        const size_t k = layer->n_multipliers > 1 ? RV_MIN(j, out - 1) : 0;
-        int32_t *group = consts + 1 + j / 4 * 16;
-        if (j < out) {
-            group[j % 4] = bias != NULL ? bias[j] : 0;
-        }
-        usable &= rv_s8_row_consts(layer->multipliers[k], layer->shifts[k], zero_point, group + 4 + (j % 4) * 3);
+    int fits = layer->layout == RV_LAYOUT_OUT_IN && layer->in <= 16384 && layer->activation_min == -128 &&
+               layer->activation_max == 127 && (!last || layer->out % 4u == 0);
+    for (j = 0; j < layer->out; j++) {
+        const int32_t shift = layer->shifts[layer->n_multipliers > 1 ? j : 0];
+        fits &= (uint32_t)(shift + 22) < 22u && (bias == NULL || (uint32_t)bias[j] + (1u << 29) < (1u << 30));
     }
-    consts[0] = usable ? (int32_t)RV_S8_CONSTS : 0;
+    return fits;
 }
 
-/* Bytes of a layer's repacked weights (0: it keeps its own). */
-static size_t repacked_bytes(const rv_layer *layer) {
-    if (layer->layout != RV_LAYOUT_OUT_IN) {
+static size_t s8_stream_words(const rv_layer *layer) {
+    return ((size_t)layer->out + 3u) / 4u * rv_s8_group_words(layer);
+}
+
+/* Bytes of an int8 model's streams and probabilities table; 0 without the kernel or when a layer
+   does not fit. */
+static size_t s8_repacked_bytes(const rv_model *model) {
+    size_t total = 256u * sizeof(float);
+    unsigned l;
+    if (!RV_REPACK_S8) {
         return 0;
     }
-    if (layer->dtype == RV_S8) {
-        return RV_REPACK_S8 ? rv_s8_rows4_in(layer) * rv_s8_rows4_out(layer) * sizeof(int16_t) +
-                                  rv_s8_consts_words(layer) * sizeof(int32_t)
-                            : 0;
+    for (l = 0; l < model->n_layers; l++) {
+        if (model->dtype != RV_S8 || !s8_layer_fits(&model->layers[l], l + 1u == model->n_layers)) {
+            return 0;
+        }
+        total += s8_stream_words(&model->layers[l]) * sizeof(uint32_t);
+    }
+    return total;
+}
+
+/* A layer's stream (rv_internal.h); table: the probability of input 0 for the last layer, else NULL.
+   int32 arithmetic suffices: s8_layer_fits bounds every bias, so |b'| < 2^31. */
+static void write_s8_stream(const rv_layer *layer, uint32_t *stream, const float *table) {
+    const size_t in = layer->in, out = layer->out, pairs = rv_s8_pairs(layer), rows = (out + 3u) & ~(size_t)3u;
+    const int8_t *w = (const int8_t *)layer->weights;
+    const int32_t *bias = (const int32_t *)layer->bias;
+    size_t j, i;
+    memset(stream, 0, s8_stream_words(layer) * sizeof *stream);
+    for (j = 0; j < rows; j++) {
+        uint32_t *group = stream + j / 4u * rv_s8_group_words(layer), *consts = group + 4u + pairs * 4u;
+        uint32_t *row = consts + 1u + 3u * (j % 4u);
+        const size_t k = layer->n_multipliers > 1 ? RV_MIN(j, out - 1u) : 0;
+        int32_t b = (bias != NULL && j < out) ? bias[j] : 0;
+        for (i = 0; i < in && j < out; i++) {
+            b -= layer->input_quant.zero_point * w[j * in + i];
+            group[4u + i / 2u * 4u + j % 4u] |= (uint32_t)(uint16_t)(2 * w[j * in + i]) << (16u * (i % 2u));
+        }
+        group[j % 4u] = (uint32_t)(2 * b);
+        consts[0] = (uint32_t)((rows - 1u - j) / 4u); /* groups left */
+        row[0] = (uint32_t)layer->multipliers[k];
+        row[1] = (uint32_t)rv_s8_addend(-layer->shifts[k], layer->output_quant.zero_point);
+        row[2] = (uint32_t)-layer->shifts[k];
+        consts[13] = (uint32_t)(uintptr_t)table;
+    }
+}
+
+/* The streams, then the probabilities table (LOGISTIC, then DEQUANTIZE, as decode_s8_float computes
+   them), at mem (bytes: s8_repacked_bytes). */
+static void write_s8_streams(const rv_model *src, rv_model *dst, uint32_t *mem, size_t bytes) {
+    float *table = (float *)((uint8_t *)mem + bytes) - 256;
+    unsigned l, v;
+    for (l = 0; l < src->n_layers; l++) {
+        write_s8_stream(&src->layers[l], mem, l + 1u == src->n_layers ? table + 128 : NULL);
+        dst->layers[l].weights = mem;
+        dst->layers[l].layout = RV_LAYOUT_S8_ROWS4;
+        mem += s8_stream_words(&src->layers[l]);
+    }
+    for (v = 0; v < 256; v++) {
+        table[v] = (float)(src->logistic_table[v] - src->output_quant.zero_point) * src->output_quant.scale;
+    }
+}
+
+/* Bytes of a float layer's repacked weights (0: it keeps its own). */
+static size_t repacked_bytes(const rv_layer *layer) {
+    if (layer->layout != RV_LAYOUT_OUT_IN || layer->dtype == RV_S8) {
+        return 0;
     }
     return ((size_t)layer->in * layer->out * (layer->dtype == RV_F32 ? 4u : 2u) + 3u) & ~(size_t)3u;
 }
 
 rv_status rv_model_repack(const rv_model *src, rv_model *dst, void *mem, size_t mem_len, size_t *needed) {
-    size_t total = 0;
+    size_t total = 0, s8_bytes = 0;
     unsigned l;
     rv_status status;
     if (src == NULL || dst == NULL || needed == NULL) {
@@ -194,6 +234,7 @@ rv_status rv_model_repack(const rv_model *src, rv_model *dst, void *mem, size_t 
     if (status != RV_OK) {
         return status;
     }
+    total = s8_bytes = s8_repacked_bytes(src);
     for (l = 0; l < src->n_layers; l++) {
         total += repacked_bytes(&src->layers[l]);
     }
@@ -206,6 +247,10 @@ rv_status rv_model_repack(const rv_model *src, rv_model *dst, void *mem, size_t 
     }
     *dst = *src;
     dst->verified = RV_MODEL_VERIFIED;
+    if (s8_bytes > 0) { /* an int8 model: no float layers */
+        write_s8_streams(src, dst, (uint32_t *)mem, s8_bytes);
+        return RV_OK;
+    }
     for (l = 0; l < src->n_layers; l++) {
         const rv_layer *layer = &src->layers[l];
         rv_layer *out_layer = &dst->layers[l];
@@ -213,14 +258,6 @@ rv_status rv_model_repack(const rv_model *src, rv_model *dst, void *mem, size_t 
         const size_t out = layer->out;
         size_t i, j;
         if (repacked_bytes(layer) == 0) {
-            continue;
-        }
-        if (layer->dtype == RV_S8) {
-            rv_pack_s8_rows4(layer, (int16_t *)mem);
-            pack_s8_consts(layer, (int32_t *)((int16_t *)mem + rv_s8_rows4_in(layer) * rv_s8_rows4_out(layer)));
-            out_layer->weights = mem;
-            out_layer->layout = RV_LAYOUT_S8_ROWS4;
-            mem = (uint8_t *)mem + repacked_bytes(layer);
             continue;
         }
         if (layer->dtype == RV_F32) {
