@@ -2,9 +2,10 @@
  * RV_LAYOUT_S8_ROWS4 streams (format: rv_internal.h), one asm function per layer and latent, four rows
  * per group with the sums pinned in r0-r3. TFLite-Micro's reference FULLY_CONNECTED numbers:
  * - Sums: four inputs of the four rows take three ldm (the input pairs, then two rows-by-pair blocks)
- *   and eight smlad (~0.7 instructions per multiply-add); eight quads per loop pass, entered part-way
- *   for the remainder. The stream's weights are doubled and its biases hold the input zero point, so
- *   r0-r3 end at 2 * acc (|acc| < 2^30, rv_model_repack checks it).
+ *   and eight smlad (~0.7 instructions per multiply-add); six quads per loop pass (the demo's 48
+ *   inputs take two passes, as with eight, in 88 bytes less flash), entered part-way for the
+ *   remainder. The stream's weights are doubled and its biases hold the input zero point, so r0-r3
+ *   end at 2 * acc (|acc| < 2^30, rv_model_repack checks it).
  * - Requantisation, per output: smmlar gives floor((2 acc * multiplier + 2^31) / 2^32) = gemmlowp's
  *   SaturatingRoundingDoublingHighMul h (exact for multipliers >= 0: floor((acc * m + 2^30) / 2^31))
  *   plus the row's 2^(s-1) + zero_point * 2^s; minus 1 when acc < 0, an arithmetic shift right by s is
@@ -69,17 +70,18 @@ __asm__(".pushsection .text.rv_s8_rows4_m7, \"ax\", %progbits\n\t"
         "push {r4-r11, lr}\n\t"
         "sub sp, sp, #16\n\t"
         "ldm r0, {r4, r5, lr}\n\t"   /* stream, x, y */
-        "ldrd r6, r7, [r0, #12]\n\t" /* quads, float_out */
+        "ldrd r8, r7, [r0, #12]\n\t" /* quads, float_out */
         "adr.w r10, .Lrv_s8_int16\n\t"
         "cbz r7, 1f\n\t"
         "adr.w r10, .Lrv_s8_float\n"
         "1:\n\t"
         "orr r10, r10, #1\n\t"
         "str r10, [sp, #12]\n\t"
-        "rsb r9, r6, #0\n\t"          /* entry quad: (-quads) mod 8 */
-        "and r9, r9, #7\n\t"
-        "add r6, r6, #7\n\t"
-        "lsr r6, r6, #3\n\t"          /* passes */
+        "mov r11, #6\n\t"
+        "add r6, r8, #5\n\t"
+        "udiv r6, r6, r11\n\t"       /* passes */
+        "mls r9, r6, r11, r8\n\t"    /* -(entry quad): quads - 6 * passes */
+        "rsb r9, r9, #0\n\t"
         "adr.w r10, .Lrv_s8_body\n\t"
         "orr r10, r10, #1\n\t"
         "mov r11, #44\n\t"
@@ -89,8 +91,8 @@ __asm__(".pushsection .text.rv_s8_rows4_m7, \"ax\", %progbits\n\t"
         "bx r7\n\t"
         ".p2align 2\n"
         ".Lrv_s8_body:\n\t"
-        RV_S8_QUAD RV_S8_QUAD RV_S8_QUAD RV_S8_QUAD RV_S8_QUAD RV_S8_QUAD RV_S8_QUAD RV_S8_QUAD
-        ".if . - .Lrv_s8_body != 8 * 44\n\t"
+        RV_S8_QUAD RV_S8_QUAD RV_S8_QUAD RV_S8_QUAD RV_S8_QUAD RV_S8_QUAD
+        ".if . - .Lrv_s8_body != 6 * 44\n\t"
         ".error \"rv_s8_rows4_m7: a quad is not 44 bytes\"\n\t"
         ".endif\n\t"
         "subs r6, r6, #1\n\t"
