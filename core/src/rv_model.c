@@ -22,11 +22,12 @@ uint16_t rv_model_max_hidden(const rv_model *model) {
     return width;
 }
 
+/* Each layer's input is the previous layer's output (rv_model_check): the latent and the outputs. */
 uint16_t rv_model_max_width(const rv_model *model) {
-    uint16_t width = 0;
+    uint16_t width = model->layers[0].in;
     unsigned l;
     for (l = 0; l < model->n_layers; l++) {
-        width = RV_MAX(width, RV_MAX(model->layers[l].in, model->layers[l].out));
+        width = RV_MAX(width, model->layers[l].out);
     }
     return width;
 }
