@@ -583,6 +583,67 @@ static RV_ALWAYS_INLINE void s8_latent_any(const rv_layer *layer, const void *x,
     }
 }
 
+/* Rows of 32 or 48 inputs (k = in / 16 = 2 or 3, a constant) after a ReLU: 16 rows are 4k contiguous
+   vectors in which every 128-bit lane lies in one row, so vpdpbusd takes the rows as they are, against
+   u laid out to match (lane L of vector v: the inputs of row lane (4v + L) % k). quad_sums gives every
+   lane's sum (the group's lane g at dword 4 (g % 4) + g % 16 / 4 of sum vector g / 16), and k permutes
+   add each row's k lane sums: fewer instructions than a vector and a 16-way reduction per row. */
+static RV_ALWAYS_INLINE __m512i dot16_lanes(const int8_t *w, size_t bytes, const __m512i pattern[3],
+                                            const __m512i index[3], const __mmask16 third[3], const unsigned k) {
+    const __m512i zero = _mm512_setzero_si512();
+    __m512i lanes[12], sums[3], acc = zero;
+    unsigned v, t;
+    for (v = 0; v < 4 * k; v++) {
+        const size_t left = bytes > 64 * v ? bytes - 64 * v : 0;
+        const __mmask64 mask = left >= 64 ? ~(__mmask64)0 : left == 0 ? 0 : ~(__mmask64)0 >> (64 - left);
+        lanes[v] = _mm512_dpbusd_epi32(zero, pattern[4 * v % k], _mm512_maskz_loadu_epi8(mask, w + 64 * v));
+    }
+    for (t = 0; t < k; t++) {
+        sums[t] = quad_sums(lanes[4 * t], lanes[4 * t + 1], lanes[4 * t + 2], lanes[4 * t + 3]);
+    }
+    for (t = 0; t < k; t++) {
+        __m512i term = _mm512_permutex2var_epi32(sums[0], index[t], sums[1]);
+        if (k == 3) {
+            term = _mm512_mask_permutexvar_epi32(term, third[t], index[t], sums[2]);
+        }
+        acc = _mm512_add_epi32(acc, term);
+    }
+    return acc;
+}
+
+static RV_ALWAYS_INLINE void s8_latent_lanes(const rv_layer *layer, const uint8_t *u, int8_t *y, const unsigned k) {
+    const size_t in = 16u * k, out = layer->out;
+    const int8_t *w = (const int8_t *)layer->weights;
+    const s8_out o = s8_out_of(layer);
+    const __m512i inputs = _mm512_maskz_loadu_epi8(~(__mmask64)0 >> (64u - in), u);
+    __m512i pattern[3], index[3];
+    __mmask16 third[3] = {0, 0, 0};
+    size_t j0;
+    unsigned t, r;
+    for (t = 0; t < k; t++) { /* pattern t: lane L holds row lane (t + L) % k; index t: row r's lane kr + t */
+        int64_t qwords[8];
+        int32_t dwords[16];
+        for (r = 0; r < 4; r++) {
+            qwords[2 * r] = 2 * ((t + r) % k);
+            qwords[2 * r + 1] = 2 * ((t + r) % k) + 1;
+        }
+        for (r = 0; r < 16; r++) {
+            const unsigned g = k * r + t;
+            dwords[r] = (int32_t)(4 * (g % 4) + g % 16 / 4 + (g & 16));
+            third[t] |= (__mmask16)((g >= 32) << r);
+        }
+        pattern[t] = _mm512_permutexvar_epi64(_mm512_loadu_si512((const void *)qwords), inputs);
+        index[t] = _mm512_loadu_si512((const void *)dwords);
+    }
+    for (j0 = 0; j0 + 16 <= out; j0 += 16) {
+        s8_store16(&o, dot16_lanes(w + j0 * in, 16 * in, pattern, index, third, k), j0, 16, y);
+    }
+    if (j0 < out) {
+        const unsigned n = (unsigned)(out - j0);
+        s8_store16(&o, dot16_lanes(w + j0 * in, n * in, pattern, index, third, k), j0, n, y);
+    }
+}
+
 #if defined(__AVX512VBMI__)
 /* Rows of at most 16 inputs, four per vpdpbusd: vpermb spreads four consecutive rows over the four
    128-bit lanes (row k's bytes at 16k, zeros past the inputs), so the lane sums of four such vectors
@@ -663,7 +724,13 @@ size_t rv_dense_s8_fast(const rv_layer *layer, const int16_t *x16, size_t nb, in
             const __mmask32 lanes = in - i >= 32 ? ~(__mmask32)0 : ((__mmask32)1 << (in - i)) - 1u;
             _mm256_mask_storeu_epi8(u + i, lanes, _mm512_cvtepi16_epi8(_mm512_maskz_loadu_epi16(lanes, x16 + i)));
         }
-        s8_latent_any(layer, u, y, 0);
+        if (in == 32) {
+            s8_latent_lanes(layer, u, y, 2);
+        } else if (in == 48) {
+            s8_latent_lanes(layer, u, y, 3);
+        } else {
+            s8_latent_any(layer, u, y, 0);
+        }
     }
     return out;
 }
