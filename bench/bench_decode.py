@@ -8,6 +8,11 @@ Single: one latent per call (what a module does), best of several timed loops. B
 call where the engine can take a batch (C core, LiteRT resized, JAX, numpy), one at a time otherwise.
 Beside the times: weight bytes streamed per second (single) and multiply-accumulates per second, so the
 table shows how far each is from the machine's limits. numpy runs its BLAS single-threaded.
+
+The machine's limits, measured in the same run by a small C library compiled here (not the core): the
+Python floor of a single decode (set the input, one C call that does nothing, return the output) and
+how fast a plain C loop reads a buffer of the model's weight bytes over and over (from L1 or L2, as
+the decoder reads its weights). Their sum, the "floor" row, bounds any engine called from Python.
 """
 
 from __future__ import annotations
@@ -22,14 +27,18 @@ os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse
+import importlib.util
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
+from cffi import FFI
 from tflite_micro import runtime
 
 from rackvae.core import Decoder
@@ -42,6 +51,7 @@ MODELS = {
     "note 3-19-120-768": ((3, 19, 120, 768), XenMetadata("note", 48, 16, 3, base_note=36)),
 }
 BATCH = 4096
+READ_SIZES = (16 << 10, 512 << 10)  # buffers that stay in L1 and in L2 on current x86
 WEIGHT_BYTES = {"float32": 4, "float16": 2, "int8": 1}
 
 
@@ -62,6 +72,81 @@ def best_time(call: Callable[[], object], loops: int, repeats: int) -> float:
             call()
         best = min(best, (time.perf_counter() - start) / loops)
     return best
+
+
+# The machine's limits: a C call that does nothing, and a read loop (four independent 64-byte XOR
+# chains, so the loads and not the XORs set the pace), built like the core (-O3 -march=native).
+LIMITS_C = r"""
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+int noop(const void *p) {
+    (void)p;
+    return 0;
+}
+
+typedef uint64_t lanes __attribute__((vector_size(64)));
+
+uint64_t read_bytes(const char *p, size_t n, size_t passes) {
+    lanes a = {0}, b = {0}, c = {0}, d = {0}, v;
+    size_t pass, i;
+    for (pass = 0; pass < passes; pass++) {
+        for (i = 0; i + 256 <= n; i += 256) {
+            memcpy(&v, p + i, 64), a ^= v;
+            memcpy(&v, p + i + 64, 64), b ^= v;
+            memcpy(&v, p + i + 128, 64), c ^= v;
+            memcpy(&v, p + i + 192, 64), d ^= v;
+        }
+    }
+    a ^= b ^ c ^ d;
+    return a[0] ^ a[1] ^ a[2] ^ a[3] ^ a[4] ^ a[5] ^ a[6] ^ a[7];
+}
+"""
+
+
+def limits_library() -> Any:
+    """LIMITS_C compiled into a temporary directory and loaded (its ffi and lib)."""
+    ffi = FFI()
+    ffi.cdef("int noop(const void *p); uint64_t read_bytes(const char *p, size_t n, size_t passes);")
+    ffi.set_source("_bench_limits", LIMITS_C, extra_compile_args=["-O3", "-march=native"])
+    path = ffi.compile(tmpdir=tempfile.mkdtemp(prefix="bench_limits_"))
+    spec = importlib.util.spec_from_file_location("_bench_limits", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class Limits:
+    python_floor_s: float  # set a 3-float input, a no-op C call with one pointer, return the output
+    read_s: Callable[[int], float]  # seconds to read that many bytes once, read over and over
+
+    def floor(self, weight_bytes: int) -> float:
+        return self.python_floor_s + self.read_s(weight_bytes)
+
+
+def measure_limits(loops: int) -> Limits:
+    module = limits_library()
+    ffi, lib = module.ffi, module.lib
+    source, output, one = np.zeros(3, np.float32), np.zeros((16, 12), np.float32), np.ones(3, np.float32)
+    handle = ffi.new("char[64]")
+    noop = lib.noop
+
+    def floor() -> np.ndarray:  # c_core's single() with a C call that does nothing
+        source[:] = one
+        noop(handle)
+        return output
+
+    def read_s(size: int) -> float:
+        whole = -(-size // 256) * 256  # what the loop reads
+        memory = ffi.new("char[]", whole + 64)
+        start = memory + (-int(ffi.cast("uintptr_t", memory)) % 64)  # cache-line aligned, as the weights
+        passes = max(1, (64 << 20) // whole)
+        return best_time(lambda: lib.read_bytes(start, whole, passes), 1, 5) / passes
+
+    return Limits(best_time(floor, loops, 7), read_s)
 
 
 def c_core(data: bytes, latents: np.ndarray, loops: int) -> Result:
@@ -187,6 +272,12 @@ def main() -> None:
     args = parser.parse_args()
     loops = 300 if args.quick else 3000
     rng = np.random.default_rng(0)
+    limits = measure_limits(loops * 10)
+    print(
+        f"machine limits: Python floor {limits.python_floor_s * 1e6:.2f} us (set the input, a no-op C call, "
+        "return the output); C read loop "
+        + ", ".join(f"{rate(size / limits.read_s(size), 'B/s')} over {size >> 10} KB" for size in READ_SIZES)
+    )
     print(f"batch {BATCH} latents; times in microseconds; 'x C' = how many times the C core's time")
     header = (
         f"{'model':19} {'variant':8} {'engine':23} {'single us':>10} {'x C':>8} {'weights/s':>12} "
@@ -210,6 +301,8 @@ def main() -> None:
                 results += [jax_decoder(layers, latents, loops), numpy_decoder(layers, latents, loops)]
             c = results[0]
             streamed = weight_bytes(layers, variant)
+            floor_s = limits.floor(streamed)
+            results.append(Result("floor (Python + read)", floor_s, None))
             for result in results:
                 print(
                     f"{model_name:19} {variant:8} {result.engine:23} {fmt_us(result.single_s):>10} "
@@ -226,7 +319,8 @@ def main() -> None:
                 f"({'met' if c.single_s < lite.single_s else 'NOT met'})"
                 + (
                     f", vs TFLite-Micro {micro.single_s / c.single_s:.0f}x "
-                    f"({'met' if micro.single_s >= 20 * c.single_s else 'NOT met'})"
+                    f"({'met' if micro.single_s >= 20 * c.single_s else 'NOT met'}: 20x needs "
+                    f"<= {micro.single_s / 20 * 1e6:.2f} us, floor {floor_s * 1e6:.2f} us)"
                     if micro.single_s
                     else ", TFLite-Micro cannot run it"
                 )
