@@ -131,7 +131,7 @@ int rv_engine_inference_pending(const rv_engine *engine) {
 rv_status rv_engine_run_inference(rv_engine *engine, const float *latent, float threshold) {
     const rv_model *model;
     rv_post_config config;
-    float *probabilities;
+    size_t decode_scratch_len;
     unsigned back;
     rv_status status;
     if (engine == NULL || latent == NULL) {
@@ -146,14 +146,16 @@ rv_status rv_engine_run_inference(rv_engine *engine, const float *latent, float 
     engine->back_ready = 0;
     RV_COMPILER_BARRIER();
     back = engine->front ^ 1u;
-    probabilities = (float *)(engine->scratch + probabilities_offset(model));
-    status = rv_decode(model, latent, 1, probabilities, engine->scratch, probabilities_offset(model));
+    decode_scratch_len = probabilities_offset(model); /* the probabilities follow the decoder's scratch */
+    status = rv_decode(model, latent, 1, (float *)(engine->scratch + decode_scratch_len), engine->scratch,
+                       decode_scratch_len);
     if (status != RV_OK) {
         return status;
     }
     config = engine->config;
     config.threshold = threshold;
-    status = rv_postprocess(&model->metadata, probabilities, &config, &engine->sequences[back]);
+    status = rv_postprocess(&model->metadata, (const float *)(engine->scratch + decode_scratch_len), &config,
+                            &engine->sequences[back]);
     if (status != RV_OK) {
         return status;
     }

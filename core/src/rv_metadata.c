@@ -14,6 +14,23 @@
 #define RV_TYPE_LEN 6
 #define RV_EXT_LEN 5
 
+/* Rows, ticks and base note: the checks parsing and rv_metadata_check share, in parsing's order. */
+static rv_status check_sizes(const rv_metadata *meta) {
+    if (meta->rows == 0 || meta->ticks == 0) {
+        return RV_ERR_METADATA;
+    }
+    if (meta->ticks > RV_MAX_TICKS) {
+        return RV_ERR_LIMIT_TICKS;
+    }
+    if (meta->rows > RV_MAX_ROWS) {
+        return RV_ERR_LIMIT_ROWS;
+    }
+    if (meta->base_note > 127) {
+        return RV_ERR_METADATA;
+    }
+    return RV_OK;
+}
+
 rv_status rv_metadata_parse(const uint8_t *data, size_t len, rv_metadata *out) {
     size_t i;
     if (data == NULL || out == NULL) {
@@ -79,34 +96,21 @@ rv_status rv_metadata_parse_at(const uint8_t *data, size_t len, rv_metadata *out
         out->base_note = p[3];
         out->latent_dim = p[4];
     }
-    if (out->rows == 0 || out->ticks == 0) {
-        return RV_ERR_METADATA;
-    }
-    if (out->ticks > RV_MAX_TICKS) {
-        return RV_ERR_LIMIT_TICKS;
-    }
-    if (out->rows > RV_MAX_ROWS) {
-        return RV_ERR_LIMIT_ROWS;
-    }
-    if (out->base_note > 127) {
-        return RV_ERR_METADATA;
-    }
-    return RV_OK;
+    return check_sizes(out);
 }
 
 rv_status rv_metadata_check(const rv_metadata *meta, uint16_t latent_dim, uint16_t output_size) {
+    rv_status status;
     unsigned g;
     if (meta->kind != RV_KIND_NOTE && meta->kind != RV_KIND_PERC) {
         return RV_ERR_METADATA;
     }
-    if (meta->rows == 0 || meta->ticks == 0 || meta->base_note > 127) {
-        return RV_ERR_METADATA;
+    if (meta->base_note > 127) {
+        return RV_ERR_METADATA; /* before the limits, as a zero row or tick count */
     }
-    if (meta->ticks > RV_MAX_TICKS) {
-        return RV_ERR_LIMIT_TICKS;
-    }
-    if (meta->rows > RV_MAX_ROWS) {
-        return RV_ERR_LIMIT_ROWS;
+    status = check_sizes(meta);
+    if (status != RV_OK) {
+        return status;
     }
     if (meta->n_groups > RV_MAX_GROUPS) {
         return RV_ERR_LIMIT_GROUPS;

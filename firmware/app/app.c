@@ -67,7 +67,7 @@ static rv_status load_card_model(const char *path, rv_model *model, uint8_t **sc
     }
     size_t used = align_up((size_t)size), aux_needed = 0;
     rv_status status = rv_model_load_tflite(model, buffer, (size_t)size, NULL, 0, &aux_needed);
-    if (status == RV_ERR_BUFFER_TOO_SMALL || (status == RV_OK && aux_needed > 0)) {
+    if (status == RV_ERR_BUFFER_TOO_SMALL) { /* an int8 model: its constants follow the file */
         if (aux_needed > capacity - used) {
             *problem = "not enough memory for the model";
             return RV_ERR_BUFFER_TOO_SMALL;
@@ -108,21 +108,19 @@ static rv_status start_model(int index, const char **problem)
     size_t scratch_len;
     rv_status status;
     *problem = NULL;
+    const char *name = model_list_name(&app.models, index);
     if (model_list_is_built_in(&app.models, index)) {
-        /* Weights stay in flash; the model buffer, free while no card model plays, holds the scratch. */
+        /* Weights stay in flash; the model buffer, free while no card model plays, holds the scratch
+           (the engine refuses a scratch too small for it). */
         model = rv_default_model;
         scratch = hal_model_buffer(&scratch_len);
         status = rv_model_verify(&model);
-        if (status == RV_OK && rv_engine_scratch_size(&model) > scratch_len) {
-            status = RV_ERR_BUFFER_TOO_SMALL;
-        }
     } else {
-        status = load_card_model(model_list_name(&app.models, index), &model, &scratch, &scratch_len, problem);
+        status = load_card_model(name, &model, &scratch, &scratch_len, problem);
     }
     if (status != RV_OK) {
         return status;
     }
-    const char *name = model_list_name(&app.models, index);
     app.model = model;
     if (app.engine.model == NULL) {
         /* At most 4 notes per tick, as the original: one per voice of a note model. */
