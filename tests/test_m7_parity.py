@@ -20,10 +20,11 @@ import numpy as np
 import pytest
 
 from rackvae.core import Decoder
-from rackvae.export.tflite import run_litert, run_tflite_micro
-from rackvae.model import decode_layers
+from rackvae.export.tflite import VARIANTS, run_litert, run_tflite_micro, tflite_bytes
+from rackvae.model import decode_layers, random_decoder_layers
 from rackvae.simulate import QEMU_COMMAND, build_firmware
 from test_core_models import CoreModel, core_models
+from test_core_odd_widths import SHAPES as ODD_SHAPES
 from test_firmware import build_root, require_cross_tools  # noqa: F401  (build_root: a fixture)
 
 N_LATENTS = 1000
@@ -126,3 +127,18 @@ def test_m7_int8_is_bit_exact_with_tflite_micro(m7: dict[str, dict[str, np.ndarr
     # the dequantised outputs: equal floats means equal int8 codes (one scale, one zero point)
     assert np.array_equal(output, reference)
     assert len(np.unique(output)) > 50  # many output levels, not a constant
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("shape", sorted(ODD_SHAPES))
+def test_m7_odd_widths_decode_bit_for_bit_like_the_cffi_core(
+    parity_elf: Path, tmp_path: Path, shape: str, variant: str
+) -> None:
+    """Widths below one tile (7), tails that end on an overlapping tile (15, 33, 60, 91, 129), odd
+    float16 rows and int8 outputs not in groups of four: the M7's leftover paths, repacked and in place."""
+    sizes, metadata = ODD_SHAPES[shape]
+    data = tflite_bytes(random_decoder_layers(sizes, seed=11), metadata, variant, model_name=f"odd_{shape}")
+    latents = np.random.default_rng(5).uniform(-3, 3, (200, 3)).astype(np.float32)
+    desktop = Decoder.from_bytes(data).decode(latents).reshape(len(latents), -1)
+    for path, output in decode_on_m7(parity_elf, data, latents, tmp_path).items():
+        assert np.array_equal(output.view(np.uint32), desktop.view(np.uint32)), (shape, variant, path)
