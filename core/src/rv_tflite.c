@@ -162,27 +162,28 @@ static fb_table fb_subtable(reader *r, const fb_table *t, unsigned field) {
     return pos != 0 ? fb_table_via(r, pos) : absent;
 }
 
-/* Vector in a field (empty when absent). */
-static fb_vector fb_vector_field(reader *r, const fb_table *t, unsigned field) {
-    fb_vector v = {0, 0};
+/* Vector in a field into *v (empty when absent). An out parameter, unlike the other readers: most
+   vectors go straight into a struct, which a returned value would be copied into. */
+static void fb_vector_field(reader *r, const fb_table *t, unsigned field, fb_vector *v) {
     size_t target = fb_field(r, t, FB_SLOT(field), 4);
     uint32_t count;
+    v->pos = 0;
+    v->count = 0;
     if (target == 0) {
-        return v;
+        return;
     }
     target = fb_deref(r, target);
     if (target == 0 || !fb_has(r, target, 4)) {
         fail(r, RV_ERR_OFFSET);
-        return v;
+        return;
     }
     count = fb_u32(r, target);
     if ((size_t)count > (r->len - target - 4) / FB_BYTES(field)) {
         fail(r, RV_ERR_OFFSET);
-        return v;
+        return;
     }
-    v.pos = target + 4;
-    v.count = count;
-    return v;
+    v->pos = target + 4;
+    v->count = count;
 }
 
 /* Table element i of a vector of tables; an index past the end is the error `missing`. */
@@ -253,8 +254,9 @@ static void *aux_take(reader *r, size_t bytes) {
 
 static void buffer_data(reader *r, uint32_t index, tensor_info *info) {
     const fb_table buffer = fb_vector_table(r, &r->buffers, index, RV_ERR_WEIGHTS);
-    const fb_vector bytes = fb_vector_field(r, &buffer, BUFFER_DATA);
+    fb_vector bytes;
     uint32_t offset, size;
+    fb_vector_field(r, &buffer, BUFFER_DATA, &bytes);
     if (bytes.count > 0) {
         info->data = r->data + bytes.pos;
         info->data_len = bytes.count;
@@ -275,9 +277,10 @@ static void buffer_data(reader *r, uint32_t index, tensor_info *info) {
 
 static rv_status read_tensor(reader *r, int32_t index, tensor_info *info) {
     const fb_table tensor = fb_vector_table(r, &r->tensors, (uint32_t)index, RV_ERR_GRAPH);
-    const fb_vector shape = fb_vector_field(r, &tensor, TENSOR_SHAPE);
+    fb_vector shape;
     fb_table quant;
     uint32_t buffer_index, k;
+    fb_vector_field(r, &tensor, TENSOR_SHAPE, &shape);
     memset(info, 0, sizeof(*info));
     info->type = (uint8_t)fb_scalar(r, &tensor, TENSOR_TYPE);
     buffer_index = fb_scalar(r, &tensor, TENSOR_BUFFER);
@@ -300,8 +303,8 @@ static rv_status read_tensor(reader *r, int32_t index, tensor_info *info) {
     }
     /* an absent quantization table reads as no scales and no zero points */
     quant = fb_subtable(r, &tensor, TENSOR_QUANTIZATION);
-    info->scales = fb_vector_field(r, &quant, QUANT_SCALE);
-    info->zero_points = fb_vector_field(r, &quant, QUANT_ZERO_POINT);
+    fb_vector_field(r, &quant, QUANT_SCALE, &info->scales);
+    fb_vector_field(r, &quant, QUANT_ZERO_POINT, &info->zero_points);
     if (fb_scalar(r, &quant, QUANT_DETAILS_TYPE) != 0) {
         fail(r, RV_ERR_QUANTIZATION);
     }
@@ -613,10 +616,10 @@ static rv_status read_graph(reader *r, rv_model *model, const fb_table *subgraph
     int32_t current;
     uint32_t k;
     int ended = 0;
-    r->tensors = fb_vector_field(r, subgraph, SUBGRAPH_TENSORS);
-    inputs = fb_vector_field(r, subgraph, SUBGRAPH_INPUTS);
-    outputs = fb_vector_field(r, subgraph, SUBGRAPH_OUTPUTS);
-    operators = fb_vector_field(r, subgraph, SUBGRAPH_OPERATORS);
+    fb_vector_field(r, subgraph, SUBGRAPH_TENSORS, &r->tensors);
+    fb_vector_field(r, subgraph, SUBGRAPH_INPUTS, &inputs);
+    fb_vector_field(r, subgraph, SUBGRAPH_OUTPUTS, &outputs);
+    fb_vector_field(r, subgraph, SUBGRAPH_OPERATORS, &operators);
     current = fb_vector_i32(r, &inputs, 0);
     if (inputs.count != 1 || outputs.count != 1) {
         fail(r, RV_ERR_GRAPH);
@@ -631,8 +634,8 @@ static rv_status read_graph(reader *r, rv_model *model, const fb_table *subgraph
         if (ended) {
             fail(r, RV_ERR_GRAPH);
         }
-        io.inputs = fb_vector_field(r, &op, OPERATOR_INPUTS);
-        io.outputs = fb_vector_field(r, &op, OPERATOR_OUTPUTS);
+        fb_vector_field(r, &op, OPERATOR_INPUTS, &io.inputs);
+        fb_vector_field(r, &op, OPERATOR_OUTPUTS, &io.outputs);
         if (r->status != RV_OK) {
             break;
         }
@@ -657,21 +660,23 @@ static rv_status read_graph(reader *r, rv_model *model, const fb_table *subgraph
 static rv_status read_metadata(reader *r, const fb_table *root, rv_metadata *meta) {
     static const char name_wanted[] = "TFLITE_METADATA";
     const size_t name_len = sizeof(name_wanted) - 1;
-    const fb_vector entries = fb_vector_field(r, root, MODEL_METADATA);
+    fb_vector entries;
     uint32_t k;
     int found = 0;
+    fb_vector_field(r, root, MODEL_METADATA, &entries);
     for (k = 0; k < entries.count && r->status == RV_OK; k++) {
         const fb_table entry = fb_vector_table(r, &entries, k, RV_ERR_GRAPH);
-        const fb_vector name = fb_vector_field(r, &entry, METADATA_NAME);
-        const uint32_t buffer_index = fb_scalar(r, &entry, METADATA_BUFFER);
+        fb_vector name, bytes;
         fb_table buffer;
-        fb_vector bytes;
+        uint32_t buffer_index;
         size_t window, hit;
+        fb_vector_field(r, &entry, METADATA_NAME, &name);
+        buffer_index = fb_scalar(r, &entry, METADATA_BUFFER);
         if (name.count != name_len || memcmp(r->data + name.pos, name_wanted, name_len) != 0) {
             continue;
         }
         buffer = fb_vector_table(r, &r->buffers, buffer_index, RV_ERR_NO_METADATA);
-        bytes = fb_vector_field(r, &buffer, BUFFER_DATA);
+        fb_vector_field(r, &buffer, BUFFER_DATA, &bytes);
         window = bytes.pos - 4; /* the length prefix, inside the file since the vector is */
         for (hit = 0; hit + 4 <= bytes.count; hit++) {
             if (memcmp(r->data + window + hit, "xen:", 4) == 0) {
@@ -719,9 +724,9 @@ rv_status rv_model_load_tflite(rv_model *model, const void *bytes, size_t len, v
     if (fb_scalar(&r, &root, MODEL_VERSION) != TFLITE_SCHEMA_VERSION) {
         fail(&r, RV_ERR_NOT_TFLITE);
     }
-    r.opcodes = fb_vector_field(&r, &root, MODEL_OPERATOR_CODES);
-    r.buffers = fb_vector_field(&r, &root, MODEL_BUFFERS);
-    subgraphs = fb_vector_field(&r, &root, MODEL_SUBGRAPHS);
+    fb_vector_field(&r, &root, MODEL_OPERATOR_CODES, &r.opcodes);
+    fb_vector_field(&r, &root, MODEL_BUFFERS, &r.buffers);
+    fb_vector_field(&r, &root, MODEL_SUBGRAPHS, &subgraphs);
     if (subgraphs.count != 1) {
         fail(&r, RV_ERR_SUBGRAPHS);
     }
