@@ -14,6 +14,7 @@ and int8 .tflite files by rackvae.export.
 
 from __future__ import annotations
 
+import bisect
 import re
 import shutil
 import subprocess
@@ -99,12 +100,30 @@ def logistic_range(elf: Path) -> tuple[int, int]:
     return start, start + size
 
 
+def part_of(origin: str) -> str:
+    """Which part of the image an object file of the map belongs to."""
+    if "/core/src/" in origin or re.search(r"\((rv_\w+)\.c\.obj\)", origin):
+        return "core"
+    if "default_model" in origin:
+        return "built-in weights"
+    if re.search(r"\((app|model_list|panel|report|text)\.c\.obj\)", origin):
+        return "app"
+    if "lib" in origin and ".a(" in origin:
+        return "libc/libm/libgcc"
+    return "virtual-module HAL"
+
+
 def code_size(map_path: Path) -> dict[str, int]:
-    """Bytes of .text/.rodata each part contributes to the linked virtual-module image, from the map."""
+    """Bytes of .text/.rodata each part contributes to the linked virtual-module image, from the map.
+
+    Merged string sections (.str1.*) are listed with their sizes before merging, some at the same
+    address as another file's strings: each entry counts only the bytes up to the next entry's address
+    that no earlier entry covered, so every byte of the image is counted once."""
     parts = {"core": 0, "app": 0, "built-in weights": 0, "virtual-module HAL": 0, "libc/libm/libgcc": 0}
-    pattern = re.compile(r"^\s*(?:\.(?:text|rodata)\S*)?\s+0x[0-9a-f]+\s+0x([0-9a-f]+)\s+(\S+)$")
+    pattern = re.compile(r"^\s*(?:\.(?:text|rodata)\S*)?\s+0x([0-9a-f]+)\s+0x([0-9a-f]+)\s+(\S+)$")
     section = ""
     text = map_path.read_text()
+    entries: list[tuple[int, int, str]] = []  # (address, size, part)
     # Only what was linked: the map lists the sections the linker discarded before this heading.
     linked = text[text.index("Memory Configuration") :]
     for line in linked.splitlines():
@@ -114,19 +133,16 @@ def code_size(map_path: Path) -> dict[str, int]:
         if not section.startswith((".text", ".rodata")):
             continue
         match = pattern.match(line)
-        if not match:
-            continue
-        size, origin = int(match.group(1), 16), match.group(2)
-        if "/core/src/" in origin or re.search(r"\((rv_\w+)\.c\.obj\)", origin):
-            parts["core"] += size
-        elif "default_model" in origin:
-            parts["built-in weights"] += size
-        elif re.search(r"\((app|model_list|panel|report|text)\.c\.obj\)", origin):
-            parts["app"] += size
-        elif "lib" in origin and ".a(" in origin:
-            parts["libc/libm/libgcc"] += size
-        else:
-            parts["virtual-module HAL"] += size
+        if match and int(match.group(2), 16) > 0:
+            entries.append((int(match.group(1), 16), int(match.group(2), 16), part_of(match.group(3))))
+    entries.sort()
+    starts = sorted({address for address, _, _ in entries})
+    covered = 0
+    for address, size, part in entries:
+        following = bisect.bisect_right(starts, address)
+        end = min(address + size, starts[following]) if following < len(starts) else address + size
+        parts[part] += max(0, end - max(address, covered))
+        covered = max(covered, end)
     return parts
 
 
