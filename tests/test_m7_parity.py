@@ -52,11 +52,17 @@ def random_latents(model: CoreModel) -> np.ndarray:
     return np.random.default_rng(0).uniform(-scale, scale, (N_LATENTS, 3)).astype(np.float32)
 
 
-def decode_on_m7(elf: Path, tflite: bytes, latents: np.ndarray, run_dir: Path) -> dict[str, np.ndarray]:
-    """Probabilities ``[N, ticks * rows]`` from the M7 program: {"repacked": ..., "in_place": ...}."""
+def decode_on_m7(
+    elf: Path, tflite: bytes, latents: np.ndarray, run_dir: Path, quantized: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Probabilities ``[N, ticks * rows]`` from the M7 program: {"repacked": ..., "in_place": ...}; with
+    int8 ``quantized`` latents (int8 files) also the integer graph's outputs {"quantized": ...,
+    "quantized_in_place": ...}."""
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "model.tflite").write_bytes(tflite)
     (run_dir / "latents.bin").write_bytes(np.ascontiguousarray(latents, "<f4").tobytes())
+    if quantized is not None:
+        (run_dir / "latents_s8.bin").write_bytes(np.ascontiguousarray(quantized, np.int8).tobytes())
     result = subprocess.run(
         [*QEMU_COMMAND, "-kernel", str(elf)],
         cwd=run_dir,
@@ -70,6 +76,9 @@ def decode_on_m7(elf: Path, tflite: bytes, latents: np.ndarray, run_dir: Path) -
     for name, file in (("repacked", "probabilities.bin"), ("in_place", "probabilities_in_place.bin")):
         values = np.fromfile(run_dir / file, "<f4").astype(np.float32)
         outputs[name] = values.reshape(len(latents), -1)
+    if quantized is not None:
+        for name in ("quantized", "quantized_in_place"):
+            outputs[name] = np.fromfile(run_dir / f"{name}.bin", np.int8).reshape(len(quantized), -1)
     return outputs
 
 
@@ -142,3 +151,18 @@ def test_m7_odd_widths_decode_bit_for_bit_like_the_cffi_core(
     desktop = Decoder.from_bytes(data).decode(latents).reshape(len(latents), -1)
     for path, output in decode_on_m7(parity_elf, data, latents, tmp_path).items():
         assert np.array_equal(output.view(np.uint32), desktop.view(np.uint32)), (shape, variant, path)
+
+
+@pytest.mark.parametrize("key", ["demo_int8", "note_int8"])
+def test_m7_integer_graph_is_bit_exact_with_the_cffi_core(parity_elf: Path, tmp_path: Path, key: str) -> None:
+    """rv_decode_s8 (int8 latents in, the LOGISTIC's int8 codes out, as TFLite-Micro runs the file) on
+    the M7, repacked and in place, over the whole int8 latent range including its corners."""
+    model = core_models()[key]
+    rng = np.random.default_rng(3)
+    corners = np.array([[-128, -128, -128], [127, 127, 127], [-128, 127, 0]], np.int8)
+    quantized = np.concatenate([corners, rng.integers(-128, 128, (N_LATENTS, 3), dtype=np.int8)])
+    outputs = decode_on_m7(parity_elf, model.tflite, random_latents(model), tmp_path, quantized)
+    desktop = Decoder.from_bytes(model.tflite).decode_quantized(quantized).reshape(len(quantized), -1)
+    assert len(np.unique(desktop)) > 50
+    for path in ("quantized", "quantized_in_place"):
+        assert np.array_equal(outputs[path], desktop), (key, path)

@@ -6,6 +6,8 @@
  * a file:
  *   probabilities.bin           weights repacked (rv_model_repack), as the module decodes
  *   probabilities_in_place.bin  weights read where the file holds them
+ * and, for an int8 file given latents_s8.bin (N x latent_dim int8), the integer graph's int8 outputs
+ * (rv_decode_s8) both ways: quantized.bin, quantized_in_place.bin.
  * The exit status is 0, the rv_status of a failed load, repack or decode, or 1 for a file error.
  */
 #include <stdint.h>
@@ -25,6 +27,7 @@ __attribute__((section(".psram"), aligned(16))) static uint8_t repacked[FILE_CAP
 __attribute__((section(".psram"), aligned(16))) static uint8_t scratch[1u << 20];
 __attribute__((section(".psram"), aligned(16))) static float latents[LATENT_CAPACITY / sizeof(float)];
 __attribute__((section(".psram"), aligned(16))) static float probabilities[OUTPUT_CAPACITY / sizeof(float)];
+__attribute__((section(".psram"), aligned(16))) static int8_t latents_s8[LATENT_CAPACITY];
 
 /* Reads a whole host file; returns its size, or -1 when it is missing, unreadable or too large. */
 static long read_host_file(const char *path, void *buffer, size_t capacity)
@@ -48,11 +51,13 @@ static int fail(const char *what, const char *reason, int status)
     return status;
 }
 
-/* Decodes the n latents in chunks that fit the output buffer and writes them to path. */
-static int decode_to_file(const rv_model *model, size_t n, const char *path)
+/* Decodes the n latents (float, or int8 through the integer graph when quantized) in chunks that fit
+   the output buffer and writes them to path. */
+static int decode_to_file(const rv_model *model, size_t n, int quantized, const char *path)
 {
     size_t latent_dim = rv_model_latent_dim(model), outputs = rv_model_output_size(model);
-    size_t chunk = sizeof probabilities / (outputs * sizeof(float));
+    size_t value_size = quantized ? sizeof(int8_t) : sizeof(float);
+    size_t chunk = sizeof probabilities / (outputs * value_size);
     int handle = sh_open_write(path);
     if (handle < 0) {
         return fail(path, "cannot open for writing", 1);
@@ -60,11 +65,13 @@ static int decode_to_file(const rv_model *model, size_t n, const char *path)
     int result = 0;
     for (size_t first = 0; first < n && result == 0; first += chunk) {
         size_t count = n - first < chunk ? n - first : chunk;
-        rv_status status = rv_decode(model, &latents[first * latent_dim], count, probabilities, scratch,
-                                     sizeof scratch);
+        rv_status status = quantized ? rv_decode_s8(model, &latents_s8[first * latent_dim], count,
+                                                    (int8_t *)probabilities, scratch, sizeof scratch)
+                                     : rv_decode(model, &latents[first * latent_dim], count, probabilities,
+                                                 scratch, sizeof scratch);
         if (status != RV_OK) {
             result = fail("decode", rv_status_str(status), (int)status);
-        } else if (sh_write(handle, probabilities, count * outputs * sizeof(float)) != 0) {
+        } else if (sh_write(handle, probabilities, count * outputs * value_size) != 0) {
             result = fail(path, "write failed", 1);
         }
     }
@@ -98,6 +105,18 @@ int main(void)
         return fail("latents.bin", "size is not a multiple of latent_dim float32 values", 1);
     }
     size_t n = (size_t)latent_bytes / latent_size;
-    int result = decode_to_file(&fast, n, "probabilities.bin");
-    return result != 0 ? result : decode_to_file(&model, n, "probabilities_in_place.bin");
+    int result = decode_to_file(&fast, n, 0, "probabilities.bin");
+    if (result == 0) {
+        result = decode_to_file(&model, n, 0, "probabilities_in_place.bin");
+    }
+    long s8_bytes = read_host_file("latents_s8.bin", latents_s8, sizeof latents_s8);
+    if (result != 0 || s8_bytes < 0 || model.dtype != RV_S8) {
+        return result;
+    }
+    if ((size_t)s8_bytes % rv_model_latent_dim(&model) != 0) {
+        return fail("latents_s8.bin", "size is not a multiple of latent_dim int8 values", 1);
+    }
+    n = (size_t)s8_bytes / rv_model_latent_dim(&model);
+    result = decode_to_file(&fast, n, 1, "quantized.bin");
+    return result != 0 ? result : decode_to_file(&model, n, 1, "quantized_in_place.bin");
 }
