@@ -19,7 +19,16 @@ void rv_store_outputs(const rv_layer *layer, size_t j, const float *sums, size_t
    degree-5 polynomial (relative error 1.1e-7, fitted with 2^0 = 1 exactly) by Estrin's scheme (fewer
    dependent steps and register copies than Horner on the M7's accumulating vfma), 2^n from its
    exponent bits. Every 2^y stays a normal float (no subnormals, whose handling can differ
-   when a process sets flush-to-zero). */
+   when a process sets flush-to-zero). The constants, shared by the portable and the M7 versions: */
+#define RV_LOGIT_LIMIT 80.0f
+#define RV_NEG_LOG2E (-1.44269504f)
+#define RV_ROUND_SHIFT 12583039.0f /* 1.5 * 2^23 + 127: the low bits hold n + 127 */
+#define RV_EXP2_C1 0.693147004f
+#define RV_EXP2_C2 0.240222424f
+#define RV_EXP2_C3 0.0555073358f
+#define RV_EXP2_C4 0.00967150927f
+#define RV_EXP2_C5 0.00132647087f
+
 #if defined(RV_TARGET_M7)
 /* The operations of logistic() (the portable version below) in the same order, with every constant
    held in a register for the whole loop (GCC reloads 1.0 and copies constants for its accumulating
@@ -51,9 +60,9 @@ void rv_store_outputs(const rv_layer *layer, size_t j, const float *sums, size_t
 #define RV_LOGISTIC_FIRST RV_LOGISTIC("s0", "s2", "s3", "s4", "s5", "s16", "r2")
 #define RV_LOGISTIC_SECOND RV_LOGISTIC("s1", "s17", "s18", "s19", "s20", "s21", "r3")
 
-static const float logistic_constants[10] = {-80.0f, 80.0f, -1.44269504f, 12583039.0f, 1.0f,
-                                             0.693147004f, 0.240222424f, 0.0555073358f, 0.00967150927f,
-                                             0.00132647087f};
+static const float logistic_constants[10] = {-RV_LOGIT_LIMIT, RV_LOGIT_LIMIT, RV_NEG_LOG2E, RV_ROUND_SHIFT,
+                                             1.0f,            RV_EXP2_C1,     RV_EXP2_C2,   RV_EXP2_C3,
+                                             RV_EXP2_C4,      RV_EXP2_C5};
 
 void rv_sigmoid_f32(float *values, size_t n) {
     size_t pairs = n / 2;
@@ -79,24 +88,23 @@ void rv_sigmoid_f32(float *values, size_t n) {
 #else
 static inline float clamp_logit(float x) {
 #if defined(__arm__)
-    return fminf(fmaxf(x, -80.0f), 80.0f); /* vmaxnm + vminnm on the Cortex-M7's FPv5 */
+    return fminf(fmaxf(x, -RV_LOGIT_LIMIT), RV_LOGIT_LIMIT); /* vmaxnm + vminnm on ARM's FPv5 */
 #else
     /* The same values (NaN -> -80) as compare-and-select, which x86 compilers vectorise; fmaxf is
        not, since maxps is not IEEE maxNum. */
-    const float low = x > -80.0f ? x : -80.0f;
-    return low < 80.0f ? low : 80.0f;
+    const float low = x > -RV_LOGIT_LIMIT ? x : -RV_LOGIT_LIMIT;
+    return low < RV_LOGIT_LIMIT ? low : RV_LOGIT_LIMIT;
 #endif
 }
 
 static inline float logistic(float x) {
-    const float round_shift = 12583039.0f; /* 1.5 * 2^23 + 127: the low bits hold n + 127 */
     const float clamped = clamp_logit(x);
-    const float a = clamped * -1.44269504f + round_shift;
-    const float f = fmaf(clamped, -1.44269504f, -(a - round_shift)); /* unrounded y - n: no 2^-24 |y| error */
+    const float a = clamped * RV_NEG_LOG2E + RV_ROUND_SHIFT;
+    const float f = fmaf(clamped, RV_NEG_LOG2E, -(a - RV_ROUND_SHIFT)); /* unrounded y - n: no 2^-24 |y| error */
     const float f2 = f * f;
-    const float low = fmaf(0.693147004f, f, 1.0f);
-    float mid = fmaf(0.0555073358f, f, 0.240222424f);
-    const float high = fmaf(0.00132647087f, f, 0.00967150927f);
+    const float low = fmaf(RV_EXP2_C1, f, 1.0f);
+    float mid = fmaf(RV_EXP2_C3, f, RV_EXP2_C2);
+    const float high = fmaf(RV_EXP2_C5, f, RV_EXP2_C4);
     uint32_t a_bits;
     float two_f;
     memcpy(&a_bits, &a, sizeof a_bits);

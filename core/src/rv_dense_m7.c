@@ -4,8 +4,8 @@
  * input order, then the bias and the activation (rv_finish). What C cannot get from the compiler is
  * the load pattern: one vldm brings the eight weights of a row segment into registers (GCC emits
  * eight vldr), so a multiply-add costs ~1.2 instructions instead of ~2.5, and the bias and ReLU of
- * eight outputs are applied in registers before one vstm. The int8 kernels
- * are in rv_dense_s8_m7.c. Elsewhere this file holds nothing; rv_internal.h then makes the hooks return 0.
+ * eight outputs are applied in registers before one vstm. The int8 kernels are in rv_dense_s8_m7.c.
+ * Elsewhere this file holds nothing; rv_internal.h then makes the hooks return 0.
  */
 #include "rv_internal.h"
 

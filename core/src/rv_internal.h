@@ -50,8 +50,8 @@ void rv_dense_s8(const rv_layer *layer, const int8_t *x, size_t b, int8_t *y, in
    The sums are doubled (2 * acc) so that smmlar yields gemmlowp's first rounding; see rv_dense_s8_m7.c.
    A layer qualifies when its activation range is the whole int8 range, every shift is in [-22, -1],
    every |bias| < 2^29 with at most 16384 inputs (|acc| < 2^29 + 255 * 128 * 16384 < 2^30: no int32 sum
-   wraps, in TFLite or doubled here) and, for the last layer, the outputs are a multiple of 4. The probabilities table (256 floats) follows the
-   streams. rv_model_check refuses the layout: only rv_model_repack writes it, and marks its model
+   wraps, in TFLite or doubled here) and, for the last layer, the outputs are a multiple of 4. The
+   probabilities table (256 floats) follows the streams. rv_model_check refuses the layout: only rv_model_repack writes it, and marks its model
    verified. */
 #if defined(RV_TARGET_M7) && defined(__ARM_FEATURE_DSP)
 #define RV_REPACK_S8 1
