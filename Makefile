@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-RACKVAE_MIDI ?= ../shared/midi
+RACKVAE_MIDI ?= data/midi
 DEMO := out/demo
 export RACKVAE_MIDI
 

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-MIDI = Path(os.environ.get("RACKVAE_MIDI", REPO.parent / "shared" / "midi"))
+MIDI = Path(os.environ.get("RACKVAE_MIDI", REPO / "data" / "midi"))
 
 
 def timed(work: Callable[[], object], repeats: int = 1) -> float:

@@ -37,7 +37,7 @@ def groove_rolls() -> np.ndarray:
     from rackvae.codec import EncodingSettings
 
     if not CACHE.exists():
-        midi = Path(os.environ.get("RACKVAE_MIDI", REPO.parent / "shared" / "midi")) / "groove"
+        midi = Path(os.environ.get("RACKVAE_MIDI", REPO / "data" / "midi")) / "groove"
         result = datasets.ingest([midi], settings=EncodingSettings(percussion_map="extended"), progress=False)
         result.dataset.save(CACHE)
     data = datasets.load(CACHE)

@@ -11,8 +11,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def midi_root() -> Path:
-    """The shipped corpora: $RACKVAE_MIDI, default ../shared/midi beside the repository."""
-    return Path(os.environ.get("RACKVAE_MIDI", REPO_ROOT.parent / "shared" / "midi")).resolve()
+    """The shipped corpora: $RACKVAE_MIDI, default data/midi in the repository."""
+    return Path(os.environ.get("RACKVAE_MIDI", REPO_ROOT / "data" / "midi")).resolve()
 
 
 @pytest.fixture(scope="session")

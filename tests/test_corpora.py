@@ -1,4 +1,4 @@
-"""The shipped corpora (../shared/midi): every file reads, the documented counts hold, and the groove
+"""The shipped corpora (data/midi): every file reads, the documented counts hold, and the groove
 encoding agrees with a plain re-implementation of its simple case (one meter, 480 ticks per beat)."""
 
 from __future__ import annotations
