@@ -7,6 +7,8 @@ card from a directory; the QEMU build reads a card image (``write_card_image``) 
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
 import subprocess
 import tempfile
@@ -17,14 +19,19 @@ from typing import Literal
 
 import numpy as np
 
+from rackvae import __version__
 from rackvae.atomic import atomic_open
 
 Target = Literal["host", "qemu"]
 TARGETS: tuple[Target, ...] = ("host", "qemu")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-FIRMWARE_DIR = REPO_ROOT / "firmware"
-TOOLCHAIN_FILE = REPO_ROOT / "cmake" / "arm-none-eabi-cortex-m7.cmake"
+# An installed package carries the firmware and core sources as package data (setup.py copies them into
+# rackvae/_src); a checkout (editable install) builds from its own tree.
+PACKAGED_SOURCES = Path(__file__).resolve().parent / "_src"
+SOURCE_ROOT = PACKAGED_SOURCES if PACKAGED_SOURCES.is_dir() else REPO_ROOT
+FIRMWARE_DIR = SOURCE_ROOT / "firmware"
+TOOLCHAIN_FILE = SOURCE_ROOT / "cmake" / "arm-none-eabi-cortex-m7.cmake"
 CARD_MAGIC = b"RVCARD 1\n"
 MODEL_DIRS = {"note": "models/note", "perc": "models/perc"}
 # Semihosting console output would go to stderr with QEMU's own messages: route it to stdout.
@@ -52,12 +59,24 @@ class SimulateError(RuntimeError):
     """The firmware could not be built or run, or its log is malformed; the message says why."""
 
 
+def default_build_root() -> Path:
+    """Where builds go by default: the per-user cache ($XDG_CACHE_HOME/rackvae, else ~/.cache/rackvae),
+    never site-packages or the current directory; one folder per version and source tree, since a CMake
+    build folder belongs to one source tree."""
+    cache = os.environ.get("XDG_CACHE_HOME", "")
+    cache_root = Path(cache) if os.path.isabs(cache) else Path.home() / ".cache"
+    key = hashlib.sha256(str(SOURCE_ROOT).encode()).hexdigest()[:12]
+    return cache_root / "rackvae" / f"firmware-{__version__}-{key}"
+
+
 def build_firmware(
     target: Target, build_root: Path | None = None, default_model_c: Path | None = None, product: str = ""
 ) -> Path:
     """Configure and build the firmware with CMake; return the built ``product`` (default: the
     simulator executable or the QEMU image of the virtual module)."""
-    build_root = build_root or REPO_ROOT / "build"
+    if shutil.which("cmake") is None:
+        raise SimulateError("building the module firmware needs cmake and a C compiler: cmake is not on PATH")
+    build_root = build_root or default_build_root()
     build_dir = build_root / ("firmware-host" if target == "host" else "firmware-m7")
     configure = ["cmake", "-S", str(FIRMWARE_DIR), "-B", str(build_dir), "-DCMAKE_BUILD_TYPE=Release"]
     if target == "qemu":
