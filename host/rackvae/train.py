@@ -3,7 +3,8 @@
 A model directory (``models/NAME/``) holds everything needed to use or resume a model:
 
 - ``model.json``: name, model config, roll layout, the dataset's encoding settings, where the data came
-  from and how it was split, training settings, a history summary and (after ``rackvae eval``) metrics;
+  from and how it was split, training settings, a history summary, the model's thresholds (chosen on
+  the validation split after training, ``rackvae.calibrate``) and (after ``rackvae eval``) metrics;
 - ``params.msgpack``: the best parameters (``flax.serialization.to_bytes``);
 - ``history.json``: one value per epoch for each of ``HISTORY_KEYS``;
 - ``checkpoints/latest.msgpack`` and ``checkpoints/best.msgpack``: parameters, Adam state, schedule
@@ -31,6 +32,7 @@ import numpy as np
 import optax
 
 from rackvae.atomic import atomic_write_bytes, atomic_write_text
+from rackvae.calibrate import DEFAULT_THRESHOLD, Thresholds, fit_thresholds
 from rackvae.dataset import Dataset, RollLayout
 from rackvae.model import (
     DecoderLayers,
@@ -282,6 +284,7 @@ class TrainedModel:
     history: dict[str, list[float]] = field(default_factory=lambda: {key: [] for key in HISTORY_KEYS})
     summary: dict[str, Any] = field(default_factory=dict)  # epochs run, best epoch and loss, stop reason
     metrics: dict[str, Any] | None = None
+    thresholds: Thresholds | None = None  # chosen after training (None: a model saved before calibration)
 
     def decoder_layers(self) -> DecoderLayers:
         return decoder_layers(self.params)
@@ -315,7 +318,18 @@ class TrainedModel:
             "training": self.training,
             "summary": self.summary,
             "metrics": self.metrics,
+            **({"thresholds": self.thresholds.to_dict()} if self.thresholds is not None else {}),
         }
+
+    def calibrate(self, rolls: np.ndarray) -> Thresholds:
+        """Set (and return) the thresholds at which the reconstructions of ``rolls`` match their density."""
+        self.thresholds = fit_thresholds(rolls, self.reconstruct(rolls), self.layout.group_sizes)
+        return self.thresholds
+
+    def cell_thresholds(self) -> np.ndarray:
+        """The threshold of each row ``[rows]`` (the model's own, per group for percussion; else 0.5)."""
+        thresholds = self.thresholds or Thresholds(DEFAULT_THRESHOLD)
+        return thresholds.per_row(self.config.rows, self.layout.group_sizes)
 
     def save(self, directory: str | Path) -> None:
         """Write ``model.json``, ``params.msgpack`` and ``history.json`` (each atomically)."""
@@ -404,8 +418,9 @@ def load_model(path: str | Path) -> TrainedModel:
     try:
         config = ModelConfig.from_dict(info["config"])
         layout = RollLayout.from_dict(info["layout"])
+        thresholds = Thresholds.from_dict(info["thresholds"]) if info.get("thresholds") else None
     except (KeyError, TypeError, ValueError) as error:
-        raise ModelError(f"{directory / 'model.json'}: bad config or layout ({error})") from error
+        raise ModelError(f"{directory / 'model.json'}: bad config, layout or thresholds ({error})") from error
     params_path = directory / "params.msgpack"
     try:
         params = restore_state(
@@ -426,6 +441,7 @@ def load_model(path: str | Path) -> TrainedModel:
         history=history,
         summary=info.get("summary") or {},
         metrics=info.get("metrics"),
+        thresholds=thresholds,
     )
 
 
@@ -602,6 +618,9 @@ def train(
     except KeyboardInterrupt:
         finish()
         raise
+    # The thresholds are the best parameters', chosen on held-out bars (the training bars without them).
+    model.params = best.params
+    model.calibrate(validation_set.rolls if validation is not None else train_set.rolls)
     finish()
     if log is not None:
         log(
