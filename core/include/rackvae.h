@@ -33,9 +33,13 @@ extern "C" {
 int rv_version(void);
 
 /* Constant model data (weights, C arrays) goes to flash where the platform distinguishes it:
-   PROGMEM on Arduino/Teensy, nothing on the desktop. Define RV_FLASH yourself to override. */
+   PROGMEM on Arduino/Teensy, nothing on the desktop. Define RV_FLASH yourself to override, except on
+   AVR, where the core reads these arrays from program memory (pgm_read_*) and RV_FLASH must stay. */
 #ifndef RV_FLASH
-#ifdef PROGMEM
+#if defined(__AVR__)
+#include <avr/pgmspace.h>
+#define RV_FLASH PROGMEM
+#elif defined(PROGMEM)
 #define RV_FLASH PROGMEM
 #else
 #define RV_FLASH

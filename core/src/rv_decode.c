@@ -128,7 +128,7 @@ rv_status rv_decode_s8(const rv_model *model, const int8_t *latents, size_t n, i
         size_t k;
         decode_s8_block(model, latents + start * rv_model_latent_dim(model), b, out, scratch);
         for (k = 0; k < b * rv_model_output_size(model); k++) {
-            out[k] = table[(uint8_t)(out[k] + 128)];
+            out[k] = RV_FLASH_S8(&table[(uint8_t)(out[k] + 128)]);
         }
     }
     return RV_OK;
@@ -209,7 +209,7 @@ static rv_status decode_s8_float(const rv_model *model, const float *latents, si
         logistic_dequantize(model, block_out, b * output_size, out);
 #else
         for (k = 0; k < b * output_size; k++) { /* LOGISTIC, then DEQUANTIZE */
-            out[k] = (float)(logistic[block_out[k]] - zero_point) * scale;
+            out[k] = (float)(RV_FLASH_S8(&logistic[block_out[k]]) - zero_point) * scale;
         }
 #endif
     }

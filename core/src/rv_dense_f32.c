@@ -15,14 +15,14 @@ static void in_out_8(const rv_layer *layer, const float *restrict x, size_t j, f
     size_t i;
     for (i = 0; i < in; i++, w += out) {
         const float xi = x[i];
-        a0 = fmaf(xi, w[0], a0);
-        a1 = fmaf(xi, w[1], a1);
-        a2 = fmaf(xi, w[2], a2);
-        a3 = fmaf(xi, w[3], a3);
-        a4 = fmaf(xi, w[4], a4);
-        a5 = fmaf(xi, w[5], a5);
-        a6 = fmaf(xi, w[6], a6);
-        a7 = fmaf(xi, w[7], a7);
+        a0 = fmaf(xi, RV_FLASH_F32(&w[0]), a0);
+        a1 = fmaf(xi, RV_FLASH_F32(&w[1]), a1);
+        a2 = fmaf(xi, RV_FLASH_F32(&w[2]), a2);
+        a3 = fmaf(xi, RV_FLASH_F32(&w[3]), a3);
+        a4 = fmaf(xi, RV_FLASH_F32(&w[4]), a4);
+        a5 = fmaf(xi, RV_FLASH_F32(&w[5]), a5);
+        a6 = fmaf(xi, RV_FLASH_F32(&w[6]), a6);
+        a7 = fmaf(xi, RV_FLASH_F32(&w[7]), a7);
     }
     {
         const float acc[8] = {a0, a1, a2, a3, a4, a5, a6, a7};
@@ -39,10 +39,10 @@ static void out_in_4(const rv_layer *layer, const float *restrict x, size_t j, f
     size_t i;
     for (i = 0; i < in; i++) {
         const float xi = x[i];
-        a0 = fmaf(xi, r0[i], a0);
-        a1 = fmaf(xi, r1[i], a1);
-        a2 = fmaf(xi, r2[i], a2);
-        a3 = fmaf(xi, r3[i], a3);
+        a0 = fmaf(xi, RV_FLASH_F32(&r0[i]), a0);
+        a1 = fmaf(xi, RV_FLASH_F32(&r1[i]), a1);
+        a2 = fmaf(xi, RV_FLASH_F32(&r2[i]), a2);
+        a3 = fmaf(xi, RV_FLASH_F32(&r3[i]), a3);
     }
     {
         const float acc[4] = {a0, a1, a2, a3};
@@ -58,7 +58,7 @@ static void one_output(const rv_layer *layer, const float *restrict x, size_t j,
     float a = 0.0f;
     size_t i;
     for (i = 0; i < in; i++) {
-        a = fmaf(x[i], w[i * step], a);
+        a = fmaf(x[i], RV_FLASH_F32(&w[i * step]), a);
     }
     rv_store_outputs(layer, j, &a, 1, y);
 }

@@ -13,10 +13,10 @@ static void dot4(const int8_t *restrict w, size_t in, const int16_t *restrict x,
     size_t i;
     for (i = 0; i < in; i++) {
         const int32_t xi = x[i];
-        a0 += r0[i] * xi;
-        a1 += r1[i] * xi;
-        a2 += r2[i] * xi;
-        a3 += r3[i] * xi;
+        a0 += RV_FLASH_S8(&r0[i]) * xi;
+        a1 += RV_FLASH_S8(&r1[i]) * xi;
+        a2 += RV_FLASH_S8(&r2[i]) * xi;
+        a3 += RV_FLASH_S8(&r3[i]) * xi;
     }
     acc[0] = a0;
     acc[1] = a1;
@@ -28,7 +28,7 @@ static int32_t dot1(const int8_t *restrict w, size_t in, const int16_t *restrict
     int32_t acc = 0;
     size_t i;
     for (i = 0; i < in; i++) {
-        acc += w[i] * (int32_t)x[i];
+        acc += RV_FLASH_S8(&w[i]) * (int32_t)x[i];
     }
     return acc;
 }

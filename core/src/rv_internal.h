@@ -14,7 +14,25 @@
 #endif
 
 #define RV_MIN(a, b) ((a) < (b) ? (a) : (b))
+
 #define RV_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* Reads of model constants (weights, biases, the int8 logistic table). On AVR the exporter's arrays sit
+   in program memory (RV_FLASH = PROGMEM: the Mega's 8 KB of RAM cannot hold them), which a plain load
+   does not read, so these are pgm_read_*; a model there must be C arrays, not a .tflite in RAM.
+   Everywhere else they are plain loads (the same code as without them). */
+#if defined(__AVR__)
+#include <avr/pgmspace.h>
+#define RV_FLASH_S8(p) ((int8_t)pgm_read_byte(p))
+#define RV_FLASH_U16(p) ((uint16_t)pgm_read_word(p))
+#define RV_FLASH_I32(p) ((int32_t)pgm_read_dword(p))
+#define RV_FLASH_F32(p) pgm_read_float(p)
+#else
+#define RV_FLASH_S8(p) (*(p))
+#define RV_FLASH_U16(p) (*(p))
+#define RV_FLASH_I32(p) (*(p))
+#define RV_FLASH_F32(p) (*(p))
+#endif
 
 /* ---- dense layers on a block of b <= RV_DECODE_BLOCK inputs: x [b][in] -> y [b][out] ---- */
 
@@ -26,10 +44,11 @@ void rv_dense_f16(const rv_layer *layer, const float *x, size_t b, float *y);
    x16 is scratch for b * in int16 values. */
 void rv_dense_s8(const rv_layer *layer, const int8_t *x, size_t b, int8_t *y, int16_t *x16);
 
-/* Target fast paths: rv_dense_x86.c (x86-64 with AVX2 + FMA) and rv_dense_m7.c (Cortex-M7 FPU and DSP
-   extension). Each handles outputs [0, returned) of every latent of the block with the portable
-   kernels' arithmetic; the portable kernels do the rest. Other targets have no fast path. */
-#if defined(__x86_64__) && defined(__AVX2__) && defined(__FMA__)
+/* Target fast paths: rv_dense_x86.c (x86-64, any: the kernels of the CPU's instruction-set level are
+   chosen at run time) and rv_dense_m7.c (Cortex-M7 FPU and DSP extension). Each handles outputs
+   [0, returned) of every latent of the block with the portable kernels' arithmetic; the portable
+   kernels do the rest. Other targets have no fast path. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define RV_TARGET_X86 1
 #elif defined(__GNUC__) && defined(__ARM_ARCH_7EM__) && defined(__ARM_FP) && (__ARM_FP & 4) && defined(__thumb2__)
 #define RV_TARGET_M7 1
@@ -115,6 +134,44 @@ static inline size_t rv_dense_s8_fast(const rv_layer *layer, const int16_t *x16,
 }
 #endif
 
+/* x86-64 instruction-set levels, each including the ones before it. rv_dense_x86.c runs the kernels
+   of the highest level the CPU has, at most the cap (rv_cpu_cap: the bindings set it from RACKVAE_ISA;
+   a core without getenv, as on an MCU). Every level computes the same bits. */
+#define RV_ISA_GENERIC 0 /* baseline x86-64 (SSE2): the portable kernels */
+#define RV_ISA_AVX2 1    /* AVX2, FMA, F16C */
+#define RV_ISA_AVX512 2  /* + AVX-512 F, BW, VL, DQ */
+#define RV_ISA_VNNI 3    /* + AVX-512 VNNI */
+#define RV_ISA_VBMI 4    /* + AVX-512 VBMI */
+
+#if defined(RV_TARGET_X86)
+/* One level's kernels (rv_dense_x86_kernels.h); each returns the outputs it handled, as the hooks. */
+typedef struct rv_x86_kernels {
+    size_t (*dense_f32)(const rv_layer *layer, const float *x, size_t b, float *y);
+    size_t (*dense_f16)(const rv_layer *layer, const float *x, size_t b, float *y);
+    size_t (*dense_s8)(const rv_layer *layer, const int16_t *x16, size_t b, int8_t *y);
+    size_t (*logistic_dequantize)(const rv_model *model, const int8_t *q, size_t n, float *out); /* or NULL */
+} rv_x86_kernels;
+extern const rv_x86_kernels rv_x86_avx2, rv_x86_avx512, rv_x86_vnni, rv_x86_vbmi;
+
+/* The level the kernels run at, and the cap: levels above it are not used (returns the level now in
+   use). */
+int rv_cpu_isa(void);
+int rv_cpu_cap(int level);
+
+/* The int8 graph's LOGISTIC then DEQUANTIZE of q[0, returned) into out (decode_s8_float's loop). */
+size_t rv_logistic_dequantize_fast(const rv_model *model, const int8_t *q, size_t n, float *out);
+#else
+static inline int rv_cpu_isa(void) { return RV_ISA_GENERIC; }
+static inline int rv_cpu_cap(int level) {
+    (void)level;
+    return RV_ISA_GENERIC;
+}
+static inline size_t rv_logistic_dequantize_fast(const rv_model *model, const int8_t *q, size_t n, float *out) {
+    (void)model, (void)q, (void)n, (void)out;
+    return 0;
+}
+#endif
+
 static inline float rv_float_from_bits(uint32_t bits) {
     float f;
     memcpy(&f, &bits, sizeof f);
@@ -151,7 +208,7 @@ static inline float rv_half_load(const uint16_t *p) {
     memcpy(&h, p, sizeof h);
     return (float)h;
 #else
-    return rv_half_to_float(*p);
+    return rv_half_to_float(RV_FLASH_U16(p));
 #endif
 }
 
@@ -160,8 +217,8 @@ static inline float rv_bias_f(const rv_layer *layer, size_t j) {
     if (layer->bias == NULL) {
         return 0.0f;
     }
-    return layer->bias_dtype == RV_F16 ? rv_half_to_float(((const uint16_t *)layer->bias)[j])
-                                       : ((const float *)layer->bias)[j];
+    return layer->bias_dtype == RV_F16 ? rv_half_to_float(RV_FLASH_U16((const uint16_t *)layer->bias + j))
+                                       : RV_FLASH_F32((const float *)layer->bias + j);
 }
 
 /* Outputs j..j+n of a float layer from their sums: + bias, then the activation (rv_finish). */
@@ -213,7 +270,7 @@ static inline int32_t rv_scale_sum(int32_t sum, int32_t multiplier, int32_t shif
     const int32_t left = shift > 0 ? shift : 0, right = left - shift;
     const int64_t product = (int64_t)(int32_t)((uint32_t)sum << left) * multiplier;
     const int32_t high = (int32_t)((product + ((int64_t)1 << 30)) >> 31);
-    const int32_t mask = (int32_t)((1u << right) - 1u);
+    const int32_t mask = (int32_t)(((uint32_t)1 << right) - 1u); /* uint32_t: int may have 16 bits */
     return (high >> right) + ((high & mask) > (mask >> 1) + (high < 0));
 }
 
@@ -242,7 +299,8 @@ static inline int8_t rv_requantize_sum(const rv_layer *layer, size_t j, int32_t 
 /* acc + bias (modulo 2^32, so a hostile file cannot cause signed overflow), requantised. */
 static inline int8_t rv_requantize(const rv_layer *layer, size_t j, int32_t acc) {
     const int32_t *bias = (const int32_t *)layer->bias;
-    return rv_requantize_sum(layer, j, (int32_t)((uint32_t)acc + (bias != NULL ? (uint32_t)bias[j] : 0u)));
+    const uint32_t b = bias != NULL ? (uint32_t)RV_FLASH_I32(&bias[j]) : 0u;
+    return rv_requantize_sum(layer, j, (int32_t)((uint32_t)acc + b));
 }
 
 /* Largest output/input width of the hidden layers and of all layers. */

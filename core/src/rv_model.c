@@ -148,7 +148,8 @@ static int s8_layer_fits(const rv_layer *layer, int last) {
                layer->activation_max == 127 && (!last || layer->out % 4u == 0);
     for (j = 0; j < layer->out; j++) {
         const int32_t shift = layer->shifts[layer->n_multipliers > 1 ? j : 0];
-        fits &= (uint32_t)(shift + 22) < 22u && (bias == NULL || (uint32_t)bias[j] + (1u << 29) < (1u << 30));
+        fits &= (uint32_t)(shift + 22) < 22u &&
+                (bias == NULL || (uint32_t)bias[j] + ((uint32_t)1 << 29) < ((uint32_t)1 << 30));
     }
     return fits;
 }

@@ -123,7 +123,7 @@ static int32_t logistic_q4(int32_t a) {
 
 rv_status rv_logistic_s8_table(rv_quant input_quant, int8_t table[256]) {
     /* TFLite-Micro's LogisticPrepare for int8 (4 integer bits in the fixed-point input). */
-    const double real_multiplier = (double)input_quant.scale * (double)(1 << 27);
+    const double real_multiplier = (double)input_quant.scale * (double)((int32_t)1 << 27);
     int left_shift = 0;
     double q;
     int32_t multiplier;
@@ -139,7 +139,7 @@ rv_status rv_logistic_s8_table(rv_quant input_quant, int8_t table[256]) {
         return RV_ERR_QUANTIZATION;
     }
     multiplier = (int32_t)q;
-    radius = (int32_t)floor(15.0 * (double)(1 << 27) / ldexp(1.0, left_shift));
+    radius = (int32_t)floor(15.0 * (double)((int32_t)1 << 27) / ldexp(1.0, left_shift));
     for (v = -128; v < 128; v++) {
         const int32_t input = v - input_quant.zero_point;
         int32_t out;

@@ -293,7 +293,7 @@ static rv_status read_tensor(reader *r, int32_t index, tensor_info *info) {
     info->n_dims = shape.count;
     for (k = 0; k < shape.count; k++) {
         info->dims[k] = fb_vector_i32(r, &shape, k);
-        if (info->dims[k] <= 0 || info->dims[k] > RV_MAX_WIDTH * 4) {
+        if (info->dims[k] <= 0 || info->dims[k] > RV_MAX_WIDTH * 4L) {
             fail(r, RV_ERR_SHAPE);
         }
     }
@@ -326,7 +326,7 @@ static uint32_t tensor_size(const tensor_info *t) {
     uint32_t size = 1, k;
     for (k = 0; k < t->n_dims; k++) {
         size *= (uint32_t)t->dims[k];
-        if (size > RV_MAX_WIDTH * RV_MAX_WIDTH) {
+        if (size > (uint32_t)RV_MAX_WIDTH * RV_MAX_WIDTH) {
             return 0;
         }
     }
