@@ -32,7 +32,16 @@ uint16_t rv_model_max_width(const rv_model *model) {
     return width;
 }
 
-static int aligned(const void *p, size_t alignment) { return ((uintptr_t)p % alignment) == 0; }
+/* A 4-byte value after a char: its offset is the alignment the platform needs (4 on ARM and x86, 1 on
+   AVR, where the compiler aligns no array beyond a byte). */
+struct rv_align4 {
+    char c;
+    int32_t v;
+};
+
+static int aligned(const void *p, size_t alignment) {
+    return ((uintptr_t)p % RV_MIN(alignment, offsetof(struct rv_align4, v))) == 0;
+}
 
 static int valid_zero_point(int32_t zero_point) { return zero_point >= -128 && zero_point <= 127; }
 
