@@ -1,5 +1,5 @@
-/* Reset and fault handling for the mps2-an500 image: enable the FPU, set up .data/.bss, run main and
-   report its return value (or a fault) to the host as the exit status. */
+/* Reset and fault handling for the mps2-an500 image (and firmware/m0's microbit image): enable the FPU,
+   set up .data/.bss, run main and report its return value (or a fault) to the host as the exit status. */
 #include <stdint.h>
 
 #include "semihost.h"
@@ -18,9 +18,12 @@ void Fault_Handler(void) __attribute__((noreturn));
 
 void Reset_Handler(void)
 {
-    /* Full access to CP10/CP11 before any floating-point instruction runs. */
+#if defined(__ARM_FP)
+    /* Full access to CP10/CP11 before any floating-point instruction runs (cores without an FPU, such
+       as firmware/m0's Cortex-M0+, have no CPACR). */
     SCB_CPACR |= 0xFu << 20;
     __asm__ volatile("dsb\n\tisb" ::: "memory");
+#endif
 
     const uint32_t *load = &__data_load;
     for (uint32_t *word = &__data_start; word < &__data_end; ++word) {
