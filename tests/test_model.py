@@ -87,13 +87,30 @@ def test_kl_per_dimension_known_values() -> None:
     np.testing.assert_allclose(kl_per_dim(mean, log_var), [[0.0, 0.5, 0.5 * (1 - math.log(2.0))]], atol=1e-6)
 
 
-def test_latent_is_squashed_into_the_scale() -> None:
-    config = ModelConfig(16, 12, latent_scale=2.0)
-    params = init_params(config)
+def test_the_mean_is_squashed_into_the_scale_and_the_log_variance_into_its_own_bound() -> None:
     huge = jnp.full((4, 16, 12), 1e4)
-    mean, log_var = encode(config, params, huge)
-    assert float(jnp.abs(mean).max()) <= 2.0 and float(jnp.abs(log_var).max()) <= 2.0
-    assert float(jnp.abs(mean).max()) > 1.9  # the inputs are large enough to reach the bound
+    for bound in (2.0, 7.0):
+        config = ModelConfig(16, 12, latent_scale=2.0, log_var_bound=bound)
+        mean, log_var = encode(config, init_params(config), huge)
+        assert float(jnp.abs(mean).max()) <= 2.0 and float(jnp.abs(log_var).max()) <= bound
+        # The inputs are large enough to reach both bounds.
+        assert float(jnp.abs(mean).max()) > 1.9 and float(jnp.abs(log_var).max()) > 0.95 * bound
+    config = ModelConfig(16, 12, latent_scale=2.0)  # default: the log-variance is not bounded
+    mean, log_var = encode(config, init_params(config), huge)
+    assert float(jnp.abs(mean).max()) <= 2.0 and float(jnp.abs(log_var).max()) > 100.0
+    with pytest.raises(ValueError, match="log_var_bound"):
+        ModelConfig(16, 12, log_var_bound=0.0)
+
+
+def test_configs_saved_before_the_bound_keep_the_means_scale_and_macs_are_counted() -> None:
+    old = ModelConfig(16, 12, latent_scale=2.5).to_dict()
+    del old["log_var_bound"]
+    assert ModelConfig.from_dict(old).log_var_bound == 2.5
+    assert ModelConfig.from_dict(ModelConfig(16, 12).to_dict()).log_var_bound is None
+    wide = ModelConfig(16, 12, hidden_sizes=(320, 192, 64))
+    assert wide.decoder_sizes() == (3, 64, 192, 320, 192)
+    assert wide.decoder_macs() == 3 * 64 + 64 * 192 + 192 * 320 + 320 * 192 == 135_360
+    assert ModelConfig(16, 12).decoder_macs() == 3 * 12 + 12 * 48 + 48 * 192  # the original's 9,828
 
 
 def test_loss_terms_sample_only_with_noise() -> None:
@@ -124,5 +141,6 @@ def test_mean_and_log_variance_are_separate_layers_in_numpy() -> None:
         h = np.maximum(h @ encoder[name]["kernel"] + encoder[name]["bias"], 0.0)
     mean, log_var = encode(config, params, jnp.asarray(x))
     for got, name in ((mean, "enc_mean"), (log_var, "enc_log_var")):
-        want = 3.0 * np.tanh((h @ encoder[name]["kernel"] + encoder[name]["bias"]) / 3.0)
+        want = h @ encoder[name]["kernel"] + encoder[name]["bias"]
+        want = 3.0 * np.tanh(want / 3.0) if name == "enc_mean" else want  # the log-variance: unbounded
         np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-5)

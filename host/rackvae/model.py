@@ -25,7 +25,13 @@ Params = dict[str, Any]
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Shape of the VAE. ``hidden_sizes`` (encoder order, widest first) overrides the spacing rule."""
+    """Shape of the VAE. ``hidden_sizes`` (encoder order, widest first) overrides the spacing rule.
+
+    The latent mean is squashed into ±``latent_scale`` (the range the module's knobs cover). The
+    log-variance has its own bound ``log_var_bound`` (a scaled tanh) or none (None): squashed with the
+    mean's scale, as the original did, it saturated at -scale where it gets no gradient, so every
+    posterior had the same width.
+    """
 
     ticks: int
     rows: int
@@ -34,6 +40,11 @@ class ModelConfig:
     latent_scale: float = 3.0
     layer_spacing: LayerSpacing = "geometric"
     hidden_sizes: tuple[int, ...] | None = None
+    log_var_bound: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.log_var_bound is not None and self.log_var_bound <= 0.0:
+            raise ValueError(f"log_var_bound must be > 0 (or None: unbounded), got {self.log_var_bound}")
 
     @property
     def input_size(self) -> int:
@@ -59,6 +70,10 @@ class ModelConfig:
         """Decoder widths: latent → mirrored hidden widths → ``ticks * rows``."""
         return (self.latent_dim, *reversed(self.encoder_sizes()), self.input_size)
 
+    def decoder_macs(self) -> int:
+        """Multiply-accumulates of one decode (the module's cost): the sum of inputs x outputs per layer."""
+        return sum(a * b for a, b in itertools.pairwise(self.decoder_sizes()))
+
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["hidden_sizes"] = list(self.hidden_sizes) if self.hidden_sizes is not None else None
@@ -69,6 +84,8 @@ class ModelConfig:
         data = dict(data)
         if data.get("hidden_sizes") is not None:
             data["hidden_sizes"] = tuple(data["hidden_sizes"])
+        # Models saved before the bound existed squashed the log-variance with the mean's scale.
+        data.setdefault("log_var_bound", data.get("latent_scale", cls.latent_scale))
         return cls(**data)
 
 
@@ -90,8 +107,11 @@ class Encoder(nn.Module):
         layers = [DenseParams(latent, name=name)(h.shape[-1]) for name in ("enc_mean", "enc_log_var")]
         kernel = jnp.concatenate([k for k, _ in layers], axis=1)
         bias = jnp.concatenate([b for _, b in layers])
-        both = squash(h @ kernel + bias, self.config.latent_scale)
-        return both[:, :latent], both[:, latent:]
+        both = h @ kernel + bias
+        mean, log_var = squash(both[:, :latent], self.config.latent_scale), both[:, latent:]
+        if self.config.log_var_bound is not None:
+            log_var = squash(log_var, self.config.log_var_bound)
+        return mean, log_var
 
 
 class DenseParams(nn.Module):

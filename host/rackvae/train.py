@@ -77,6 +77,9 @@ class TrainSettings:
     stop_patience: int = 500  # early stopping: epochs without improvement (the original used 500)
     min_delta: float = 1e-4  # an improvement must lower the monitored loss by more than this
     beta: float = 1.0  # weight of the KL term
+    free_bits: float = 0.0  # nats per latent dimension below which its (batch mean) KL is not penalised
+    kl_warmup: int = 0  # epochs over which the KL weight rises linearly from beta / kl_warmup to beta
+    weight_decay: float = 0.0  # decoupled (AdamW): each step also subtracts learning_rate * weight_decay * p
     seed: int = 0
     checkpoint_every: int = 10  # epochs between checkpoints (also written at the end and on Ctrl-C)
 
@@ -89,6 +92,12 @@ class TrainSettings:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
         if self.learning_rate <= 0.0 or self.min_learning_rate < 0.0:
             raise ValueError("learning_rate must be > 0 and min_learning_rate >= 0")
+        if self.beta < 0.0 or self.free_bits < 0.0 or self.kl_warmup < 0 or self.weight_decay < 0.0:
+            raise ValueError(f"beta, free_bits, kl_warmup and weight_decay must be >= 0: {self}")
+
+    def beta_at(self, epoch: int) -> float:
+        """The KL weight of ``epoch`` (0-based): ``beta``, ramped up over the first ``kl_warmup`` epochs."""
+        return self.beta * min(1.0, (epoch + 1) / self.kl_warmup) if self.kl_warmup else self.beta
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -159,31 +168,49 @@ ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-8  # optax.scale_by_adam's defaults,
 
 
 def _adam_step(
-    params: Params, grads: Params, state: optax.ScaleByAdamState, learning_rate: jax.Array
+    params: Params,
+    grads: Params,
+    state: optax.ScaleByAdamState,
+    learning_rate: jax.Array,
+    weight_decay: jax.Array | float = 0.0,
 ) -> tuple[Params, optax.ScaleByAdamState]:
-    """``OPTIMIZER.update`` and ``params - learning_rate * update`` with the bias corrections folded into
-    two scalars: one division and one square root per parameter instead of two divisions and a square
-    root (about 3% of a step on a CPU). Same state, so checkpoints are interchangeable."""
+    """``OPTIMIZER.update`` and ``params - learning_rate * (update + weight_decay * params)`` (AdamW's
+    decoupled decay, as ``optax.adamw``) with the bias corrections folded into two scalars: one division
+    and one square root per parameter instead of two divisions and a square root (about 3% of a step on
+    a CPU). Same state, so checkpoints are interchangeable."""
     count = optax.safe_increment(state.count)
     t = count.astype(jnp.float32)
     step_size = learning_rate / (1.0 - ADAM_B1**t)
     nu_correction = jax.lax.rsqrt(1.0 - ADAM_B2**t)  # sqrt(nu_hat) = sqrt(nu) * nu_correction
     mu = jax.tree.map(lambda m, g: ADAM_B1 * m + (1.0 - ADAM_B1) * g, state.mu, grads)
     nu = jax.tree.map(lambda v, g: ADAM_B2 * v + (1.0 - ADAM_B2) * g * g, state.nu, grads)
+    decay = learning_rate * weight_decay
     params = jax.tree.map(
-        lambda p, m, v: p - step_size * m / (jnp.sqrt(v) * nu_correction + ADAM_EPS), params, mu, nu
+        lambda p, m, v: p - step_size * m / (jnp.sqrt(v) * nu_correction + ADAM_EPS) - decay * p,
+        params,
+        mu,
+        nu,
     )
     return params, optax.ScaleByAdamState(count, mu, nu)
 
 
 def _batch_loss(
-    params: Params, config: ModelConfig, x: jax.Array, weight: jax.Array, noise: jax.Array, beta: float
+    params: Params,
+    config: ModelConfig,
+    x: jax.Array,
+    weight: jax.Array,
+    noise: jax.Array,
+    beta: jax.Array,
+    free_bits: jax.Array,
 ) -> tuple[jax.Array, jax.Array]:
-    reconstruction, kl = loss_terms(config, params, x, noise)
-    kl = kl.sum(axis=-1)
+    """The batch's objective (mean reconstruction + beta * KL, each dimension's batch-mean KL counted as
+    at least ``free_bits``) and the weighted sums of (loss, reconstruction, KL) for the epoch's report."""
+    reconstruction, kl_dims = loss_terms(config, params, x, noise)
+    kl = kl_dims.sum(axis=-1)
     count = weight.sum()
     terms = jnp.stack([(reconstruction + beta * kl) @ weight, reconstruction @ weight, kl @ weight])
-    return terms[0] / count, terms
+    penalty = jnp.maximum(weight @ kl_dims / count, free_bits).sum()
+    return terms[1] / count + beta * penalty, terms
 
 
 def epoch_plan(
@@ -213,6 +240,8 @@ def _train_epoch(
     noise: jax.Array,
     learning_rate: jax.Array,
     beta: jax.Array,
+    free_bits: jax.Array,
+    weight_decay: jax.Array,
 ) -> tuple[Params, optax.OptState, jax.Array]:
     """One pass over ``data`` (uint8 ``[N, ticks*rows]``) in the batches of ``order``, as one ``lax.scan``.
 
@@ -229,8 +258,8 @@ def _train_epoch(
     def step(carry: tuple[Params, optax.OptState], batch: tuple[jax.Array, ...]) -> tuple[Any, jax.Array]:
         params, opt_state = carry
         x, weight, batch_noise = batch
-        grads, terms = grad_fn(params, config, x.astype(jnp.float32), weight, batch_noise, beta)
-        params, opt_state = _adam_step(params, grads, opt_state, learning_rate)
+        grads, terms = grad_fn(params, config, x.astype(jnp.float32), weight, batch_noise, beta, free_bits)
+        params, opt_state = _adam_step(params, grads, opt_state, learning_rate, weight_decay)
         return (params, opt_state), terms
 
     (params, opt_state), terms = jax.lax.scan(step, (params, opt_state), (shuffled, weights, noise))
@@ -540,7 +569,8 @@ def train(
     validation_rng = jax.random.PRNGKey(settings.seed)  # one fixed sample: a less noisy monitor
     data = flat_rolls(train_set)
     validation = flat_rolls(validation_set) if validation_set is not None and len(validation_set) else None
-    beta = jnp.float32(settings.beta)
+    beta = jnp.float32(settings.beta)  # validation: the full weight, also during a KL warm-up
+    free_bits, weight_decay = jnp.float32(settings.free_bits), jnp.float32(settings.weight_decay)
 
     empty_history: dict[str, list[Any]] = {key: [] for key in HISTORY_KEYS}
     start = Checkpoint(
@@ -593,7 +623,16 @@ def train(
                 settings.seed, epoch, len(data), settings.batch_size, model.config.latent_dim
             )
             params, opt_state, terms = _train_epoch(
-                model.config, params, opt_state, data, order, noise, jnp.float32(learning_rate), beta
+                model.config,
+                params,
+                opt_state,
+                data,
+                order,
+                noise,
+                jnp.float32(learning_rate),
+                jnp.float32(settings.beta_at(epoch)),
+                free_bits,
+                weight_decay,
             )
             loss, reconstruction, kl = (float(v) for v in terms)
             val_loss = val_reconstruction = val_kl = None

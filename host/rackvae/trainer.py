@@ -79,11 +79,19 @@ class Trainer:
         *,
         layer_spacing: LayerSpacing = "geometric",
         hidden_sizes: tuple[int, ...] | None = None,
+        log_var_bound: float | None = None,
         seed: int = 0,
     ) -> TrainedModel:
         data = self._require_data()
         config = ModelConfig(
-            data.ticks, data.rows, latent_dim, hidden_layers, latent_scale, layer_spacing, hidden_sizes
+            data.ticks,
+            data.rows,
+            latent_dim,
+            hidden_layers,
+            latent_scale,
+            layer_spacing,
+            hidden_sizes,
+            log_var_bound,
         )
         self.model = new_model(self.name, config, data, seed=seed)
         self.model.data = dict(self._data_record)
