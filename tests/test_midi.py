@@ -97,6 +97,40 @@ def test_sysex_and_meta_events_are_skipped_and_keep_running_status() -> None:
     assert song.notes[["onset", "pitch"]].tolist() == [(0, 60), (16, 62)]
 
 
+# Notes at 0 (60) and 32 (62, by running status), ended at 64 and 80; the stray messages between them
+# take their deltas with them: clock, song position (2 data bytes), tune request, active sensing,
+# MTC quarter frame (1), an undefined real-time byte (0xFD, one byte like every real-time byte).
+CLEAN_TRACK = "00903c40 203e40 20803c40 10803e40 00ff2f00"
+STRAY_TRACK = "00903c40 08f8 08f20102 08f6 083e40 10fe 10803c40 00f17f 08fd 08803e40 00ff2f00"
+
+
+def test_stray_system_messages_are_skipped_and_counted_like_a_player_does() -> None:
+    clean = midi.parse(header() + chunk(b"MTrk", bytes.fromhex(CLEAN_TRACK)))
+    stray = midi.parse(header() + chunk(b"MTrk", bytes.fromhex(STRAY_TRACK)))
+    assert stray.notes.tolist() == clean.notes.tolist()
+    assert stray.notes[["onset", "duration", "pitch"]].tolist() == [(0, 64, 60), (32, 48, 62)]
+    assert (clean.stray_messages, stray.stray_messages) == (0, 6)
+    assert stray.end_tick == clean.end_tick == 80
+
+
+def test_the_ingest_report_counts_the_stray_messages(tmp_path: Path) -> None:
+    from rackvae import dataset
+    from rackvae.codec import EncodingSettings
+
+    # Two files of one 4/4 bar (96 ticks per beat) with four 16th-note kicks (note 36 = 0x24, running
+    # status); one has a stray clock byte after each kick.
+    clean = "00992464 182464 182464 182464 8238ff2f00"
+    stray = "00992464 00f8 182464 00f8 182464 00f8 182464 00f8 8238ff2f00"
+    for name, track in (("clean.mid", clean), ("stray.mid", stray)):
+        (tmp_path / name).write_bytes(header(0, 1, 96) + chunk(b"MTrk", bytes.fromhex(track)))
+    result = dataset.ingest([tmp_path], EncodingSettings(percussion_map="gm"), jobs=1, progress=False)
+    assert result.report.failures == []
+    assert result.report.counts.stray_messages == 4
+    assert "stray system messages skipped in tracks: 4" in result.report.summary()
+    assert result.dataset.rolls[0].tolist() == result.dataset.rolls[1].tolist()
+    assert result.dataset.rolls.sum(axis=(1, 2)).tolist() == [4, 4]
+
+
 @pytest.mark.parametrize("resolution", [89, 96, 120, 960, 1024])
 def test_any_ticks_per_beat(resolution: int) -> None:
     song = midi.parse(midi_bytes([notes([(resolution * 3, 40, 50)])], ticks_per_beat=resolution))
@@ -132,7 +166,18 @@ BROKEN = {
         "absurd length",
     ),
     "no status": (header() + chunk(b"MTrk", bytes.fromhex("003c40")), "running status without"),
-    "realtime in file": (header() + chunk(b"MTrk", bytes.fromhex("00f8")), "0xF8 is not allowed"),
+    "undefined system byte": (
+        header() + chunk(b"MTrk", bytes.fromhex("00903c40 10f4 01 103c00 00ff2f00")),
+        "undefined status byte 0xF4 at byte 27: its length is unknown",
+    ),
+    "system message without its data": (
+        header() + chunk(b"MTrk", bytes.fromhex("00f201 903c40 00ff2f00")),
+        "system message 0xF2 at byte 23 lacks its data bytes",
+    ),
+    "system message cut by the chunk end": (
+        header(1, 2) + chunk(b"MTrk", bytes.fromhex("00f3")) + chunk(b"MTrk", bytes.fromhex("05")),
+        "0xF3 at byte 23 lacks its data bytes",
+    ),
     "data byte > 127": (header() + chunk(b"MTrk", bytes.fromhex("0090bc40")), "above 127"),
     "overrunning event": (
         header(1, 2) + chunk(b"MTrk", bytes.fromhex("00903c")) + chunk(b"MTrk", b""),

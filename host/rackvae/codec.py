@@ -31,7 +31,7 @@ import mido
 import numpy as np
 
 from rackvae.atomic import atomic_open
-from rackvae.dataset import RollLayout
+from rackvae.dataset import RollLayout, core_limit_problem
 from rackvae.midi import PERCUSSION_CHANNEL, Song
 from rackvae.percussion import ACCENT_ROW_NOTE, PercussionMap, load_map
 
@@ -114,8 +114,12 @@ class EncodingSettings:
                 f"a {self.time_signature} bar is not a whole number of steps "
                 f"at {self.steps_per_quarter} steps per quarter"
             )
-        if self.percussion_map is not None:
-            load_map(self.percussion_map)  # fail now, with the map's own error, not in every worker
+        # Fail now: a bad map with its own error, not in every worker; rolls the C core cannot decode
+        # with the limit they exceed, not at export.
+        layout = layout_for(self)
+        problem = core_limit_problem(self.ticks, layout.rows, len(layout.group_sizes))
+        if problem:
+            raise EncodingError(problem)
 
     @property
     def meter(self) -> tuple[int, int]:
@@ -231,9 +235,18 @@ class EncodingCounts:
     onsets_merged: int = 0  # onsets landing on a cell already set
     unmapped_notes: Counter[int] = field(default_factory=Counter)  # percussion notes the map lacks
     offsets: OffsetStats = field(default_factory=OffsetStats)
+    stray_messages: int = 0  # system messages the MIDI reader skipped (rackvae.midi)
 
     def add(self, other: EncodingCounts) -> None:
-        for name in ("parts", "bars_seen", "bars_kept", "onsets", "onsets_dropped_off_grid", "onsets_merged"):
+        for name in (
+            "parts",
+            "bars_seen",
+            "bars_kept",
+            "onsets",
+            "onsets_dropped_off_grid",
+            "onsets_merged",
+            "stray_messages",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.bars_discarded.update(other.bars_discarded)
         self.unmapped_notes.update(other.unmapped_notes)
@@ -306,7 +319,7 @@ def encode_song(song: Song, settings: EncodingSettings) -> EncodedSong:
     percussion_map = load_map(settings.percussion_map) if settings.percussion_map else None
     rows = len(percussion_map.rows) if percussion_map else PITCHES
     meters = _meter_map(song, settings)
-    counts = EncodingCounts()
+    counts = EncodingCounts(stray_messages=song.stray_messages)
     pieces = [
         _encode_part(part, song.ticks_per_beat, meters, settings, percussion_map, rows, counts)
         for part in select_parts(song, settings)

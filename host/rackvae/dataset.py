@@ -31,6 +31,21 @@ if TYPE_CHECKING:
 RollKind = Literal["note", "perc"]
 
 
+def core_limit_problem(ticks: int, rows: int, groups: int = 0) -> str:
+    """Why the C core could not decode rolls of this shape (the limit of core/include/rv_limits.h they
+    exceed, by name), or "" when it can."""
+    from rackvae._core import lib
+
+    for name, value, limit, what in (
+        ("RV_MAX_TICKS", ticks, lib.RV_MAX_TICKS, "steps per sequence"),
+        ("RV_MAX_ROWS", rows, lib.RV_MAX_ROWS, "rows"),
+        ("RV_MAX_GROUPS", groups, lib.RV_MAX_GROUPS, "percussion groups"),
+    ):
+        if value > limit:
+            return f"{value} {what} exceed the C core's limit {name} = {limit} (core/include/rv_limits.h)"
+    return ""
+
+
 class DatasetError(Exception):
     """A dataset file that cannot be read, named with the reason."""
 
@@ -239,6 +254,8 @@ class IngestReport:
             lines.append(f"onsets dropped off the grid: {counts.onsets_dropped_off_grid:,}")
         if counts.onsets_merged:
             lines.append(f"onsets merged onto an occupied step: {counts.onsets_merged:,}")
+        if counts.stray_messages:
+            lines.append(f"stray system messages skipped in tracks: {counts.stray_messages:,}")
         if counts.unmapped_notes:
             notes = ", ".join(f"{note} ({n:,})" for note, n in sorted(counts.unmapped_notes.items()))
             lines.append(f"notes not in the percussion map, dropped: {notes}")

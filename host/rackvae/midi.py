@@ -6,8 +6,11 @@ name exactly where a broken file goes wrong. mido stays the writer (``codec``) a
 tests compare this reader with, note for note, on every shipped file (``bench/bench_ingest.py``).
 
 Accepted: formats 0 and 1, any ticks-per-beat, running status, tracks without end-of-track, unknown
-chunks (skipped). Rejected with a ``MidiError`` naming the file and the reason: format 2, SMPTE
-timing, truncated or overrunning chunks, bad status bytes, invalid time signatures, absurd lengths.
+chunks (skipped), and, as players do, stray system-common or real-time messages in a track (not allowed
+in a file, but their lengths are defined: skipped and counted in ``Song.stray_messages``). Rejected with a
+``MidiError`` naming the file and the reason: format 2, SMPTE timing, truncated or overrunning chunks,
+bad status bytes (incl. the undefined 0xF4/0xF5, whose length nobody knows), invalid time signatures,
+absurd lengths.
 """
 
 from __future__ import annotations
@@ -21,6 +24,10 @@ PERCUSSION_CHANNEL = 9  # MIDI channel 10, counted from 0
 DEFAULT_TEMPO = 500_000  # µs per quarter note (120 BPM) until a tempo event says otherwise
 MAX_FILE_BYTES = 64 * 1024 * 1024
 MAX_TICK = 2**31 - 1  # later arithmetic multiplies ticks by small factors in int64
+# Data bytes of the system-common (0xF1-0xF6) and real-time (0xF8-0xFE, one byte each, defined or not)
+# messages a track may hold by mistake. 0xF4 and 0xF5 are undefined system-common bytes: their length is
+# unknown, so the bytes after them cannot be read unambiguously.
+STRAY_MESSAGE_DATA_BYTES = {0xF1: 1, 0xF2: 2, 0xF3: 1, 0xF6: 0, **dict.fromkeys(range(0xF8, 0xFF), 0)}
 
 NOTE_DTYPE = np.dtype(
     [
@@ -109,6 +116,7 @@ class Song:
     time_signatures: np.ndarray
     tempos: np.ndarray
     end_tick: int
+    stray_messages: int = 0  # system-common/real-time messages skipped in the tracks
 
     def program(self, track: int, channel: int) -> int | None:
         """The General MIDI program of ``channel`` in ``track``: its own, else any track's, else None."""
@@ -193,6 +201,7 @@ class _TrackReader:
         self.time_signatures: list[tuple[int, int, int]] = []
         self.tempos: list[tuple[int, int]] = []
         self.end_tick = 0
+        self.stray_messages = 0
 
     def fail(self, reason: str) -> MidiError:
         return MidiError(self.path, f"track {len(self.tracks)}: {reason}")
@@ -244,9 +253,21 @@ class _TrackReader:
                             self.meta_event(tick, meta_type, data[position:payload_end], track_text)
                         position = payload_end
                         continue
+                    elif byte in STRAY_MESSAGE_DATA_BYTES:
+                        # A stray system message: skipped with its data bytes, as players do; running
+                        # status carries on past it, as past meta and sysex events.
+                        data_end = position + STRAY_MESSAGE_DATA_BYTES[byte]
+                        if any(b & 0x80 for b in data[position:data_end]) or data_end > end:
+                            raise self.fail(
+                                f"system message 0x{byte:02X} at byte {position - 1} lacks its data bytes"
+                            )
+                        position = data_end
+                        self.stray_messages += 1
+                        continue
                     else:
                         raise self.fail(
-                            f"system message 0x{byte:02X} is not allowed in a file (byte {position - 1})"
+                            f"undefined status byte 0x{byte:02X} at byte {position - 1}: its length is "
+                            "unknown, so the rest of the track is ambiguous"
                         )
                 elif status == 0:
                     raise self.fail(f"running status without a previous status byte at byte {position}")
@@ -338,6 +359,7 @@ class _TrackReader:
             time_signatures=_event_map(self.time_signatures, (0, 4, 4)),
             tempos=_event_map(self.tempos, (0, DEFAULT_TEMPO)),
             end_tick=self.end_tick,
+            stray_messages=self.stray_messages,
         )
 
 
