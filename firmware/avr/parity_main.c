@@ -24,7 +24,7 @@ extern uint8_t __heap_start;
 
 #define STACK_PAINT 0xA5u
 
-static uint32_t scratch[256];
+static uint32_t scratch[256] __attribute__((aligned(4))); /* rv_decode asks 4 (avr-gcc aligns to 1) */
 static float probabilities[256]; /* the demo size, 16 ticks x 12 rows, and some */
 static volatile uint16_t timer_overflows;
 
