@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +28,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "data", nargs="*", type=Path, help=".npz datasets or MIDI files/folders (default: its own)"
     )
-    parser.add_argument("--plots", type=Path, metavar="DIR", help="write PNG plots into DIR")
-    parser.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
-    parser.add_argument("--prior-samples", type=int, default=1000)
+    parser.add_argument("--plots", type=Path, metavar="DIR", help="write PNG plots into DIR (default: none)")
+    parser.add_argument(
+        "--json", action="store_true", help="print the metrics as one JSON object, not a table"
+    )
+    parser.add_argument(
+        "--prior-samples",
+        type=int,
+        default=1000,
+        help="latents drawn from the prior for the generation statistics",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the prior samples")
     parser.set_defaults(func=run)
 
@@ -44,7 +52,13 @@ def load_rolls(paths: list[Path], dataset_settings: dict[str, Any]) -> np.ndarra
         from rackvae.codec import EncodingSettings
 
         result = datasets.ingest(midi, settings=EncodingSettings.from_dict(dataset_settings), progress=False)
-        rolls.append(result.dataset.rolls)
+        # As ingest does: each file that could not be read, with the reason (eval goes on without it).
+        for file, reason in result.report.failures:
+            print(f"eval: skipped {file}: {reason}", file=sys.stderr)
+        if len(result.dataset):
+            rolls.append(result.dataset.rolls)
+    if not any(len(r) for r in rolls):
+        raise SystemExit("eval: no sequences to evaluate in DATA")
     shapes = {r.shape[1:] for r in rolls}
     if len(shapes) > 1:
         raise SystemExit(f"eval: the data have different roll shapes {sorted(shapes)}")

@@ -17,50 +17,59 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("paths", nargs="+", help="MIDI files and folders")
     parser.add_argument("-o", "--output", required=True, help="dataset file to write (.npz)")
     grid = parser.add_argument_group("grid")
-    grid.add_argument("--time-signature", default="4/4", help="meter of the bars to use (default 4/4)")
-    grid.add_argument("--steps-per-quarter", type=int, default=4, help="4 → 16ths (default), 12 → triplets")
+    grid.add_argument("--time-signature", default="4/4", help="meter of the bars to use")
+    grid.add_argument(
+        "--steps-per-quarter",
+        type=int,
+        default=4,
+        help="grid steps per quarter note: 4 → 16ths, 12 → 16th triplets",
+    )
     grid.add_argument(
         "--quarters-per-bar",
         type=Fraction,
-        help="default: the time signature's (4/4 → 4, 6/8 → 3, 3/8 → 3/2)",
+        help="bar length in quarters (default: the time signature's: 4/4 → 4, 6/8 → 3, 3/8 → 3/2)",
     )
-    grid.add_argument("--bars-per-sequence", type=int, default=1)
+    grid.add_argument("--bars-per-sequence", type=int, default=1, help="bars per sequence")
     grid.add_argument(
         "--timing",
         choices=("strict", "drop", "snap"),
         default="snap",
-        help="onsets off the grid: discard the bar, drop the onset, or snap to the nearest step (default)",
+        help="onsets off the grid: discard the bar, drop the onset, or snap to the nearest step",
     )
     grid.add_argument(
         "--max-offset",
         type=float,
         default=0.5,
-        help="snap: discard bars with an onset further than this from the grid, in steps "
-        "(default 0.5: keep all)",
+        help="snap: discard bars with an onset further than this from the grid, in steps; 0.5 keeps all",
     )
     parts = parser.add_argument_group("parts")
     parts.add_argument(
         "--percussion-map",
         metavar="NAME|FILE",
-        help="encode percussion parts with this map (simple, extended, accented, gm, or a JSON/YAML file); "
-        "without it, pitched parts are encoded",
+        help="encode percussion parts with this map (simple, extended, accented, gm, or a JSON/YAML file) "
+        "(default: none, pitched parts are encoded)",
     )
     parts.add_argument(
         "--include",
         action="append",
         default=[],
         metavar="REGEX",
-        help="keep parts whose track, instrument or GM program name matches (any case; repeatable)",
+        help="keep parts whose track, instrument or GM program name matches (any case; repeatable) "
+        "(default: every part)",
     )
     parts.add_argument(
-        "--exclude", action="append", default=[], metavar="REGEX", help="drop parts whose names match"
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="REGEX",
+        help="drop parts whose names match (repeatable) (default: none)",
     )
     parts.add_argument(
         "--percussion-name",
         action="append",
         default=[],
         metavar="REGEX",
-        help="treat parts with matching names as percussion, besides channel 10",
+        help="treat parts with matching names as percussion, besides channel 10 (default: none)",
     )
     parts.add_argument("--merge-parts", action="store_true", help="one roll per file from all selected parts")
     parts.add_argument(
@@ -70,7 +79,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pitch.add_argument("--no-normalise-octave", action="store_true", help="keep pitches where they are")
     pitch.add_argument("--no-trim", action="store_true", help="keep all 128 pitch rows")
     sequences = parser.add_argument_group("sequences")
-    sequences.add_argument("--min-notes", type=int, default=2, help="minimum onsets per sequence (default 2)")
+    sequences.add_argument("--min-notes", type=int, default=2, help="minimum onsets per sequence")
     sequences.add_argument("--dedupe", action="store_true", help="drop sequences identical to an earlier one")
     parser.add_argument("--jobs", type=int, help="worker processes (default: all cores)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -22,13 +22,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("model", type=Path, help="a .tflite file or a model directory holding one")
     parser.add_argument("script", type=Path, nargs="?", help="event script (omit with --sweep)")
-    parser.add_argument("--target", choices=("host", "qemu"), default="host")
-    parser.add_argument("--sweep", type=int, metavar="BARS", help="no script: clock BARS bars, knobs swept")
-    parser.add_argument("--bpm", type=float, default=DEFAULT_BPM, help="tempo of --sweep")
-    parser.add_argument("--threshold-volts", type=float, default=0.0, help="threshold pot of --sweep (-5..5)")
-    parser.add_argument("--midi", type=Path, help="write what the module played as MIDI")
+    parser.add_argument(
+        "--target",
+        choices=("host", "qemu"),
+        default="host",
+        help="host: the firmware built for this computer; qemu: for the emulated Cortex-M7",
+    )
+    parser.add_argument(
+        "--sweep",
+        type=int,
+        metavar="BARS",
+        help="no script: clock BARS bars with the latent knobs swept (default: none, give SCRIPT)",
+    )
+    parser.add_argument(
+        "--bpm", type=float, default=DEFAULT_BPM, help="tempo of --sweep, in beats per minute"
+    )
+    parser.add_argument(
+        "--threshold-volts", type=float, default=0.0, help="threshold pot of --sweep, in volts (-5..5)"
+    )
+    parser.add_argument("--midi", type=Path, help="write what the module played as MIDI (default: none)")
     parser.add_argument("--log", type=Path, help="write the output log (default: stdout)")
-    parser.add_argument("--screen", type=Path, help="write the module's final screen as PNG")
+    parser.add_argument("--screen", type=Path, help="write the module's final screen as PNG (default: none)")
     parser.set_defaults(func=run)
 
 

@@ -3,25 +3,46 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from rackvae.commands import run_model_command
 
-# Training options and their types; their defaults are TrainSettings' (or, with --resume, the stored run's).
-TRAINING_OPTIONS: dict[str, type] = {
-    "batch_size": int,
-    "epochs": int,
-    "learning_rate": float,
-    "patience": int,
-    "factor": float,
-    "min_learning_rate": float,
-    "stop_patience": int,
-    "min_delta": float,
-    "beta": float,
-    "seed": int,
-    "checkpoint_every": int,
+# Training options, their types and help; their defaults are TrainSettings' (or, with --resume, the stored
+# run's).
+TRAINING_OPTIONS: dict[str, tuple[type, str]] = {
+    "batch_size": (int, "sequences per optimiser step"),
+    "epochs": (int, "most epochs to run"),
+    "learning_rate": (float, "Adam's starting learning rate"),
+    "patience": (int, "epochs without a better monitored loss before the rate is multiplied by --factor"),
+    "factor": (float, "learning-rate factor on a plateau"),
+    "min_learning_rate": (float, "stop once the rate would fall below this"),
+    "stop_patience": (int, "stop after this many epochs without a better monitored loss"),
+    "min_delta": (float, "an improvement must lower the monitored loss by more than this"),
+    "beta": (float, "weight of the KL term"),
+    "seed": (int, "seed of the initial parameters, batches and sampling noise"),
+    "checkpoint_every": (int, "epochs between checkpoints (also written at the end and on Ctrl-C)"),
 }
+# Below these a validation split cannot tell a model from the constant roll (train warns).
+MIN_VALIDATION_FILES = 3
+MIN_VALIDATION_BARS = 200
+
+
+class SettingsDefault:
+    """TrainSettings' default of one field, looked up only when help is printed: rackvae.train imports
+    JAX, which would cost every command two seconds at start-up. argparse expands %(name)s in help from
+    the action's attributes."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __str__(self) -> str:
+        from rackvae.train import TrainSettings
+
+        return str(getattr(TrainSettings(), self.name))
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,23 +53,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("data", type=Path, help="dataset written by rackvae ingest")
     parser.add_argument("--name", required=True, help="model name (the folder under OUTPUT)")
-    parser.add_argument(
-        "-o", "--output", type=Path, default=Path("models"), help="models folder (default models/)"
-    )
+    parser.add_argument("-o", "--output", type=Path, default=Path("models"), help="models folder")
     model = parser.add_argument_group("model (ignored with --resume)")
-    model.add_argument("--latent-dim", type=int, default=3)
-    model.add_argument("--hidden-layers", type=int, default=2)
-    model.add_argument("--latent-scale", type=float, default=3.0)
-    model.add_argument("--layer-spacing", choices=("geometric", "linear"), default="geometric")
-    model.add_argument("--hidden-sizes", help="explicit encoder widths, widest first, e.g. 48,12")
-    data = parser.add_argument_group("data split (ignored with --resume)")
-    data.add_argument(
-        "--validation-fraction", type=float, default=0.1, help="share of files held out (default 0.1)"
+    model.add_argument("--latent-dim", type=int, default=3, help="dimensions of the latent space")
+    model.add_argument(
+        "--hidden-layers", type=int, default=2, help="hidden layers of the encoder and decoder"
     )
-    data.add_argument("--split-seed", type=int, default=0)
+    model.add_argument(
+        "--latent-scale", type=float, default=3.0, help="latent range the module's knobs span (±scale)"
+    )
+    model.add_argument(
+        "--layer-spacing",
+        choices=("geometric", "linear"),
+        default="geometric",
+        help="how hidden widths fall from the input to the latent",
+    )
+    model.add_argument(
+        "--hidden-sizes",
+        help="explicit encoder widths, widest first, e.g. 48,12 (default: by --layer-spacing)",
+    )
+    data = parser.add_argument_group("data split (ignored with --resume)")
+    data.add_argument("--validation-fraction", type=float, default=0.1, help="share of files held out")
+    data.add_argument("--split-seed", type=int, default=0, help="seed of the split by file")
     training = parser.add_argument_group("training (defaults: the original trainer's, or the resumed run's)")
-    for name, kind in TRAINING_OPTIONS.items():
-        training.add_argument("--" + name.replace("_", "-"), type=kind, default=None)
+    for name, (kind, text) in TRAINING_OPTIONS.items():
+        option = training.add_argument(
+            "--" + name.replace("_", "-"),
+            type=kind,
+            default=None,
+            help=text + " (default: %(settings_default)s)",
+        )
+        option.settings_default = SettingsDefault(name)  # type: ignore[attr-defined]
     parser.add_argument("--resume", action="store_true", help="continue from OUTPUT/NAME's latest checkpoint")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing model of that name")
     parser.add_argument("-q", "--quiet", action="store_true", help="no per-epoch lines")
@@ -83,7 +118,19 @@ def train_command(args: argparse.Namespace) -> int:
         split = {"validation_fraction": args.validation_fraction, "split_seed": args.split_seed}
         settings = TrainSettings.from_dict(given)
     data = datasets.load(args.data)
+    problem = datasets.core_limit_problem(data.ticks, data.rows, len(data.layout.group_sizes))
+    if problem:
+        raise SystemExit(f"train: {args.data}: {problem}")
     train_set, validation_set = data.split(split["validation_fraction"], split["split_seed"])
+    files = len(np.unique(validation_set.file_index))
+    bars = len(validation_set) * int(data.settings.get("bars_per_sequence", 1))
+    if files < MIN_VALIDATION_FILES or bars < MIN_VALIDATION_BARS:
+        print(
+            f"train: warning: the validation split ({files} files, {bars} bars) is too small to judge the"
+            f" model (under {MIN_VALIDATION_FILES} files or {MIN_VALIDATION_BARS} bars): add data or"
+            " raise --validation-fraction",
+            file=sys.stderr,
+        )
     if not args.resume:
         config = ModelConfig(
             ticks=data.ticks,
@@ -110,4 +157,22 @@ def train_command(args: argparse.Namespace) -> int:
         log=None if args.quiet else print,
     )
     print(f"saved {directory}")
+    if len(validation_set):
+        warn_if_constant_roll_wins(model, validation_set.rolls)
     return 0
+
+
+def warn_if_constant_roll_wins(model: Any, rolls: np.ndarray) -> None:
+    """Warn when the best model gets no more cells right on validation than the constant roll (the
+    best guess that ignores its input): it has learned nothing."""
+    from rackvae.evaluate import reconstruction_metrics
+
+    baseline = np.broadcast_to(np.asarray(model.data["constant_roll"], np.float32), rolls.shape)
+    learned = reconstruction_metrics(rolls, model.reconstruct(rolls))["element_accuracy"]
+    constant = reconstruction_metrics(rolls, baseline)["element_accuracy"]
+    if learned <= constant:
+        print(
+            f"train: warning: the best model does not beat the constant roll on validation (element"
+            f" accuracy {learned:.3f} vs {constant:.3f}): train longer or on more data",
+            file=sys.stderr,
+        )
