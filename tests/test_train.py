@@ -424,6 +424,29 @@ def test_cli_trains_resumes_and_refuses_to_overwrite(small: tuple[Dataset, Datas
     assert model.data["path"] == str(data.resolve()) and model.data["validation_fraction"] == 0.1
 
 
+def test_cli_prints_the_decoder_macs_and_refuses_a_bigger_decoder(
+    small: tuple[Dataset, Dataset], tmp_path: Path
+) -> None:
+    train_set, _ = small
+    data = tmp_path / "small.npz"
+    train_set.save(data)
+    wide = ("--hidden-sizes", "320,192,64", "--epochs", "1", "-q", "-o", tmp_path / "models")
+    refused = rackvae("train", data, "--name", "wide", *wide, "--max-decoder-macs", "100000")
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip().splitlines()[-1] == (
+        "train: decoder 3-64-192-320-192 needs 135,360 MACs per decode, more than --max-decoder-macs 100,000"
+    )
+    assert not (tmp_path / "models" / "wide").exists()
+    accepted = rackvae(
+        "train", data, "--name", "wide", *wide, "--log-var-bound", "6", "--weight-decay", "0.1"
+    )
+    assert accepted.returncode == 0, accepted.stderr
+    assert "decoder 3-64-192-320-192 (135,360 MACs per decode)" in accepted.stdout
+    model = load_model(tmp_path / "models" / "wide")
+    assert model.config.log_var_bound == 6.0 and model.training["weight_decay"] == 0.1
+    assert model.thresholds is not None
+
+
 def test_trainer_follows_the_original_workflow(groove_npz: Path, tmp_path: Path) -> None:
     trainer = Trainer("perc_model_16", model_path=tmp_path)
     trainer.load_dataset(groove_npz)

@@ -23,12 +23,16 @@ TRAINING_OPTIONS: dict[str, tuple[type, str]] = {
     "stop_patience": (int, "stop after this many epochs without a better monitored loss"),
     "min_delta": (float, "an improvement must lower the monitored loss by more than this"),
     "beta": (float, "weight of the KL term"),
+    "free_bits": (float, "nats of KL per latent dimension (batch mean) that are not penalised"),
+    "kl_warmup": (int, "epochs over which the KL weight rises linearly to --beta (0: none)"),
+    "weight_decay": (float, "decoupled weight decay (AdamW), per unit of learning rate"),
     "seed": (int, "seed of the initial parameters, batches and sampling noise"),
     "checkpoint_every": (int, "epochs between checkpoints (also written at the end and on Ctrl-C)"),
 }
 # Below these a validation split cannot tell a model from the constant roll (train warns).
 MIN_VALIDATION_FILES = 3
 MIN_VALIDATION_BARS = 200
+DEFAULT_MAX_DECODER_MACS = 150_000  # about 0.25 ms of int8 decoding on the module's Cortex-M7 at 600 MHz
 
 
 class SettingsDefault:
@@ -70,7 +74,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     model.add_argument(
         "--hidden-sizes",
-        help="explicit encoder widths, widest first, e.g. 48,12 (default: by --layer-spacing)",
+        help="explicit hidden widths in encoder order, widest first, e.g. 320,192,64; the decoder runs them"
+        " in reverse (latent-64-192-320-output) (default: by --layer-spacing)",
+    )
+    model.add_argument(
+        "--log-var-bound",
+        type=float,
+        default=None,
+        help="squash the encoder's log-variance into ±this (default: unbounded)",
+    )
+    model.add_argument(
+        "--max-decoder-macs",
+        type=int,
+        default=DEFAULT_MAX_DECODER_MACS,
+        help="refuse a decoder with more multiply-accumulates per decode",
     )
     data = parser.add_argument_group("data split (ignored with --resume)")
     data.add_argument("--validation-fraction", type=float, default=0.1, help="share of files held out")
@@ -140,12 +157,19 @@ def train_command(args: argparse.Namespace) -> int:
             latent_scale=args.latent_scale,
             layer_spacing=args.layer_spacing,
             hidden_sizes=hidden,
+            log_var_bound=args.log_var_bound,
         )
+        if config.decoder_macs() > args.max_decoder_macs:
+            raise SystemExit(
+                f"train: decoder {'-'.join(map(str, config.decoder_sizes()))} needs {config.decoder_macs():,}"
+                f" MACs per decode, more than --max-decoder-macs {args.max_decoder_macs:,}"
+            )
         model = new_model(args.name, config, data, seed=settings.seed)
         model.data = data_record(args.data, train_set, validation_set, **split)
     print(
         f"{args.name}: {len(train_set)} training and {len(validation_set)} validation sequences of"
         f" {data.ticks}x{data.rows}; decoder {'-'.join(map(str, model.config.decoder_sizes()))}"
+        f" ({model.config.decoder_macs():,} MACs per decode)"
     )
     train(
         model,
