@@ -144,3 +144,23 @@ def test_eval_lists_each_unreadable_midi_file_with_its_reason(
     assert json.loads(captured.out)["splits"]["data"]["sequences"] > 0
     with pytest.raises(SystemExit, match=r"^eval: no sequences to evaluate in DATA$"):
         main(["eval", str(model), str(broken)])
+
+
+def test_eval_encodes_midi_of_a_pitched_model_onto_the_models_rows(corpora: Path, tmp_path: Path) -> None:
+    """MIDI given to eval becomes exactly the rolls ingest made of it for training: pitched rows cut to
+    the model's range, not trimmed again to the pitches of the files given."""
+    from rackvae.commands.eval import load_rolls
+
+    files = sorted((corpora / "mutopia-guitar").glob("*.mid"))[:3]
+    assert main(["ingest", *map(str, files), "--quiet", "--jobs", "1", "-o", str(tmp_path / "p.npz")]) == 0
+    data = datasets.load(tmp_path / "p.npz")
+    counts = np.bincount(data.file_index, minlength=len(data.files))
+    assert counts.max() > 0 and counts.min() == 0  # files with and without 4/4 bars
+    for index, name in enumerate(data.files):
+        if counts[index] == 0:
+            with pytest.raises(SystemExit, match="no sequences to evaluate"):
+                load_rolls([Path(name)], data.settings, data.layout)
+            continue
+        rolls = load_rolls([Path(name)], data.settings, data.layout)
+        assert rolls.shape[1:] == (data.ticks, data.rows)
+        assert np.array_equal(rolls, data.rolls[data.file_index == index]), name

@@ -11,11 +11,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rackvae.commands import run_model_command
+
+if TYPE_CHECKING:
+    from rackvae.dataset import RollLayout
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,8 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def load_rolls(paths: list[Path], dataset_settings: dict[str, Any]) -> np.ndarray:
-    """Rolls of ``.npz`` datasets and of MIDI files/folders (ingested with ``dataset_settings``)."""
+def load_rolls(paths: list[Path], dataset_settings: dict[str, Any], layout: RollLayout) -> np.ndarray:
+    """Rolls of ``.npz`` datasets and of MIDI files/folders (ingested with ``dataset_settings``; pitched
+    rolls cut to the model's rows, not trimmed to the pitches these files use)."""
     from rackvae import dataset as datasets
 
     rolls = [datasets.load(path).rolls for path in paths if path.suffix == ".npz"]
@@ -51,12 +55,16 @@ def load_rolls(paths: list[Path], dataset_settings: dict[str, Any]) -> np.ndarra
     if midi:
         from rackvae.codec import EncodingSettings
 
-        result = datasets.ingest(midi, settings=EncodingSettings.from_dict(dataset_settings), progress=False)
+        settings = EncodingSettings.from_dict({**dataset_settings, "trim": False})
+        result = datasets.ingest(midi, settings=settings, progress=False)
         # As ingest does: each file that could not be read, with the reason (eval goes on without it).
         for file, reason in result.report.failures:
             print(f"eval: skipped {file}: {reason}", file=sys.stderr)
         if len(result.dataset):
-            rolls.append(result.dataset.rolls)
+            midi_rolls = result.dataset.rolls
+            if layout.kind == "note":  # 128 pitch rows -> the model's
+                midi_rolls = midi_rolls[:, :, layout.base_note : layout.base_note + layout.rows]
+            rolls.append(midi_rolls)
     if not any(len(r) for r in rolls):
         raise SystemExit("eval: no sequences to evaluate in DATA")
     shapes = {r.shape[1:] for r in rolls}
@@ -87,7 +95,7 @@ def eval_command(args: argparse.Namespace) -> int:
     elif not args.data:
         raise SystemExit(f"eval: {args.model} was trained on {source!r}, which is not there; give DATA")
     if args.data:
-        splits = {"data": load_rolls(args.data, model.dataset_settings)}
+        splits = {"data": load_rolls(args.data, model.dataset_settings, model.layout)}
     expected = (model.config.ticks, model.config.rows)
     for name, rolls in splits.items():
         if rolls.shape[1:] != expected:
