@@ -11,12 +11,14 @@ import jax
 import numpy as np
 import pytest
 
+from rackvae.calibrate import Thresholds
 from rackvae.dataset import RollLayout
 from rackvae.evaluate import (
     evaluate,
     format_table,
     generation_metrics,
     grid_points_for,
+    hits_per_bar,
     latent_grid,
     neighbour_changes,
     novelty,
@@ -134,12 +136,45 @@ def test_a_model_that_outputs_the_constant_roll_scores_exactly_the_baseline() ->
     assert "validation (20)" in table and "constant roll validation" in table and "step_accuracy" in table
 
 
+def test_hits_per_bar_overall_and_per_group() -> None:
+    rolls = np.zeros((2, 4, 3), np.uint8)
+    rolls[0, :, 0] = 1  # 4 kicks in the first bar
+    rolls[1, 0, 1:] = 1  # one note on each of the two rows of the second group
+    assert hits_per_bar(rolls, (1, 2)) == {"all": 3.0, "groups": [2.0, 1.0]}
+    assert hits_per_bar(rolls, (), bars=2) == {"all": 1.5, "groups": []}
+
+
+def test_the_model_thresholds_apply_per_group() -> None:
+    roll = np.zeros((4, 3), np.uint8)
+    model = constant_model(roll)
+    probs = np.tile([0.4, 0.2, 0.2], 4)
+    model.params["decoder"]["dec_out"]["bias"] = np.log(probs / (1 - probs)).astype(np.float32)
+    model.layout = RollLayout("perc", 3, group_sizes=(1, 2))
+    rolls = np.ones((5, 4, 3), np.uint8)
+    assert (
+        evaluate(model, {"validation": rolls}, rolls, prior_samples=8)["at_model_threshold"]["note_recall"]
+        == 0.0
+    )
+    model.thresholds = Thresholds(0.3, (0.3, 0.1))  # every cell plays
+    metrics = evaluate(model, {"validation": rolls}, rolls, prior_samples=8)
+    assert metrics["at_model_threshold"]["note_recall"] == 1.0 and metrics["note_recall"] == 0.0
+    assert metrics["splits"]["validation"]["hits_per_bar"]["reconstruction"] == {
+        "all": 12.0,
+        "groups": [4.0, 8.0],
+    }
+    assert metrics["generation"]["grid_density"] == 1.0
+    model.thresholds = Thresholds(0.1, (0.3, 0.3))  # the group thresholds rule: only the first row plays
+    metrics = evaluate(model, {"validation": rolls}, rolls, prior_samples=8)
+    assert metrics["at_model_threshold"]["note_recall"] == pytest.approx(1 / 3)
+    assert "@ model: at the model's thresholds (0.100, per group 0.300 0.300)" in format_table(metrics)
+
+
 def test_generation_without_training_data_reports_no_novelty() -> None:
     roll = np.zeros((4, 3), np.uint8)
     roll[0, 1] = 1
     generation = generation_metrics(constant_model(roll, latent_dim=3), None, prior_samples=10)
     assert generation["prior_novel"] is None and "data_density" not in generation
-    assert generation["grid_points_per_dim"] == 16
+    assert generation["grid_points_per_dim"] == 17  # the module's 17^3 knob grid
     assert generation["grid_empty"] == 0.0 and generation["grid_density"] == pytest.approx(1 / 12)
 
 
@@ -199,6 +234,13 @@ def test_eval_json_on_the_models_own_splits(trained: tuple[Path, Path], tmp_path
     assert metrics["step_accuracy"] > metrics["baseline_step_accuracy"] + 0.1
     assert metrics["note_f1"] > metrics["splits"]["validation"]["baseline_note_f1"]
     assert metrics["generation"]["prior_samples"] == 200
+    # The model's thresholds, chosen on this validation split: its reconstructions there play the data's
+    # notes per bar, overall and per group (Extended map: kick, snare, toms, hi-hats, cymbals).
+    assert metrics["thresholds"]["threshold"] < 0.5 and len(metrics["thresholds"]["group_thresholds"]) == 5
+    hits = metrics["splits"]["validation"]["hits_per_bar"]
+    assert hits["reconstruction"]["all"] == pytest.approx(hits["data"]["all"], rel=0.001)
+    np.testing.assert_allclose(hits["reconstruction"]["groups"], hits["data"]["groups"], rtol=0.01)
+    assert metrics["at_model_threshold"]["note_recall"] > metrics["note_recall"]  # 0.5 plays too few
     stored = json.loads((model_dir / "model.json").read_text())["metrics"]
     assert stored["step_accuracy"] == metrics["step_accuracy"]  # kept with the model
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [

@@ -1,8 +1,10 @@
 """Is a model any good? Reconstruction metrics per split, a constant-roll baseline, generation statistics.
 
-Reconstructions decode the encoder mean and switch a cell on when its probability is >= ``threshold``
-(0.5, as the original's recall). A model that does not beat the constant roll (each cell on when it is
-on in more than half of the training sequences) on held-out data has learned nothing.
+Reconstructions decode the encoder mean and switch a cell on when its probability is >= a threshold:
+0.5 (as the original's recall) and the model's own thresholds (``rackvae.calibrate``: per percussion
+group, where the module plays). Generation statistics (the knob grid, prior samples) are taken at the
+model's thresholds. A model that does not beat the constant roll (each cell on when it is on in more
+than half of the training sequences) on held-out data has learned nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from rackvae import plots
 from rackvae.train import TrainedModel, constant_roll
 
 THRESHOLD = 0.5
+Threshold = float | np.ndarray  # one for every cell, or one per row ``[rows]`` (the model's own)
 # Metrics compared between the model and the constant roll, in table order.
 RECONSTRUCTION_KEYS = (
     "exact_recall",
@@ -34,9 +37,10 @@ def _ratio(numerator: float, denominator: float) -> float:
 
 
 def reconstruction_metrics(
-    targets: np.ndarray, probs: np.ndarray, threshold: float = THRESHOLD
+    targets: np.ndarray, probs: np.ndarray, threshold: Threshold = THRESHOLD
 ) -> dict[str, float]:
-    """Compare rolls ``[N, ticks, rows]`` (0/1) with predicted probabilities of the same shape.
+    """Compare rolls ``[N, ticks, rows]`` (0/1) with predicted probabilities of the same shape, a cell on
+    when its probability is >= ``threshold`` (a number, or one per row).
 
     - ``exact_recall``: share of sequences reproduced cell for cell (the seed text's "recall");
     - ``step_accuracy``: share of (sequence, tick) steps whose whole row is right (MusicVAE's
@@ -63,9 +67,29 @@ def reconstruction_metrics(
     }
 
 
+def hits_per_bar(rolls: np.ndarray, group_sizes: tuple[int, ...], bars: int = 1) -> dict[str, Any]:
+    """Notes per bar of 0/1 ``rolls`` ``[N, ticks, rows]`` (sequences of ``bars`` bars): all rows, and each
+    group of consecutive rows (``group_sizes``; none for note rolls)."""
+    per_sequence = rolls.sum(axis=1, dtype=np.float64).mean(axis=0) / bars if len(rolls) else np.zeros(0)
+    starts = np.cumsum((0, *group_sizes))
+    groups = [float(per_sequence[a:b].sum()) for a, b in itertools.pairwise(starts)]
+    return {"all": float(per_sequence.sum()), "groups": groups}
+
+
 def split_metrics(model: TrainedModel, rolls: np.ndarray, baseline: np.ndarray) -> dict[str, Any]:
-    """Reconstruction metrics, loss terms at the encoder mean and the baseline's metrics for one split."""
-    metrics: dict[str, Any] = reconstruction_metrics(rolls, model.reconstruct(rolls))
+    """Reconstruction metrics (at 0.5 and at the model's thresholds), the notes per bar of the data and of
+    the reconstructions at the model's thresholds, loss terms at the encoder mean and the baseline's
+    metrics for one split."""
+    probs = model.reconstruct(rolls)
+    cells = model.cell_thresholds()
+    metrics: dict[str, Any] = reconstruction_metrics(rolls, probs)
+    at_model = reconstruction_metrics(rolls, probs, cells)
+    metrics["at_model_threshold"] = {key: at_model[key] for key in RECONSTRUCTION_KEYS}
+    groups, bars = model.layout.group_sizes, int(model.dataset_settings.get("bars_per_sequence", 1))
+    metrics["hits_per_bar"] = {
+        "data": hits_per_bar(rolls, groups, bars),
+        "reconstruction": hits_per_bar(probs >= cells, groups, bars),
+    }
     reconstruction, kl = model.loss_terms(rolls)
     kl_total = kl.sum(axis=1)
     metrics["reconstruction"] = float(reconstruction.mean())
@@ -111,13 +135,14 @@ def generation_metrics(
     training: np.ndarray | None,
     *,
     prior_samples: int = 1000,
-    grid_budget: int = 4096,
+    grid_budget: int = 17**3,  # 17 points per axis in 3-D: neighbours 1/16 of the range apart
     seed: int = 0,
-    threshold: float = THRESHOLD,
+    threshold: Threshold = THRESHOLD,
 ) -> dict[str, Any]:
-    """What the decoder makes from a grid over the latent cube and from prior samples.
+    """What the decoder makes from a grid over the latent cube and from prior samples at ``threshold``.
 
-    Reports notes per step per row (density, overall and per row) against the training data, the share
+    Reports notes per step per row (density, overall and per row) and notes per bar (overall and per
+    group) against the training data, the share
     of generated rolls not in the training set, the share of distinct and of empty rolls, and the mean
     number of cells changing between neighbouring grid points (smoothness; the grid step is
     ``2 * latent_scale / (points - 1)``).
@@ -133,6 +158,7 @@ def generation_metrics(
         "grid_neighbour_changes": neighbour_changes(grid, points, config.latent_dim),
         "prior_samples": prior_samples,
         "row_density": {},
+        "hits_per_bar": {},
     }
     sources = {"grid": grid, "prior": prior}
     if training is not None:
@@ -140,6 +166,8 @@ def generation_metrics(
     for name, rolls in sources.items():
         result[f"{name}_density"] = float(rolls.mean())
         result["row_density"][name] = [float(v) for v in rolls.mean(axis=(0, 1))]
+        bars = int(model.dataset_settings.get("bars_per_sequence", 1))
+        result["hits_per_bar"][name] = hits_per_bar(rolls, model.layout.group_sizes, bars)
         if name != "data":
             flat = rolls.reshape(len(rolls), -1)
             result[f"{name}_distinct"] = len(np.unique(flat, axis=0)) / len(flat)
@@ -178,12 +206,17 @@ def evaluate(
         key: per_split[primary][key]
         for key in (*RECONSTRUCTION_KEYS, "elbo", "baseline_step_accuracy", "baseline_element_accuracy")
     }
+    cells = model.cell_thresholds()
     return {
         "model": model.name,
         "primary_split": primary,
         **headline,
+        "at_model_threshold": per_split[primary]["at_model_threshold"],
+        "thresholds": model.thresholds.to_dict() if model.thresholds is not None else None,
         "splits": per_split,
-        "generation": generation_metrics(model, training, prior_samples=prior_samples, seed=seed),
+        "generation": generation_metrics(
+            model, training, prior_samples=prior_samples, seed=seed, threshold=cells
+        ),
     }
 
 
@@ -225,6 +258,12 @@ def _align(rows: list[list[str]]) -> list[str]:
     ]
 
 
+def format_hits(hits: dict[str, Any]) -> str:
+    """Notes per bar: all rows, then each group in brackets."""
+    groups = " ".join(f"{v:.2f}" for v in hits["groups"])
+    return f"{hits['all']:.2f}" + (f" ({groups})" if groups else "")
+
+
 def format_table(metrics: dict[str, Any]) -> str:
     """``evaluate``'s metrics as text: model vs constant roll per split, then the generation statistics."""
     splits = metrics["splits"]
@@ -240,6 +279,12 @@ def format_table(metrics: dict[str, Any]) -> str:
     for key in RECONSTRUCTION_KEYS:
         model_cells = [f"{splits[name][key]:.4f}" for name in names]
         rows.append([key, *model_cells, *(f"{splits[name]['baseline_' + key]:.4f}" for name in names)])
+    for key in RECONSTRUCTION_KEYS:
+        cells = [f"{splits[name]['at_model_threshold'][key]:.4f}" for name in names]
+        rows.append([f"{key} @ model", *cells, *blank])
+    for source in ("data", "reconstruction"):
+        cells = [format_hits(splits[name]["hits_per_bar"][source]) for name in names]
+        rows.append([f"notes per bar, {source}" + (" @ model" if source != "data" else ""), *cells, *blank])
     for key in ("reconstruction", "kl", "elbo"):
         rows.append([key, *(f"{splits[name][key]:.3f}" for name in names), *blank])
     rows.append(
@@ -257,8 +302,20 @@ def format_table(metrics: dict[str, Any]) -> str:
     for key, label in labels.items():
         values = (generation.get(f"{source}_{key}") for source in ("data", "grid", "prior"))
         gen_rows.append([label, *("" if value is None else f"{value:.4f}" for value in values)])
+    hits = generation["hits_per_bar"]
+    gen_rows.append(
+        ["notes per bar", *(format_hits(hits[s]) if s in hits else "" for s in ("data", "grid", "prior"))]
+    )
+    thresholds = metrics.get("thresholds")
+    at = (
+        f"{thresholds['threshold']:.3f}, per group "
+        + " ".join(f"{t:.3f}" for t in thresholds["group_thresholds"])
+        if thresholds
+        else f"{THRESHOLD} (the model has no thresholds of its own)"
+    )
     return "\n".join(
         [
+            f"@ model: at the model's thresholds ({at}); generation at the model's thresholds",
             *_align(rows),
             "",
             *_align(gen_rows),
