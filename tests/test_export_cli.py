@@ -39,7 +39,7 @@ def exported(trained: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_writes_every_format_and_the_card_and_nothing_else(exported: Path) -> None:
-    expected = [*TFLITE_NAMES, "tiny_dec.h", "tiny_dec.c", "tiny.yml"]
+    expected = [*TFLITE_NAMES, "tiny_dec.h", "tiny_dec.c", "tiny_dec_selftest.c", "tiny.yml"]
     assert sorted(p.name for p in exported.iterdir()) == sorted(expected)
 
 

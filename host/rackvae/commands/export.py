@@ -2,7 +2,8 @@
 
 Writes (atomically, into the model folder or ``-o DIR``) ``NAME_dec.tflite`` (float32),
 ``NAME_dec_f16.tflite`` (float16 weights), ``NAME_dec_int8.tflite`` (int8 in and out), ``NAME_dec.h``
-/ ``NAME_dec.c`` (C arrays of the ``--c-variant`` file) and ``NAME.yml``. int8 is calibrated on the
+/ ``NAME_dec.c`` (C arrays of the ``--c-variant`` file), ``NAME_dec_selftest.c`` (their self-test on the
+target, rackvae.export.selftest) and ``NAME.yml``. int8 is calibrated on the
 encoder means of the model's training split plus a grid over the ±scale cube. Every .tflite file
 is run in LiteRT on random latents before anything is written; one that does not compute the
 decoder stops the export (``rackvae.export.tflite.check_against_decoder``).
@@ -140,12 +141,15 @@ def export_model(
             **errors,
         }
     if "c" in formats:
-        from rackvae.export import carray
+        from rackvae.export import carray, selftest
 
-        for file_name, data in carray.c_files_from_tflite(converted[c_variant], model.name).items():
+        variant = TFLITE_FORMATS[c_variant][0]
+        c_files = carray.c_files_from_tflite(converted[c_variant], model.name)
+        c_files.update(selftest.selftest_files(converted[c_variant], variant, model.name))
+        for file_name, data in c_files.items():
             contents[output / file_name] = data
             export["files"][file_name] = {
-                "variant": TFLITE_FORMATS[c_variant][0],
+                "variant": variant,
                 "bytes": len(data),
                 "sha256": hashlib.sha256(data).hexdigest(),
             }

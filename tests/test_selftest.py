@@ -1,0 +1,126 @@
+"""The self-test ``rackvae export --formats c`` writes beside the C arrays (rackvae.export.selftest)
+passes for float32, float16 and int8 models where they run: built with the core on the desktop (strict
+C99, every warning an error) and on the emulated Cortex-M7 (a project vendoring core/ with CMake, QEMU
+mps2-an500), each a program whose exit status is the self-test's verdict. A self-test given another
+model's arrays counts mismatches, so a pass means something."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rackvae.export.carray import c_files_from_tflite
+from rackvae.export.selftest import selftest_files, selftest_latents
+from rackvae.export.tflite import VARIANTS, tflite_bytes
+from rackvae.model import random_decoder_layers
+from rackvae.simulate import QEMU_COMMAND, TOOLCHAIN_FILE
+from test_core_models import DEMO_METADATA, DEMO_SIZES, core_models
+from test_firmware import require_cross_tools
+
+REPO = Path(__file__).resolve().parent.parent
+CORE_SOURCES = sorted(str(p) for p in (REPO / "core" / "src").glob("*.c"))
+STRICT = ["-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror", "-O2", "-ffp-contract=off"]
+QEMU_DIR = REPO / "firmware" / "qemu"
+
+COUNT_DRIVER = r"""
+#include <stdio.h>
+long demo_selftest(void);
+int main(void) { printf("%ld\n", demo_selftest()); return 0; }
+"""
+
+M7_PROJECT = """cmake_minimum_required(VERSION 3.16)
+project(selftest C)
+add_subdirectory("{core}" core)
+foreach(name {names})
+  add_executable(${{name}}.elf ${{name}}/${{name}}_dec.c ${{name}}/${{name}}_dec_selftest.c
+                 "{qemu}/startup.c" "{qemu}/semihost.c")
+  target_compile_definitions(${{name}}.elf PRIVATE RV_SELFTEST_MAIN)
+  target_include_directories(${{name}}.elf PRIVATE ${{name}} "{qemu}")
+  target_link_libraries(${{name}}.elf PRIVATE rackvae_core)
+  target_link_options(${{name}}.elf PRIVATE -nostartfiles "-T{qemu}/mps2_an500.ld")
+endforeach()
+"""
+
+
+def model_files(tflite: bytes, variant: str, name: str) -> dict[str, bytes]:
+    return {**c_files_from_tflite(tflite, name), **selftest_files(tflite, variant, name)}
+
+
+def write(files: dict[str, bytes], directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for file_name, data in files.items():
+        (directory / file_name).write_bytes(data)
+
+
+def host_program(directory: Path, sources: list[str], *flags: str) -> Path:
+    program = directory / "selftest"
+    command = ["gcc", *STRICT, *flags, f"-I{REPO / 'core' / 'include'}", f"-I{directory}"]
+    subprocess.run(
+        [*command, *sources, *CORE_SOURCES, "-lm", "-o", str(program)], check=True, capture_output=True
+    )
+    return program
+
+
+def test_latents_are_the_corners_the_centre_and_random_ones() -> None:
+    latents = selftest_latents(3, 3.0)
+    assert latents.shape == (12, 3)
+    assert {tuple(row) for row in latents[:8]} == {
+        (a, b, c) for a in (-3, 3) for b in (-3, 3) for c in (-3, 3)
+    }
+    assert np.array_equal(latents[8], np.zeros(3))
+    assert np.all(np.abs(latents[9:]) < 3) and len(np.unique(latents[9:])) == 9
+    assert len(selftest_latents(8, 2.0)) == 2 + 1 + 3  # wide latents: the diagonal's two ends
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_selftest_passes_on_the_host(variant: str, tmp_path: Path) -> None:
+    files = model_files(core_models()[f"demo_{variant}"].tflite, variant, "demo")
+    write(files, tmp_path)
+    source = files["demo_dec_selftest.c"].decode()
+    assert "long demo_selftest(void)" in source
+    assert ("DEMO_DEC_SELFTEST_TOLERANCE 0.0f" in source) == (variant == "int8")  # int8: exact
+    sources = [str(tmp_path / "demo_dec.c"), str(tmp_path / "demo_dec_selftest.c")]
+    program = host_program(tmp_path, sources, "-DRV_SELFTEST_MAIN")
+    assert subprocess.run([str(program)], check=False).returncode == 0
+
+
+@pytest.mark.parametrize("variant", ["float32", "int8"])
+def test_selftest_counts_the_outputs_of_another_model(variant: str, tmp_path: Path) -> None:
+    """The self-test of one model run against a model of the same shape and other weights."""
+    mine = core_models()[f"demo_{variant}"].tflite
+    other = tflite_bytes(
+        random_decoder_layers(DEMO_SIZES, seed=9), DEMO_METADATA, variant, model_name="demo_dec"
+    )
+    write({**c_files_from_tflite(other, "demo"), **selftest_files(mine, variant, "demo")}, tmp_path)
+    (tmp_path / "driver.c").write_text(COUNT_DRIVER)
+    sources = [str(tmp_path / name) for name in ("driver.c", "demo_dec.c", "demo_dec_selftest.c")]
+    result = subprocess.run(
+        [str(host_program(tmp_path, sources))], capture_output=True, text=True, check=True
+    )
+    assert 12 * 192 // 2 < int(result.stdout) <= 12 * 192  # most of the 2304 probabilities differ
+
+
+def test_selftest_passes_on_the_emulated_cortex_m7(tmp_path: Path) -> None:
+    require_cross_tools()
+    names = [f"demo_{variant}" for variant in VARIANTS]
+    for variant, name in zip(VARIANTS, names, strict=True):
+        write(model_files(core_models()[f"demo_{variant}"].tflite, variant, name), tmp_path / name)
+    project = M7_PROJECT.format(
+        core=(REPO / "core").as_posix(), qemu=QEMU_DIR.as_posix(), names=" ".join(names)
+    )
+    (tmp_path / "CMakeLists.txt").write_text(project)
+    build = tmp_path / "build"
+    configure = ["cmake", "-S", str(tmp_path), "-B", str(build), f"-DCMAKE_TOOLCHAIN_FILE={TOOLCHAIN_FILE}"]
+    subprocess.run([*configure, "-DCMAKE_BUILD_TYPE=Release"], check=True, capture_output=True)
+    subprocess.run(["cmake", "--build", str(build), "-j2"], check=True, capture_output=True)
+    for name in names:
+        result = subprocess.run(
+            [*QEMU_COMMAND, "-kernel", str(build / f"{name}.elf")],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, (name, result.stdout, result.stderr)
