@@ -22,6 +22,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from rackvae.export.metadata import XenMetadata
 from rackvae.export.tflite import VARIANTS, tflite_bytes
 from rackvae.model import random_decoder_layers
@@ -163,6 +165,7 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     worst_clock = 0
+    m7_decodes: dict[str, int] = {}  # the demo's decode per variant, beside the other families
     for name, (sizes, metadata) in SIZES.items():
         layers = random_decoder_layers(sizes, seed=1)
         for variant in VARIANTS:
@@ -174,6 +177,9 @@ def main() -> None:
             if decode != again:
                 raise RuntimeError(f"{name} {variant}: counts differ between runs ({decode} != {again})")
             logistic = marks[3][1]
+            if name == DEMO:
+                m7_decodes[variant] = decode
+                demo_macs = macs
             inference = marks[7][0]
             clock = max(count for count, _ in marks[9 : 9 + 2 * v["ticks"] : 2])
             worst_clock = max(worst_clock, clock)
@@ -220,6 +226,108 @@ def main() -> None:
         "the edge arrives just after a chunk and a pulse-timer tick began. Not covered: a model change,\n"
         "when the SD card's transactions hold the bus and the module plays no step (edges are counted\n"
         "and replayed)."
+    )
+    if all(shutil.which(tool) for tool in ("avr-gcc", "simavr")):
+        print_families(measure_families(build_root, plugin), m7_decodes, parts["core"], demo_macs)
+    else:
+        print("\n(the M0+ and AVR comparison needs avr-gcc and simavr)")
+
+
+# ---- the same core on two more families: Cortex-M0+ without FPU (QEMU microbit), ATmega2560 (simavr) ----
+M0_CPU_HZ = 133e6  # RP2040
+DEMO = "demo perc 3-12-48-192"
+
+
+@dataclass(frozen=True)
+class FamilyRow:
+    target: str
+    variant: str
+    count: int  # instructions (QEMU) or cycles (simavr) of one decode
+    unit: str
+    clock_hz: float
+    core_bytes: int  # code + constants of the core linked into the program
+    model_bytes: int  # the model's C arrays in flash
+    ram_bytes: int | None  # scratch + one output vector + the decode's stack
+
+
+def symbol_bytes(elf: Path, prefix: str, nm: str) -> int:
+    """Bytes of the symbols whose name starts with ``prefix`` (the model's C arrays)."""
+    listing = subprocess.run([nm, "-S", str(elf)], capture_output=True, text=True, check=True).stdout
+    return sum(
+        int(f[1], 16)
+        for f in (line.split() for line in listing.splitlines())
+        if len(f) == 4 and f[3].startswith(prefix)
+    )
+
+
+def measure_families(build_root: Path, plugin: Path) -> list[FamilyRow]:
+    """One decode of the demo-size model on each family: int8 and float32 on the M0, int8 on the AVR."""
+    from rackvae import mcu
+
+    sizes, metadata = SIZES[DEMO]
+    layers = random_decoder_layers(sizes, seed=1)
+    latent = np.array([[0.5, -1.0, 2.0]], np.float32)
+    rows = []
+    for variant in ("int8", "float32"):
+        model = tflite_bytes(layers, metadata, variant)
+        directory = build_root / f"mcu-m0-{variant}"
+        elf = mcu.build("m0", model, directory)
+        counts = directory / "counts.txt"
+        mark = elf_symbols(elf)["rv_bench_mark"][0]
+        options = f"mark={mark:#x},range=0x0:0x0,out={counts}"
+        run = mcu.run_m0(elf, latent, directory / "run", extra=["-plugin", f"{plugin},{options}"])
+        marks = [
+            int(f[2]) for f in (line.split() for line in counts.read_text().splitlines()) if f[0] == "mark"
+        ]
+        ram = run.values["scratch"] + run.probabilities.shape[1] * 4 + run.values["stack"]
+        core = code_size(elf.with_suffix(".map"))["core"]
+        weights = symbol_bytes(elf, "model_dec_", "arm-none-eabi-nm")
+        rows.append(
+            FamilyRow(
+                "Cortex-M0+ (soft float)", variant, marks[1], "instructions", M0_CPU_HZ, core, weights, ram
+            )
+        )
+    model = tflite_bytes(layers, metadata, "int8")
+    directory = build_root / "mcu-avr-int8"
+    elf = mcu.build("avr", model, directory, latent)
+    run = mcu.run_avr(elf, 1)
+    ram = run.values["scratch"] + run.probabilities.shape[1] * 4 + run.values["stack"]
+    core = code_size(elf.with_suffix(".map"))["core"]
+    weights = symbol_bytes(elf, "model_dec_", "avr-nm")
+    rows.append(
+        FamilyRow("ATmega2560", "int8", run.values["cycles"], "cycles", mcu.AVR_CPU_HZ, core, weights, ram)
+    )
+    return rows
+
+
+def print_families(rows: list[FamilyRow], m7: dict[str, int], m7_core: int, macs: int) -> None:
+    print(
+        f"\nThe demo-size model ({macs} MACs) on three families: one decode (rv_decode, one latent), the\n"
+        "core's code, the model's C arrays, and RAM (scratch + output + the decode's measured stack)\n"
+    )
+    header = (
+        f"{'target':24} {'variant':8} {'per decode':>12} {'unit':12} {'per MAC':>8} {'clock':>8} "
+        f"{'decode':>10} {'core B':>7} {'model B':>8} {'RAM B':>6}"
+    )
+    print(header)
+    print("-" * len(header))
+    m7_rows = [
+        FamilyRow("Cortex-M7 (FPU, DSP)", v, m7[v], "instructions", CPU_HZ, m7_core, 0, None) for v in m7
+    ]
+    for row in [*m7_rows, *rows]:
+        ms = row.count / row.clock_hz * 1e3
+        print(
+            f"{row.target:24} {row.variant:8} {row.count:12d} {row.unit:12} {row.count / macs:8.2f} "
+            f"{row.clock_hz / 1e6:5.0f}MHz {ms:8.3f}ms {row.core_bytes:7d} "
+            f"{row.model_bytes or '-':>8} {row.ram_bytes or '-':>6}"
+        )
+    print(
+        "\nM7: repacked weights (the module's decode, table above); model and RAM: see above.\n"
+        "M0+: instructions counted by the TCG plugin, time at one instruction per cycle (a Cortex-M0+\n"
+        "spends 2 cycles per load and taken branch: expect more). AVR: cycles counted by Timer1 in simavr\n"
+        "(cycle-accurate); the int8 multipliers and shifts and the model descriptor sit in RAM there\n"
+        "(.data), beside the RAM column.\n"
+        "Goals: int8 < 2 ms at 133 MHz on the M0+ class, < 100 ms at 16 MHz on the AVR."
     )
 
 
