@@ -4,17 +4,17 @@ The declarations below are the part of ``core/include/rackvae.h`` Python uses. S
 so the C compiler lays them out from the real header (a field spelled differently fails the build).
 
 Flags: ``-ffp-contract=off`` keeps every float operation the one written (the same bits as the
-Cortex-M7 build); ``-O3`` and, unless ``RACKVAE_PORTABLE=1``, ``-march=native`` let the compiler
-vectorise across outputs and turn ``fmaf`` into one instruction, which changes no result.
+Cortex-M7 build). No ``-march``: the extension runs on any x86-64, and the core picks its x86 kernels
+(AVX2, AVX-512, VNNI, VBMI) at run time from the CPU (core/src/rv_dense_x86.c); ``rackvae.isa`` caps
+them from ``RACKVAE_ISA``. ``make_builder(native=True)`` is the same build with ``-march=native``,
+which bench/bench_decode.py compares it with.
 """
 
-import os
 from pathlib import Path
 
 from cffi import FFI
 
 ROOT = Path(__file__).resolve().parent.parent
-CORE_INCLUDE = ROOT / "core" / "include"
 CORE_SOURCES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "core" / "src").glob("*.c"))
 
 CDEF = """
@@ -173,23 +173,39 @@ static rv_status rv_py_invoke(const rv_py_invocation *invocation) {
 )
 
 
-def compile_args() -> list[str]:
-    args = ["-std=c99", "-O3", "-ffp-contract=off", "-fno-math-errno"]
-    if os.environ.get("RACKVAE_PORTABLE", "0") != "1":
-        args.append("-march=native")
-    return args
+# Bindings only: the x86 instruction-set level of the core's kernels (rv_internal.h; one level
+# elsewhere), for rackvae.isa.
+CDEF += """
+static const int RV_ISA_GENERIC;
+static const int RV_ISA_AVX2;
+static const int RV_ISA_AVX512;
+static const int RV_ISA_VNNI;
+static const int RV_ISA_VBMI;
+int rv_cpu_isa(void);
+int rv_cpu_cap(int level);
+"""
 
 
-ffibuilder = FFI()
-ffibuilder.cdef(CDEF)
-ffibuilder.set_source(
-    "rackvae._core",
-    '#include "rackvae.h"\n' + INVOKE_SOURCE,
-    sources=CORE_SOURCES,
-    include_dirs=[str(CORE_INCLUDE.relative_to(ROOT))],
-    extra_compile_args=compile_args(),
-    libraries=["m"],
-)
+def make_builder(native: bool = False) -> FFI:
+    """The extension's builder. ``native``: the same build with ``-march=native``, for comparison (not
+    a wheel's), with absolute paths so that it compiles in any directory; the wheel's paths are
+    relative to the checkout, as setuptools wants them."""
+    base = ROOT if native else Path()
+    builder = FFI()
+    builder.cdef(CDEF)
+    builder.set_source(
+        "rackvae._core",
+        '#include "rackvae.h"\n#include "rv_internal.h"\n' + INVOKE_SOURCE,
+        sources=[str(base / source) for source in CORE_SOURCES],
+        include_dirs=[str(base / "core" / "include"), str(base / "core" / "src")],
+        extra_compile_args=["-std=c99", "-O3", "-ffp-contract=off", "-fno-math-errno"]
+        + (["-march=native"] if native else []),
+        libraries=["m"],
+    )
+    return builder
+
+
+ffibuilder = make_builder()
 
 if __name__ == "__main__":
     ffibuilder.compile(verbose=True)

@@ -44,11 +44,12 @@
 #define RV_MAX_WIDTH 8192
 #endif
 
-/* Latent vectors decoded together in one pass of the desktop (AVX2) kernels, which load each weight
-   once per block; the portable kernels decode one latent at a time, so elsewhere it is 1.
-   rv_scratch_size() grows with it; results never depend on it. */
+/* Latent vectors decoded together in one pass of the desktop (x86-64) kernels, which load each weight
+   once per block; the portable kernels decode one latent at a time, so elsewhere it is 1. On x86-64
+   it is 8 whichever kernels the CPU runs (they are chosen at run time), so a scratch size computed
+   once holds on every machine. rv_scratch_size() grows with it; results never depend on it. */
 #ifndef RV_DECODE_BLOCK
-#if defined(__x86_64__) && defined(__AVX2__) && defined(__FMA__)
+#if defined(__x86_64__)
 #define RV_DECODE_BLOCK 8
 #else
 #define RV_DECODE_BLOCK 1

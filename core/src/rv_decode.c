@@ -1,4 +1,4 @@
-/* Running the decoder: blocks of up to RV_DECODE_BLOCK latents (8 on AVX2 desktops, else 1) go
+/* Running the decoder: blocks of up to RV_DECODE_BLOCK latents (8 on x86-64, else 1) go
  * through the dense layers together (each weight loaded once per block), ping-ponging between two
  * scratch buffers; the last layer writes straight into the caller's output, where the logistic is
  * applied. int8 models repacked for the Cortex-M7 DSP kernel go through it a latent at a time, its
@@ -134,41 +134,6 @@ rv_status rv_decode_s8(const rv_model *model, const int8_t *latents, size_t n, i
     return RV_OK;
 }
 
-#if defined(RV_TARGET_X86) && defined(__AVX512BW__) && defined(__AVX512VBMI__)
-#include <immintrin.h>
-
-/* LOGISTIC, then DEQUANTIZE, 64 outputs per pass (the scalar loop in decode_s8_float, same numbers):
-   the 256-entry table as two 128-byte halves, one vpermi2b each, picked by the index's top bit; then
-   the exact int -> float conversion and the one multiply, 16 lanes at a time. */
-#define RV_DEQUANTIZE16(p)                                                                                  \
-    _mm512_mask_storeu_ps(out + k + 16 * (p), (__mmask16)(lanes >> (16 * (p))),                              \
-                          _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(                                 \
-                                            _mm512_cvtepi8_epi32(_mm512_extracti32x4_epi32(v, p)), zero)),   \
-                                        scale))
-static void logistic_dequantize(const rv_model *model, const int8_t *q, size_t n, float *out) {
-    const int8_t *table = model->logistic_table;
-    const __m512i t0 = _mm512_loadu_si512((const void *)table), t1 = _mm512_loadu_si512((const void *)(table + 64));
-    const __m512i t2 = _mm512_loadu_si512((const void *)(table + 128));
-    const __m512i t3 = _mm512_loadu_si512((const void *)(table + 192));
-    const __m512i zero = _mm512_set1_epi32(model->output_quant.zero_point);
-    const __m512 scale = _mm512_set1_ps(model->output_quant.scale);
-    size_t k;
-    for (k = 0; k < n; k += 64) {
-        const __mmask64 lanes = n - k >= 64 ? ~(__mmask64)0 : ~(__mmask64)0 >> (64 - (n - k));
-        const __m512i index = _mm512_xor_si512(_mm512_maskz_loadu_epi8(lanes, q + k), _mm512_set1_epi8(-128));
-        const __m512i v = _mm512_mask_blend_epi8(_mm512_movepi8_mask(index), _mm512_permutex2var_epi8(t0, index, t1),
-                                                 _mm512_permutex2var_epi8(t2, index, t3));
-        RV_DEQUANTIZE16(0);
-        RV_DEQUANTIZE16(1);
-        RV_DEQUANTIZE16(2);
-        RV_DEQUANTIZE16(3);
-    }
-}
-#define RV_VECTOR_LOGISTIC 1
-#else
-#define RV_VECTOR_LOGISTIC 0
-#endif
-
 /* TFLite's QUANTIZE: round(x / scale) + zero_point, clamped to int8. */
 static int8_t quantize(float x, rv_quant q) {
     float r = roundf(x / q.scale);
@@ -185,11 +150,9 @@ static rv_status decode_s8_float(const rv_model *model, const float *latents, si
     const size_t output_size = rv_model_output_size(model);
     const size_t width = s8_width(model);
     int8_t *block_out = (int8_t *)((int16_t *)scratch + RV_DECODE_BLOCK * width) + 2u * RV_DECODE_BLOCK * width;
-#if !RV_VECTOR_LOGISTIC
     const int8_t *logistic = model->logistic_table + 128; /* indexed by the int8 input */
     const int32_t zero_point = model->output_quant.zero_point;
     const float scale = model->output_quant.scale;
-#endif
     int8_t q_in[RV_DECODE_BLOCK * RV_MAX_LATENT];
     size_t start, k;
     for (start = 0; start < n; start += RV_DECODE_BLOCK) {
@@ -205,13 +168,10 @@ static rv_status decode_s8_float(const rv_model *model, const float *latents, si
             continue;
         }
         decode_s8_block(model, q_in, b, block_out, scratch);
-#if RV_VECTOR_LOGISTIC
-        logistic_dequantize(model, block_out, b * output_size, out);
-#else
-        for (k = 0; k < b * output_size; k++) { /* LOGISTIC, then DEQUANTIZE */
+        /* LOGISTIC, then DEQUANTIZE (an x86 fast path may take them) */
+        for (k = rv_logistic_dequantize_fast(model, block_out, b * output_size, out); k < b * output_size; k++) {
             out[k] = (float)(RV_FLASH_S8(&logistic[block_out[k]]) - zero_point) * scale;
         }
-#endif
     }
     return RV_OK;
 }

@@ -43,10 +43,11 @@ void rv_dense_f16(const rv_layer *layer, const float *x, size_t b, float *y);
    x16 is scratch for b * in int16 values. */
 void rv_dense_s8(const rv_layer *layer, const int8_t *x, size_t b, int8_t *y, int16_t *x16);
 
-/* Target fast paths: rv_dense_x86.c (x86-64 with AVX2 + FMA) and rv_dense_m7.c (Cortex-M7 FPU and DSP
-   extension). Each handles outputs [0, returned) of every latent of the block with the portable
-   kernels' arithmetic; the portable kernels do the rest. Other targets have no fast path. */
-#if defined(__x86_64__) && defined(__AVX2__) && defined(__FMA__)
+/* Target fast paths: rv_dense_x86.c (x86-64, any: the kernels of the CPU's instruction-set level are
+   chosen at run time) and rv_dense_m7.c (Cortex-M7 FPU and DSP extension). Each handles outputs
+   [0, returned) of every latent of the block with the portable kernels' arithmetic; the portable
+   kernels do the rest. Other targets have no fast path. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define RV_TARGET_X86 1
 #elif defined(__GNUC__) && defined(__ARM_ARCH_7EM__) && defined(__ARM_FP) && (__ARM_FP & 4) && defined(__thumb2__)
 #define RV_TARGET_M7 1
@@ -128,6 +129,44 @@ size_t rv_dense_s8_fast(const rv_layer *layer, const int16_t *x16, size_t b, int
 #else
 static inline size_t rv_dense_s8_fast(const rv_layer *layer, const int16_t *x16, size_t b, int8_t *y) {
     (void)layer, (void)x16, (void)b, (void)y;
+    return 0;
+}
+#endif
+
+/* x86-64 instruction-set levels, each including the ones before it. rv_dense_x86.c runs the kernels
+   of the highest level the CPU has, at most the cap (rv_cpu_cap: the bindings set it from RACKVAE_ISA;
+   a core without getenv, as on an MCU). Every level computes the same bits. */
+#define RV_ISA_GENERIC 0 /* baseline x86-64 (SSE2): the portable kernels */
+#define RV_ISA_AVX2 1    /* AVX2, FMA, F16C */
+#define RV_ISA_AVX512 2  /* + AVX-512 F, BW, VL, DQ */
+#define RV_ISA_VNNI 3    /* + AVX-512 VNNI */
+#define RV_ISA_VBMI 4    /* + AVX-512 VBMI */
+
+#if defined(RV_TARGET_X86)
+/* One level's kernels (rv_dense_x86_kernels.h); each returns the outputs it handled, as the hooks. */
+typedef struct rv_x86_kernels {
+    size_t (*dense_f32)(const rv_layer *layer, const float *x, size_t b, float *y);
+    size_t (*dense_f16)(const rv_layer *layer, const float *x, size_t b, float *y);
+    size_t (*dense_s8)(const rv_layer *layer, const int16_t *x16, size_t b, int8_t *y);
+    size_t (*logistic_dequantize)(const rv_model *model, const int8_t *q, size_t n, float *out); /* or NULL */
+} rv_x86_kernels;
+extern const rv_x86_kernels rv_x86_avx2, rv_x86_avx512, rv_x86_vnni, rv_x86_vbmi;
+
+/* The level the kernels run at, and the cap: levels above it are not used (returns the level now in
+   use). */
+int rv_cpu_isa(void);
+int rv_cpu_cap(int level);
+
+/* The int8 graph's LOGISTIC then DEQUANTIZE of q[0, returned) into out (decode_s8_float's loop). */
+size_t rv_logistic_dequantize_fast(const rv_model *model, const int8_t *q, size_t n, float *out);
+#else
+static inline int rv_cpu_isa(void) { return RV_ISA_GENERIC; }
+static inline int rv_cpu_cap(int level) {
+    (void)level;
+    return RV_ISA_GENERIC;
+}
+static inline size_t rv_logistic_dequantize_fast(const rv_model *model, const int8_t *q, size_t n, float *out) {
+    (void)model, (void)q, (void)n, (void)out;
     return 0;
 }
 #endif

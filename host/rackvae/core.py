@@ -13,9 +13,12 @@ from typing import Any, Literal
 
 import numpy as np
 
+from rackvae import isa
 from rackvae._core import ffi, lib
 from rackvae.export.metadata import XenMetadata
 from rackvae.model import DecoderLayers
+
+isa.cap_from_environment()  # before any decode (RACKVAE_ISA)
 
 DType = Literal["float32", "float16", "int8"]
 _rv_decode = lib.rv_decode

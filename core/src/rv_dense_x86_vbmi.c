@@ -1,0 +1,4 @@
+/* The x86-64 fast kernels compiled for CPUs with AVX-512 VNNI and VBMI (see rv_dense_x86_kernels.h). */
+#define RV_X86_LEVEL RV_ISA_VBMI
+#define RV_X86_TABLE rv_x86_vbmi
+#include "rv_dense_x86_kernels.h"
