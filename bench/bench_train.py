@@ -8,9 +8,11 @@ the loss is the last epoch's mean training loss (BCE summed over outputs + KL, a
 Medians over 3 seeds. Keras runs in its own process per run, three ways: graph mode as the original
 ran it (``disable_eager_execution``), today's default ``fit`` (``tf.function``), and with XLA
 (``jit_compile=True``). Seconds are wall-clock; CPU seconds (all threads) show the work done, which
-matters on a shared machine (Keras spreads over both cores, this trainer uses one).
+matters on a shared machine (Keras spreads over both cores, this trainer uses one). ``--hidden-sizes``
+runs another architecture on both sides (e.g. the default model's 320,192,64; the log-variance
+squashed like the original's on both, so the losses compare).
 
-    .venv/bin/python bench/bench_train.py [--epochs 20] [--seeds 3] [--limit N]
+    .venv/bin/python bench/bench_train.py [--epochs 20] [--seeds 3] [--limit N] [--hidden-sizes 320,192,64]
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from rackvae.model import ModelConfig
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 REPO = Path(__file__).resolve().parent.parent
@@ -64,16 +68,15 @@ class EpochClock:
         return statistics.median(self.wall[1:]), statistics.median(self.cpu[1:])
 
 
-def run_jax(rolls: np.ndarray, ticks: int, rows: int, epochs: int, batch_size: int, seed: int) -> dict:
+def run_jax(rolls: np.ndarray, config: ModelConfig, epochs: int, batch_size: int, seed: int) -> dict:
     from rackvae.dataset import Dataset, RollLayout
-    from rackvae.model import ModelConfig
     from rackvae.train import TrainSettings, new_model, train
 
     n = len(rolls)
     zeros = np.zeros(n, np.int32)
-    cube = rolls.reshape(n, ticks, rows)
-    data = Dataset(cube, cube, RollLayout("perc", rows), {}, [], zeros, zeros, zeros)
-    model = new_model("bench", ModelConfig(ticks, rows), data, seed=seed)
+    cube = rolls.reshape(n, config.ticks, config.rows)
+    data = Dataset(cube, cube, RollLayout("perc", config.rows), {}, [], zeros, zeros, zeros)
+    model = new_model("bench", config, data, seed=seed)
     never = 10**6  # no plateau, no early stop: a fixed number of epochs like model.fit
     settings = TrainSettings(
         batch_size=batch_size, epochs=epochs, seed=seed, patience=never, stop_patience=never
@@ -159,6 +162,8 @@ def keras_in_subprocess(args: argparse.Namespace, mode: str, seed: int) -> dict:
     """One Keras run in a fresh process (graph mode is process-wide; TensorFlow keeps thread pools)."""
     command = [sys.executable, __file__, "--keras", mode, "--seed", str(seed), "--epochs", str(args.epochs)]
     command += ["--batch-size", str(args.batch_size), "--limit", str(args.limit)]
+    if args.hidden_sizes:
+        command += ["--hidden-sizes", args.hidden_sizes]
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -171,17 +176,18 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--limit", type=int, default=0, help="use only the first N sequences (0: all)")
+    parser.add_argument("--hidden-sizes", help="encoder widths, widest first (default: the original's 48,12)")
     parser.add_argument("--keras", choices=KERAS_MODES, help=argparse.SUPPRESS)  # internal: one Keras run
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
-
-    from rackvae.model import ModelConfig
 
     rolls = groove_rolls()
     if args.limit:
         rolls = rolls[: args.limit]
     ticks, rows = 16, rolls.shape[1] // 16
-    config = ModelConfig(ticks, rows)
+    hidden = tuple(int(s) for s in args.hidden_sizes.split(",")) if args.hidden_sizes else None
+    # The original squashed the log-variance into the mean's ±3, as Keras does here.
+    config = ModelConfig(ticks, rows, hidden_sizes=hidden, log_var_bound=3.0)
     encoder = (config.input_size, *config.encoder_sizes(), config.latent_dim)
     if args.keras:
         print(json.dumps(run_keras(rolls, encoder, args.epochs, args.batch_size, args.seed, args.keras)))
@@ -192,7 +198,7 @@ def main() -> int:
     print(f"batch {args.batch_size}, {args.epochs} epochs, seeds 0..{args.seeds - 1}; {os.cpu_count()} CPUs")
     runs: dict[str, list[dict]] = {"rackvae (JAX)": [], **{name: [] for name in KERAS_MODES.values()}}
     for seed in range(args.seeds):
-        runs["rackvae (JAX)"].append(run_jax(rolls, ticks, rows, args.epochs, args.batch_size, seed))
+        runs["rackvae (JAX)"].append(run_jax(rolls, config, args.epochs, args.batch_size, seed))
         for mode, name in KERAS_MODES.items():
             runs[name].append(keras_in_subprocess(args, mode, seed))
         done = (

@@ -225,10 +225,12 @@ def write_plots(
     rolls: np.ndarray,
     directory: str | Path,
     examples: int = 4,
-    threshold: float = THRESHOLD,
+    threshold: Threshold | None = None,
 ) -> list[Path]:
-    """Write the model's PNG plots for ``rolls`` into ``directory``; returns the files written."""
+    """Write the model's PNG plots for ``rolls`` into ``directory`` (thresholded at ``threshold``, default
+    the model's own); returns the files written."""
     directory = Path(directory)
+    threshold = model.cell_thresholds() if threshold is None else threshold
     means, _ = model.encode(rolls)
     probs = model.reconstruct(rolls)
     chosen = np.unique(np.linspace(0, len(rolls) - 1, examples).astype(int))

@@ -75,17 +75,21 @@ def input_output(
     targets: np.ndarray,
     probs: np.ndarray,
     labels: Sequence[str],
-    threshold: float = 0.5,
+    threshold: float | np.ndarray = 0.5,
     indices: Sequence[int] = (),
 ) -> Figure:
-    """Input rolls beside the model's probabilities and thresholded output, one row per sequence."""
+    """Input rolls beside the model's probabilities and thresholded output, one row per sequence
+    (``threshold``: one for every cell, or one per row: the model's own)."""
     indices = list(indices) or list(range(len(targets)))
     figure = Figure(figsize=(12, 3 * len(indices)))
     for row, (target, prob, index) in enumerate(zip(targets, probs, indices, strict=True)):
         panels = (
             (target, f"input #{index}"),
             (prob, "output probability"),
-            (prob >= threshold, f"output >= {threshold}"),
+            (
+                prob >= threshold,
+                f"output >= {threshold}" if np.ndim(threshold) == 0 else "output (model's thresholds)",
+            ),
         )
         for col, (roll, title) in enumerate(panels):
             _draw_roll(
@@ -127,7 +131,7 @@ def latent_map(
     scale: float,
     axes_pair: tuple[int, int] = (0, 1),
     points: int = 7,
-    threshold: float = 0.5,
+    threshold: float | np.ndarray = 0.5,
 ) -> Figure:
     """A grid of decoded rolls over two latent axes (the others at 0), like Grids' drum map.
 
