@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 import numpy as np
@@ -160,3 +161,22 @@ def test_dataset_of_another_shape_is_refused(trained: Path, tmp_path: Path) -> N
                 str(tmp_path),
             ]
         )
+
+
+def test_tflite_c_holds_the_c_variant_file(trained: Path, tmp_path: Path) -> None:
+    command = [
+        "export",
+        str(trained),
+        "--formats",
+        "int8,tflite-c",
+        "--c-variant",
+        "int8",
+        "-o",
+        str(tmp_path),
+    ]
+    assert main(command) == 0
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert written == ["tiny.yml", "tiny_dec_int8.tflite", "tiny_dec_tflite.cc", "tiny_dec_tflite.h"]
+    source = (tmp_path / "tiny_dec_tflite.cc").read_text()
+    array = bytes(int(word, 16) for word in re.findall(r"0x([0-9a-f]{2})", source))
+    assert array == (tmp_path / "tiny_dec_int8.tflite").read_bytes()

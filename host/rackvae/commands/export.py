@@ -3,7 +3,8 @@
 Writes (atomically, into the model folder or ``-o DIR``) ``NAME_dec.tflite`` (float32),
 ``NAME_dec_f16.tflite`` (float16 weights), ``NAME_dec_int8.tflite`` (int8 in and out), ``NAME_dec.h``
 / ``NAME_dec.c`` (C arrays of the ``--c-variant`` file), ``NAME_dec_selftest.c`` (their self-test on the
-target, rackvae.export.selftest) and ``NAME.yml``. int8 is calibrated on the
+target, rackvae.export.selftest) and ``NAME.yml``; with ``--formats tflite-c`` also ``NAME_dec_tflite.h/.cc``
+(the ``--c-variant`` .tflite as a C++ array for TFLite-Micro). int8 is calibrated on the
 encoder means of the model's training split plus a grid over the ±scale cube. Every .tflite file
 is run in LiteRT on random latents before anything is written; one that does not compute the
 decoder stops the export (``rackvae.export.tflite.check_against_decoder``).
@@ -24,7 +25,8 @@ TFLITE_FORMATS = {
     "f16": ("float16", "_dec_f16.tflite"),
     "int8": ("int8", "_dec_int8.tflite"),
 }
-FORMATS = (*TFLITE_FORMATS, "c")
+FORMATS = (*TFLITE_FORMATS, "c", "tflite-c")
+DEFAULT_FORMATS = (*TFLITE_FORMATS, "c")  # tflite-c (the .tflite as a C++ array) only when asked
 CHECK_LATENTS = 1000
 
 
@@ -37,8 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("model", type=Path, help="model folder written by rackvae train")
     parser.add_argument(
         "--formats",
-        default=",".join(FORMATS),
-        help=f"comma-separated subset of {','.join(FORMATS)} (default all)",
+        default=",".join(DEFAULT_FORMATS),
+        help=f"comma-separated subset of {','.join(FORMATS)} (default {','.join(DEFAULT_FORMATS)})",
     )
     parser.add_argument("-o", "--output", type=Path, help="output folder (default: the model folder)")
     parser.add_argument(
@@ -50,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--c-variant",
         choices=tuple(TFLITE_FORMATS),
         default="f32",
-        help="which .tflite variant the C arrays hold (default f32)",
+        help="which .tflite variant the C arrays (and tflite-c) hold (default f32)",
     )
     parser.set_defaults(func=run)
 
@@ -107,7 +109,8 @@ def export_model(
     latents = latents.astype(np.float32)
     export: dict[str, Any] = {"files": {}}
     contents: dict[Path, bytes] = {}
-    needed = [name for name in TFLITE_FORMATS if name in formats or ("c" in formats and name == c_variant)]
+    as_c = "c" in formats or "tflite-c" in formats
+    needed = [name for name in TFLITE_FORMATS if name in formats or (as_c and name == c_variant)]
     converted: dict[str, bytes] = {}
     for name in needed:
         variant, suffix = TFLITE_FORMATS[name]
@@ -140,19 +143,24 @@ def export_model(
             "check_latents": CHECK_LATENTS,
             **errors,
         }
+    c_files: dict[str, bytes] = {}
+    variant = TFLITE_FORMATS[c_variant][0]
     if "c" in formats:
         from rackvae.export import carray, selftest
 
-        variant = TFLITE_FORMATS[c_variant][0]
-        c_files = carray.c_files_from_tflite(converted[c_variant], model.name)
+        c_files.update(carray.c_files_from_tflite(converted[c_variant], model.name))
         c_files.update(selftest.selftest_files(converted[c_variant], variant, model.name))
-        for file_name, data in c_files.items():
-            contents[output / file_name] = data
-            export["files"][file_name] = {
-                "variant": variant,
-                "bytes": len(data),
-                "sha256": hashlib.sha256(data).hexdigest(),
-            }
+    if "tflite-c" in formats:
+        from rackvae.export import tflite_c
+
+        c_files.update(tflite_c.tflite_c_files(converted[c_variant], model.name))
+    for file_name, data in c_files.items():
+        contents[output / file_name] = data
+        export["files"][file_name] = {
+            "variant": variant,
+            "bytes": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+        }
     for path, data in contents.items():
         atomic_write_bytes(path, data)
         print(f"wrote {path} ({len(data)} bytes)")
