@@ -1,7 +1,8 @@
 """The self-test ``rackvae export --formats c`` writes beside the C arrays (rackvae.export.selftest)
 passes for float32, float16 and int8 models where they run: built with the core on the desktop (strict
 C99, every warning an error) and on the emulated Cortex-M7 (a project vendoring core/ with CMake, QEMU
-mps2-an500), each a program whose exit status is the self-test's verdict. A self-test given another
+mps2-an500), each a program whose exit status is the self-test's verdict; int8 also on the ATmega2560
+(simavr), where the expected values are read from program memory. A self-test given another
 model's arrays counts mismatches, so a pass means something."""
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ import pytest
 from rackvae.export.carray import c_files_from_tflite
 from rackvae.export.selftest import selftest_files, selftest_latents
 from rackvae.export.tflite import VARIANTS, tflite_bytes
+from rackvae.mcu import SIMAVR_COMMAND
 from rackvae.model import random_decoder_layers
 from rackvae.simulate import QEMU_COMMAND, TOOLCHAIN_FILE
 from test_core_models import DEMO_METADATA, DEMO_SIZES, core_models
 from test_firmware import require_cross_tools
+from test_mcu_families import require
 
 REPO = Path(__file__).resolve().parent.parent
 CORE_SOURCES = sorted(str(p) for p in (REPO / "core" / "src").glob("*.c"))
@@ -29,6 +32,28 @@ COUNT_DRIVER = r"""
 #include <stdio.h>
 long demo_selftest(void);
 int main(void) { printf("%ld\n", demo_selftest()); return 0; }
+"""
+
+AVR_DRIVER = r"""
+#include <avr/interrupt.h>
+#include <avr/io.h>
+#include <avr/sleep.h>
+long demo_selftest(void);
+static void put(char c) { while (!(UCSR0A & (1 << UDRE0))) {} UDR0 = (uint8_t)c; }
+int main(void) {
+    long n = demo_selftest();
+    char digits[12];
+    int k = 0;
+    UBRR0 = 0; UCSR0A = 1 << U2X0; UCSR0B = 1 << TXEN0; UCSR0C = 3 << UCSZ00;
+    do { digits[k++] = (char)('0' + n % 10); n /= 10; } while (n > 0);
+    put('m'); put(' ');
+    while (k > 0) put(digits[--k]);
+    put('\n');
+    while (!(UCSR0A & (1 << TXC0))) {}
+    cli();
+    sleep_mode();
+    return 0;
+}
 """
 
 M7_PROJECT = """cmake_minimum_required(VERSION 3.16)
@@ -124,3 +149,15 @@ def test_selftest_passes_on_the_emulated_cortex_m7(tmp_path: Path) -> None:
             timeout=120,
         )
         assert result.returncode == 0, (name, result.stdout, result.stderr)
+
+
+def test_int8_selftest_passes_on_the_avr(tmp_path: Path) -> None:
+    require("avr")
+    write(model_files(core_models()["demo_int8"].tflite, "int8", "demo"), tmp_path)
+    (tmp_path / "driver.c").write_text(AVR_DRIVER)
+    elf = tmp_path / "selftest.elf"
+    flags = ["-mmcu=atmega2560", *STRICT[:-2], "-Os", "-ffp-contract=off", f"-I{REPO / 'core' / 'include'}"]
+    sources = [str(tmp_path / name) for name in ("driver.c", "demo_dec.c", "demo_dec_selftest.c")]
+    subprocess.run(["avr-gcc", *flags, *sources, *CORE_SOURCES, "-lm", "-o", str(elf)], check=True)
+    result = subprocess.run([*SIMAVR_COMMAND, str(elf)], capture_output=True, text=True, timeout=120)
+    assert "m 0." in result.stderr, result.stderr[-2000:]  # simavr shows the line's newline as '.'

@@ -52,7 +52,9 @@ def selftest_files(tflite: bytes, variant: Variant, model_name: str) -> dict[str
         reference = f"LiteRT, within {FLOAT_TOLERANCE:g}"
     outputs = expected.shape[1]
     # rv_scratch_size grows linearly with RV_DECODE_BLOCK, which differs between targets
-    per_block_latent = -(-lib.rv_scratch_size(decoder.c_model) // lib.RV_DECODE_BLOCK)
+    scratch_words = -(
+        -lib.rv_scratch_size(decoder.c_model) // lib.RV_DECODE_BLOCK // 4
+    )  # per latent of a block
     source = "\n".join(
         [
             f"/* {stem}_selftest: checks the {stem} C arrays ({variant}) on the target. {function}() decodes",
@@ -88,8 +90,14 @@ def selftest_files(tflite: bytes, variant: Variant, model_name: str) -> dict[str
             "#endif",
             "}",
             "",
+            "#if defined(__GNUC__) /* rv_decode asks 4-byte aligned scratch; avr-gcc aligns arrays to 1 */",
+            "#define RV_SELFTEST_ALIGNED __attribute__((aligned(4)))",
+            "#else",
+            "#define RV_SELFTEST_ALIGNED",
+            "#endif",
+            "",
             f"long {function}(void) {{",
-            f"    static uint32_t scratch[RV_DECODE_BLOCK * {(per_block_latent + 3) // 4}u];",
+            f"    static uint32_t scratch[RV_DECODE_BLOCK * {scratch_words}u] RV_SELFTEST_ALIGNED;",
             f"    static float probabilities[{outputs}];",
             f"    const rv_model *model = &{ident}_model;",
             f"    const float tolerance = {ident.upper()}_SELFTEST_TOLERANCE;",
