@@ -25,6 +25,7 @@ CDEF = """
 #define RV_MAX_LAYERS ...
 #define RV_MAX_LATENT ...
 #define RV_DECODE_BLOCK ...
+#define RV_ACCENT_ROW ...
 
 typedef int... rv_status;
 static const int RV_OK;
@@ -42,6 +43,7 @@ static const int RV_LAYOUT_OUT_IN;
 static const int RV_LAYOUT_IN_OUT;
 static const int RV_KIND_NOTE;
 static const int RV_KIND_PERC;
+static const float RV_DEFAULT_THRESHOLD;
 
 typedef struct rv_metadata {
     uint8_t kind;
@@ -53,6 +55,10 @@ typedef struct rv_metadata {
     uint8_t has_extension;
     uint8_t base_note;
     uint8_t latent_dim;
+    uint8_t extension_version;
+    float threshold;
+    float group_thresholds[];
+    uint8_t row_notes[];
     ...;
 } rv_metadata;
 
@@ -92,6 +98,7 @@ typedef struct rv_post_config {
     float threshold;
     uint8_t max_notes;
     uint8_t zero_volt_note;
+    float group_offsets[...];
     ...;
 } rv_post_config;
 typedef struct rv_note {
@@ -127,6 +134,7 @@ rv_status rv_logistic_s8_table(rv_quant input_quant, int8_t table[256]);
 rv_status rv_quantize_multiplier(double real_multiplier, int32_t *multiplier, int32_t *shift);
 
 rv_post_config rv_post_config_default(void);
+rv_post_config rv_post_config_for_model(const rv_metadata *meta);
 rv_status rv_row_group(const rv_metadata *meta, uint8_t row, int8_t *group, float *accent);
 rv_status rv_postprocess_step(const rv_metadata *meta, const float *probabilities,
                               const rv_post_config *config, rv_step *step);

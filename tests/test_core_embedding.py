@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rackvae.core import Decoder
+from rackvae.core import Decoder, lib
 from rackvae.export.carray import c_files_from_tflite
 from test_core_models import core_models
 
@@ -48,7 +48,8 @@ def test_readme_example_builds_with_add_subdirectory_and_plays_the_cffi_notes(tm
     assert run.returncode == 0, run.stdout + run.stderr
 
     decoder = Decoder.from_bytes(tflite)
-    expected = decoder.notes(decoder.decode(README_LATENT)[0])  # the example's defaults
+    # the example's defaults: rv_post_config_default()
+    expected = decoder.notes(decoder.decode(README_LATENT)[0], threshold=lib.RV_DEFAULT_THRESHOLD)
     printed = [[int(n) for n in line.split()] for line in run.stdout.splitlines()]
     assert printed == [[note.midi_note for note in tick] for tick in expected]
     assert sum(map(len, printed)) > 0, "the example should play something at that latent"

@@ -11,7 +11,8 @@ import pytest
 from rackvae._core import lib
 
 from rackvae.core import CoreError, Decoder
-from rackvae.export.metadata import XenMetadata, with_xen_metadata
+from rackvae.export.container import with_xen_metadata
+from rackvae.export.metadata import XenMetadata
 from rackvae.export.tflite import convert_decoder, tflite_bytes
 from rackvae.model import random_decoder_layers
 from test_core_models import DEMO_METADATA, core_models

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import flatbuffers
 import numpy as np
 
-from rackvae.export.metadata import XenMetadata, with_metadata_buffer
+from rackvae.export.container import with_metadata_buffer
+from rackvae.export.metadata import XenMetadata
 from rackvae.export.tflite import VARIANTS, operator_names, tflite_bytes
 from rackvae.model import DecoderLayers, random_decoder_layers
 
@@ -25,7 +26,7 @@ DEMO_METADATA = XenMetadata("perc", rows=12, ticks=16, latent_scale=3, group_siz
 NOTE_METADATA = XenMetadata("note", rows=48, ticks=16, latent_scale=3, base_note=36)
 # what xen_quantizer's Metadata class holds by default: perdec, 11 rows, 16 ticks, scale 3, 1+1+6+2+2
 ORIGINAL_METADATA = XenMetadata(
-    "perc", rows=11, ticks=16, latent_scale=3, group_sizes=(1, 1, 6, 2, 2), has_extension=False
+    "perc", rows=11, ticks=16, latent_scale=3, group_sizes=(1, 1, 6, 2, 2), extension_version=0
 )
 
 

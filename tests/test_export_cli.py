@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -11,15 +12,40 @@ import pytest
 import yaml
 
 from rackvae.cli import main
+from rackvae.core import Decoder
 from rackvae.dataset import Dataset, load
 from rackvae.export import carray, tflite
 from rackvae.export.metadata import XenMetadata, read_xen_metadata
 from rackvae.export.tflite import int8_error_budget, run_litert
 from rackvae.train import load_model
+from test_carray import CORE_SOURCES, STRICT
 
 TFLITE_NAMES = ("tiny_dec.tflite", "tiny_dec_f16.tflite", "tiny_dec_int8.tflite")
+# The General MIDI note each row of the extended map plays: kick, snare, six toms (low floor .. high),
+# closed and open hi-hat, ride, crash.
+EXTENDED_NOTES = (36, 38, 41, 43, 45, 47, 48, 50, 42, 46, 51, 49)
+# Prints what the core reads from the exporter's C arrays: version, thresholds x 255, row notes.
+THRESHOLD_PROGRAM = r"""
+#include <stdio.h>
+#include "tiny_dec.h"
+int main(void) {
+    const rv_metadata *meta = &tiny_dec_model.metadata;
+    const rv_post_config config = rv_post_config_for_model(meta);
+    unsigned i;
+    printf("%u %.3f", (unsigned)meta->extension_version, config.threshold * 255.0f);
+    for (i = 0; i < meta->n_groups; i++) {
+        printf(" %.3f", (config.threshold + config.group_offsets[i]) * 255.0f);
+    }
+    for (i = 0; i < meta->rows; i++) {
+        printf(" %u/%u", (unsigned)meta->row_notes[i], (unsigned)TINY_DEC_ROW_NOTES[i]);
+    }
+    printf("\n");
+    return 0;
+}
+"""
 # One session of one Groove drummer: about 2,000 real bars, ingested in under a second.
 SESSION = Path("groove") / "drummer1" / "session1"
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +87,17 @@ def test_c_arrays_hold_the_checked_tflite_of_their_variant(
 
 def test_files_carry_the_layout_metadata_and_compute_the_model(trained: Path, exported: Path) -> None:
     model = load_model(trained)
+    assert model.thresholds is not None
     expected = XenMetadata(
-        "perc", rows=12, ticks=16, latent_scale=3, group_sizes=(1, 1, 6, 2, 2), latent_dim=3
+        "perc",
+        rows=12,
+        ticks=16,
+        latent_scale=3,
+        group_sizes=(1, 1, 6, 2, 2),
+        latent_dim=3,
+        threshold=model.thresholds.threshold,
+        group_thresholds=model.thresholds.group_thresholds,
+        row_notes=EXTENDED_NOTES,
     )
     latents = np.random.default_rng(5).uniform(-3, 3, (200, 3)).astype(np.float32)
     probabilities = model.decode(latents).reshape(len(latents), -1)
@@ -85,10 +120,13 @@ def test_model_card_describes_model_data_training_metadata_and_files(trained: Pa
     (run,) = card["training"]
     assert run["epochs"] == 2 and run["epochs_run"] == 2 and run["batch_size"] == 32
     assert card["metadata"]["type"] == "perdec"
-    assert (
-        bytes(card["metadata"]["bytes"])
-        == b"xen:perdec" + bytes([12, 16, 3, 5, 1, 1, 6, 2, 2]) + b"rv\x01\x00\x03"
-    )
+    thresholds = load_model(trained).thresholds
+    assert thresholds is not None and card["export"]["thresholds"] == "model.json"
+    threshold_bytes = [round(t * 255) for t in (thresholds.threshold, *thresholds.group_thresholds)]
+    assert bytes(card["metadata"]["bytes"]) == (
+        b"xen:perdec" + bytes([12, 16, 3, 5, 1, 1, 6, 2, 2]) + b"rv\x02\x00\x03"
+    ) + bytes(threshold_bytes + list(EXTENDED_NOTES))
+    assert card["metadata"]["threshold"] == threshold_bytes[0] / 255
     for name in TFLITE_NAMES:
         entry = card["export"]["files"][name]
         data = (exported / name).read_bytes()
@@ -180,3 +218,42 @@ def test_tflite_c_holds_the_c_variant_file(trained: Path, tmp_path: Path) -> Non
     source = (tmp_path / "tiny_dec_tflite.cc").read_text()
     array = bytes(int(word, 16) for word in re.findall(r"0x([0-9a-f]{2})", source))
     assert array == (tmp_path / "tiny_dec_int8.tflite").read_bytes()
+
+
+def test_every_file_carries_the_models_thresholds_and_the_core_plays_at_them(
+    trained: Path, exported: Path, tmp_path: Path
+) -> None:
+    """The threshold round trip: model.json -> every .tflite and the C arrays -> the C core's default."""
+    thresholds = load_model(trained).thresholds
+    assert thresholds is not None
+    stored = [round(t * 255) for t in (thresholds.threshold, *thresholds.group_thresholds)]
+    assert len(set(stored)) > 1, "calibration should give the groups thresholds of their own"
+    latents = np.random.default_rng(7).uniform(-3, 3, (20, 3)).astype(np.float32)
+    played = 0
+    for name in TFLITE_NAMES:
+        decoder = Decoder.from_file(exported / name)
+        meta = decoder.metadata
+        assert meta.extension_version == 2 and meta.row_notes == EXTENDED_NOTES
+        assert [round(t * 255) for t in (meta.threshold, *meta.group_thresholds)] == stored
+        # by default the core plays each row at its group's threshold and sends its General MIDI note
+        limits = np.repeat(np.float32(stored[1:]) / np.float32(255), (1, 1, 6, 2, 2))
+        for probabilities in decoder.decode(latents):
+            for tick, notes in zip(probabilities, decoder.notes(probabilities), strict=True):
+                above = np.flatnonzero(tick >= limits)
+                strongest = sorted(sorted(above, key=lambda row: -tick[row])[:4])
+                assert [note.row for note in notes] == strongest
+                assert [note.midi_note for note in notes] == [EXTENDED_NOTES[row] for row in strongest]
+                played += len(notes)
+    assert played > 0
+    (tmp_path / "main.c").write_text(THRESHOLD_PROGRAM)
+    for file in ("tiny_dec.h", "tiny_dec.c"):
+        (tmp_path / file).write_bytes((exported / file).read_bytes())
+    program = tmp_path / "thresholds"
+    includes = [f"-I{REPO / 'core' / 'include'}", f"-I{tmp_path}"]
+    sources = [str(tmp_path / "main.c"), str(tmp_path / "tiny_dec.c"), *CORE_SOURCES]
+    subprocess.run(["gcc", *STRICT, *includes, *sources, "-lm", "-o", str(program)], check=True)
+    printed = subprocess.run([str(program)], capture_output=True, text=True, check=True).stdout.split()
+    assert printed[0] == "2"
+    assert [round(float(value)) for value in printed[1:7]] == stored
+    assert [float(value) for value in printed[1:7]] == pytest.approx(stored, abs=1e-3)
+    assert printed[7:] == [f"{note}/{note}" for note in EXTENDED_NOTES]

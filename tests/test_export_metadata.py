@@ -10,50 +10,115 @@ from ai_edge_litert import schema_py_generated as tfl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from rackvae.calibrate import Thresholds
 from rackvae.dataset import RollLayout
+from rackvae.export.container import with_metadata_buffer, with_xen_metadata
 from rackvae.export.metadata import (
+    ACCENT_ROW,
+    DEFAULT_THRESHOLD,
     MetadataError,
     XenMetadata,
     description_bytes,
     locate_xen_metadata,
     read_xen_metadata,
-    with_metadata_buffer,
-    with_xen_metadata,
 )
 from rackvae.export.tflite import convert_decoder
 from rackvae.model import random_decoder_layers
 
-NOTE = XenMetadata("note", rows=24, ticks=16, latent_scale=3, base_note=36)
-PERC = XenMetadata("perc", rows=12, ticks=16, latent_scale=3, group_sizes=(1, 1, 6, 2, 2))
+# The extended map's General MIDI notes; rows 3 and 7 made accent rows to carry the byte 255.
+GM_NOTES = (36, 38, 42, ACCENT_ROW, 46, 49, 51, ACCENT_ROW, 48, 45, 50, 47)
+NOTE = XenMetadata("note", rows=24, ticks=16, latent_scale=3, base_note=36, threshold=0.35)
+PERC = XenMetadata(
+    "perc",
+    rows=12,
+    ticks=16,
+    latent_scale=3,
+    group_sizes=(1, 1, 6, 2, 2),
+    threshold=0.35,
+    group_thresholds=(0.4, 0.3, 0.25, 0.1, 0.0),
+    row_notes=GM_NOTES,
+)
 # Bytes >= 128 in every field that can hold them: 128 rows x 48 ticks, a group of 200, scale 130.
-WIDE_NOTE = XenMetadata("note", rows=128, ticks=48, latent_scale=130, base_note=0, latent_dim=5)
+WIDE_NOTE = XenMetadata(
+    "note", rows=128, ticks=48, latent_scale=130, base_note=0, latent_dim=5, threshold=1.0
+)
 WIDE_PERC = XenMetadata("perc", rows=202, ticks=48, latent_scale=3, group_sizes=(2, 200), latent_dim=2)
+V1_NOTE = XenMetadata("note", rows=24, ticks=16, latent_scale=3, base_note=36, extension_version=1)
+V1_PERC = XenMetadata(
+    "perc", rows=12, ticks=16, latent_scale=3, group_sizes=(1, 1, 6, 2, 2), extension_version=1
+)
 # Converted decoders without our metadata, by (inputs, outputs).
 Plain = dict[tuple[int, int], bytes]
-CASES = {"note": NOTE, "perc": PERC, "note_128x48": WIDE_NOTE, "perc_wide": WIDE_PERC}
+CASES = {
+    "note": NOTE,
+    "perc": PERC,
+    "note_128x48": WIDE_NOTE,
+    "perc_wide": WIDE_PERC,
+    "note_v1": V1_NOTE,
+    "perc_v1": V1_PERC,
+}
 
 
 def test_note_bytes_follow_the_table() -> None:
-    assert NOTE.to_bytes() == b"xen:seqdec" + bytes([24, 16, 3]) + b"rv" + bytes([1, 36, 3])
+    # threshold 0.35 -> round(89.25) = 89
+    assert NOTE.to_bytes() == b"xen:seqdec" + bytes([24, 16, 3]) + b"rv" + bytes([2, 36, 3, 89])
+    assert V1_NOTE.to_bytes() == b"xen:seqdec" + bytes([24, 16, 3]) + b"rv" + bytes([1, 36, 3])
 
 
 def test_perc_bytes_follow_the_table() -> None:
-    assert PERC.to_bytes() == b"xen:perdec" + bytes([12, 16, 3, 5, 1, 1, 6, 2, 2]) + b"rv" + bytes([1, 0, 3])
+    # thresholds 0.35 0.4 0.3 0.25 0.1 0 -> 89 102 77 64 26 0 (0.3 * 255 = 76.5 rounds up, 63.75 to 64)
+    assert PERC.to_bytes() == (
+        b"xen:perdec"
+        + bytes([12, 16, 3, 5, 1, 1, 6, 2, 2])
+        + b"rv"
+        + bytes([2, 0, 3, 89, 102, 77, 64, 26, 0, *GM_NOTES])
+    )
+    assert V1_PERC.to_bytes() == b"xen:perdec" + bytes([12, 16, 3, 5, 1, 1, 6, 2, 2]) + b"rv" + bytes(
+        [1, 0, 3]
+    )
+
+
+def test_thresholds_are_held_as_the_bytes_value_and_defaults_fill_the_rest() -> None:
+    assert PERC.threshold == 89 / 255 and PERC.group_thresholds == (
+        102 / 255,
+        77 / 255,
+        64 / 255,
+        26 / 255,
+        0.0,
+    )
+    assert NOTE.row_notes == tuple(range(36, 60)) and NOTE.group_thresholds == ()
+    assert WIDE_NOTE.row_notes[-1] == 127  # base_note + row, at most 127
+    # version 2 without thresholds or notes: the default for every group, percussion rows play their index
+    assert WIDE_PERC.threshold == WIDE_PERC.group_thresholds[1] == 77 / 255
+    assert WIDE_PERC.row_notes == (*range(128), *[127] * 74)
+    # before version 2 nothing is stored: the documented default itself, rows as before
+    assert V1_PERC.threshold == DEFAULT_THRESHOLD and V1_PERC.group_thresholds == (DEFAULT_THRESHOLD,) * 5
+    assert V1_PERC.row_notes == tuple(range(12))
 
 
 def test_description_is_padded_for_the_firmware_copy() -> None:
     # The firmware copies "xen:" + 6 type bytes + 12 data bytes = 22 bytes.
-    assert description_bytes(NOTE) == NOTE.to_bytes() + bytes(22 - 18)
+    assert description_bytes(V1_NOTE) == V1_NOTE.to_bytes() + bytes(22 - 18)
+    assert description_bytes(NOTE) == NOTE.to_bytes() + bytes(22 - 19)
     long = XenMetadata("perc", rows=40, ticks=16, latent_scale=3, group_sizes=(5,) * 8)
     assert description_bytes(long) == long.to_bytes()  # already longer than 22 bytes
 
 
-def test_from_layout_uses_rows_groups_base_note_and_rounds_scale_half_up() -> None:
-    perc = RollLayout("perc", 12, base_note=35, group_sizes=(1, 1, 6, 2, 2))
-    note = RollLayout("note", 24, base_note=36)
-    assert XenMetadata.from_layout(perc, 16, 3.0, 3) == PERC  # percussion has no base note
-    assert XenMetadata.from_layout(note, 16, 2.5, 3) == NOTE
+def test_from_layout_uses_rows_groups_notes_thresholds_and_rounds_scale_half_up() -> None:
+    perc = RollLayout(
+        "perc",
+        12,
+        base_note=35,
+        group_sizes=(1, 1, 6, 2, 2),
+        row_notes=tuple(-1 if n == 255 else n for n in GM_NOTES),
+    )
+    note = RollLayout("note", 24, base_note=36, row_notes=tuple(range(36, 60)))
+    thresholds = Thresholds(0.35, (0.4, 0.3, 0.25, 0.1, 0.0))
+    assert XenMetadata.from_layout(perc, 16, 3.0, 3, thresholds) == PERC  # percussion has no base note
+    assert XenMetadata.from_layout(note, 16, 2.5, 3, Thresholds(0.35)) == NOTE
     assert XenMetadata.from_layout(note, 16, 2.49, 3).latent_scale == 2
+    # a model without thresholds (model.json before calibration): version 2 holding the default
+    assert XenMetadata.from_layout(note, 16, 2.5, 3).threshold == 77 / 255
 
 
 @pytest.mark.parametrize(
@@ -67,6 +132,43 @@ def test_from_layout_uses_rows_groups_base_note_and_rounds_scale_half_up() -> No
         {"kind": "perc", "rows": 12, "ticks": 16, "latent_scale": 3},
         {"kind": "perc", "rows": 12, "ticks": 16, "latent_scale": 3, "group_sizes": (12, 0)},
         {"kind": "drum", "rows": 12, "ticks": 16, "latent_scale": 3},
+        {"kind": "note", "rows": 24, "ticks": 16, "latent_scale": 3, "threshold": 1.01},
+        {"kind": "note", "rows": 24, "ticks": 16, "latent_scale": 3, "threshold": -0.1},
+        {
+            "kind": "note",
+            "rows": 24,
+            "ticks": 16,
+            "latent_scale": 3,
+            "threshold": 0.4,
+            "extension_version": 1,
+        },
+        {"kind": "note", "rows": 2, "ticks": 16, "latent_scale": 3, "row_notes": (40, 41)},
+        {"kind": "perc", "rows": 2, "ticks": 16, "latent_scale": 3, "group_sizes": (2,), "row_notes": (36,)},
+        {
+            "kind": "perc",
+            "rows": 2,
+            "ticks": 16,
+            "latent_scale": 3,
+            "group_sizes": (2,),
+            "row_notes": (36, 128),
+        },
+        {
+            "kind": "perc",
+            "rows": 2,
+            "ticks": 16,
+            "latent_scale": 3,
+            "group_sizes": (1, 1),
+            "group_thresholds": (0.5,),
+        },
+        {
+            "kind": "perc",
+            "rows": 2,
+            "ticks": 16,
+            "latent_scale": 3,
+            "group_sizes": (2,),
+            "extension_version": 0,
+            "row_notes": (36, 38),
+        },
     ],
 )
 def test_values_that_do_not_fit_are_refused(fields: dict) -> None:
@@ -81,6 +183,7 @@ def test_original_firmware_default_perdec_reads_with_trimmed_rows() -> None:
     assert (meta.kind, meta.rows, meta.ticks, meta.latent_scale) == ("perc", 11, 16, 3)
     assert meta.group_sizes == (1, 1, 6, 2, 2)
     assert (meta.has_extension, meta.base_note, meta.latent_dim) == (False, 0, 3)
+    assert (meta.threshold, meta.row_notes) == (DEFAULT_THRESHOLD, tuple(range(11)))
     # The firmware's getPercussionGroupIndex: consecutive groups, -1 past the last one.
     assert [meta.group_of_row(row) for row in range(13)] == [0, 1, 2, 2, 2, 2, 2, 2, 3, 3, 4, 4, -1]
 
@@ -93,6 +196,8 @@ def test_original_firmware_default_perdec_reads_with_trimmed_rows() -> None:
         b"xen:perdec" + bytes([12, 16, 3, 5, 1, 1]),
         b"xen:seqdec" + bytes([24, 16, 3]) + b"rv" + bytes([1, 36]),
         b"xen:seqdec" + bytes([24, 16, 3]) + b"rv" + bytes([0, 36, 3]),
+        b"xen:seqdec" + bytes([24, 16, 3]) + b"rv" + bytes([2, 36, 3]),
+        b"xen:perdec" + bytes([2, 16, 3, 1, 2]) + b"rv" + bytes([2, 0, 3, 89, 89, 36]),
         b"xon:seqdec" + bytes([24, 16, 3]),
     ],
 )
@@ -182,7 +287,7 @@ def test_buffers_stay_16_byte_aligned(plain_tflite: Plain) -> None:
 
 def test_writing_again_replaces_the_entry(plain_tflite: Plain) -> None:
     first = tflite_for(NOTE, plain_tflite)
-    other = XenMetadata("note", rows=24, ticks=16, latent_scale=2, base_note=48)
+    other = XenMetadata("note", rows=24, ticks=16, latent_scale=2, base_note=48, threshold=0.6)
     second = with_xen_metadata(first, other, "renamed")
     model = tfl.ModelT.InitFromPackedBuf(bytearray(second), 0)
     assert [m.name for m in model.metadata].count(b"TFLITE_METADATA") == 1
@@ -207,7 +312,7 @@ def test_original_exporter_file_reads_without_extension(plain_tflite: Plain) -> 
         plain_tflite[shape(PERC)], "xen:perdec" + bytes(data).decode("iso-8859-1")
     )
     meta = read_xen_metadata(tflite)
-    assert meta == XenMetadata("perc", 11, 16, 3, (1, 1, 6, 2, 2), has_extension=False)
+    assert meta == XenMetadata("perc", 11, 16, 3, (1, 1, 6, 2, 2), extension_version=0)
     assert meta.to_bytes() == b"xen:perdec" + bytes(data)
 
 
@@ -253,3 +358,13 @@ def test_rows_of_a_percussion_model_map_to_consecutive_groups() -> None:
     groups = [PERC.group_of_row(row) for row in range(PERC.rows)]
     assert groups == [0, 1, 2, 2, 2, 2, 2, 2, 3, 3, 4, 4]
     assert np.bincount(groups).tolist() == list(PERC.group_sizes)
+
+
+def test_a_later_version_reads_as_the_fields_version_2_knows() -> None:
+    """Version 3 appends fields: a reader of version 2 takes its own and leaves the rest."""
+    later = b"xen:perdec" + bytes([2, 16, 3, 1, 2]) + b"rv" + bytes([3, 0, 3, 89, 102, 36, 255, 7, 7, 7])
+    meta = XenMetadata.from_bytes(later)
+    assert (meta.extension_version, meta.threshold, meta.group_thresholds) == (3, 89 / 255, (102 / 255,))
+    assert meta.row_notes == (36, ACCENT_ROW)
+    with pytest.raises(MetadataError, match="cannot write extension version 3"):
+        meta.to_bytes()

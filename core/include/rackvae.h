@@ -104,7 +104,12 @@ typedef enum rv_activation { RV_ACT_NONE = 0, RV_ACT_RELU = 1 } rv_activation;
 typedef enum rv_kind { RV_KIND_NOTE = 0, RV_KIND_PERC = 1 } rv_kind;
 
 /* The xen metadata: "xen:" + "seqdec"|"perdec" + [rows, ticks, latent_scale, (n_groups, sizes...)]
-   + optional extension "rv" [version, base_note, latent_dim]. */
+   + optional extension "rv" [version, base_note, latent_dim]
+   + version >= 2: [threshold, (percussion: group_thresholds[n_groups], row_notes[rows])], thresholds
+   as bytes k meaning k / 255. Later versions append fields; a reader takes the ones it knows.
+   Absent fields get defaults: thresholds RV_DEFAULT_THRESHOLD, row_notes the note each row played
+   before version 2 (percussion: the row; notes: base_note + row, at most 127). The fields of version 2
+   count only when extension_version >= 2 (C arrays written before it leave them zero). */
 typedef struct rv_metadata {
     uint8_t kind;         /* rv_kind */
     uint8_t rows;         /* notes / instruments per tick */
@@ -115,7 +120,14 @@ typedef struct rv_metadata {
     uint8_t has_extension; /* 1 when the "rv" extension was present */
     uint8_t base_note;     /* MIDI note of row 0 (extension; 0 when absent) */
     uint8_t latent_dim;    /* extension; 0 when absent */
+    uint8_t extension_version; /* the "rv" extension's version; 0 when absent */
+    float threshold;           /* the model's own threshold (version 2) */
+    float group_thresholds[RV_MAX_GROUPS]; /* percussion: each group's threshold (version 2) */
+    uint8_t row_notes[RV_MAX_ROWS]; /* MIDI note of each row; RV_ACCENT_ROW: plays no note (version 2) */
 } rv_metadata;
+
+/* row_notes entry of a percussion accent row: it plays no note, it raises its group's accent. */
+#define RV_ACCENT_ROW 255
 
 /* Affine quantisation of one tensor: real = scale * (q - zero_point). */
 typedef struct rv_quant {
@@ -218,13 +230,19 @@ rv_status rv_quantize_multiplier(double real_multiplier, int32_t *multiplier, in
 /* From probabilities to music                                                                      */
 
 typedef struct rv_post_config {
-    float threshold;        /* a row sounds when its probability >= threshold */
+    float threshold;        /* a row sounds when its probability >= threshold (+ its group's offset) */
     uint8_t max_notes;      /* at most this many per tick, the most probable (1..RV_MAX_NOTES) */
     uint8_t zero_volt_note; /* MIDI note at 0 V on a 1 V/octave output */
+    float group_offsets[RV_MAX_GROUPS]; /* a percussion row of group g sounds when
+                                           p >= threshold + group_offsets[g] */
 } rv_post_config;
 
-/* threshold RV_DEFAULT_THRESHOLD, max_notes RV_DEFAULT_MAX_NOTES, zero_volt_note 60. */
+/* threshold RV_DEFAULT_THRESHOLD, group offsets 0, max_notes RV_DEFAULT_MAX_NOTES, zero_volt_note 60. */
 rv_post_config rv_post_config_default(void);
+
+/* The defaults with the model's own thresholds (metadata version 2): threshold = the model's,
+   group_offsets[g] = its group g threshold - threshold; without them, rv_post_config_default(). */
+rv_post_config rv_post_config_for_model(const rv_metadata *meta);
 
 typedef struct rv_note {
     float probability;
@@ -232,7 +250,8 @@ typedef struct rv_note {
                      notes: 1 */
     float volts;  /* notes: (midi_note - zero_volt_note) / 12; percussion: 0 */
     uint8_t row;
-    uint8_t midi_note; /* notes: base_note + row, at most 127; percussion: the row */
+    uint8_t midi_note; /* row_notes[row]: notes: base_note + row, at most 127; percussion: the General
+                          MIDI note (metadata version 2; RV_ACCENT_ROW for an accent row), else the row */
     int8_t group;      /* percussion: group index; notes: -1 */
 } rv_note;
 
@@ -251,9 +270,9 @@ typedef struct rv_sequence {
    returns RV_ERR_ARGUMENT for those and for note models. */
 rv_status rv_row_group(const rv_metadata *meta, uint8_t row, int8_t *group, float *accent);
 
-/* One tick: rows with probability >= threshold; when more than max_notes, the most probable are
-   kept (ties: the lower row); returned in ascending row order. Percussion rows outside every group
-   are skipped. probabilities holds the tick's `rows` values. */
+/* One tick: rows with probability >= threshold (percussion: + their group's offset); when more than
+   max_notes, the most probable are kept (ties: the lower row); returned in ascending row order.
+   Percussion rows outside every group are skipped. probabilities holds the tick's `rows` values. */
 rv_status rv_postprocess_step(const rv_metadata *meta, const float *probabilities, const rv_post_config *config,
                               rv_step *step);
 
@@ -311,7 +330,9 @@ typedef struct rv_engine {
 /* Bytes of scratch the engine needs: rv_scratch_size() plus one probability vector. */
 size_t rv_engine_scratch_size(const rv_model *model);
 
-/* Starts with no sequence, tick -1, automatic mode, an inference pending. */
+/* Starts with no sequence, tick -1, automatic mode, an inference pending. config NULL:
+   rv_post_config_default() (pass rv_post_config_for_model(&model->metadata) for the model's
+   thresholds). rv_engine_run_inference's threshold replaces the config's; its group offsets stay. */
 rv_status rv_engine_init(rv_engine *engine, const rv_model *model, void *scratch, size_t scratch_len,
                          const rv_post_config *config);
 

@@ -56,9 +56,14 @@
 #endif
 #endif
 
-/* Defaults of the post-processing (the original: max 4 notes, threshold knob 0..0.3 + CV +-0.3). */
+/* Defaults of the post-processing (the original: max 4 notes, threshold knob 0..0.3 + CV +-0.3).
+   The threshold of models whose metadata holds none (original xen files, rackvae's before extension
+   version 2): 0.3, the top of the original module's threshold knob, so original files play within the
+   range their module gave them; of that range it is the closest to where such models match their
+   data's density (the uncalibrated demo model plays 1.77x the data's notes at 0.1, 1.24x at 0.3,
+   1.0x near 0.35). Models with their own threshold (version 2) play at it instead. */
 #define RV_DEFAULT_MAX_NOTES 4
-#define RV_DEFAULT_THRESHOLD 0.1f
+#define RV_DEFAULT_THRESHOLD 0.3f
 #define RV_THRESHOLD_KNOB_RANGE 0.3f
 /* MIDI note that sits at 0 V on a 1 V/octave pitch output. */
 #define RV_DEFAULT_ZERO_VOLT_NOTE 60

@@ -46,15 +46,15 @@ static rv_status attach_model(rv_engine *engine, const rv_model *model, void *sc
 
 rv_status rv_engine_init(rv_engine *engine, const rv_model *model, void *scratch, size_t scratch_len,
                          const rv_post_config *config) {
-    const rv_post_config chosen = config != NULL ? *config : rv_post_config_default();
     if (engine == NULL) {
         return RV_ERR_ARGUMENT;
     }
     engine->model = NULL;
-    if (chosen.max_notes < 1 || chosen.max_notes > RV_MAX_NOTES || chosen.zero_volt_note > 127) {
+    engine->config = config != NULL ? *config : rv_post_config_default();
+    if (engine->config.max_notes < 1 || engine->config.max_notes > RV_MAX_NOTES ||
+        engine->config.zero_volt_note > 127) {
         return RV_ERR_ARGUMENT;
     }
-    engine->config = chosen;
     engine->manual = 0;
     engine->paused = 0;
     engine->tick = -1;
@@ -130,7 +130,6 @@ int rv_engine_inference_pending(const rv_engine *engine) {
 
 rv_status rv_engine_run_inference(rv_engine *engine, const float *latent, float threshold) {
     const rv_model *model;
-    rv_post_config config;
     size_t decode_scratch_len;
     unsigned back;
     rv_status status;
@@ -152,10 +151,9 @@ rv_status rv_engine_run_inference(rv_engine *engine, const float *latent, float 
     if (status != RV_OK) {
         return status;
     }
-    config = engine->config;
-    config.threshold = threshold;
-    status = rv_postprocess(&model->metadata, (const float *)(engine->scratch + decode_scratch_len), &config,
-                            &engine->sequences[back]);
+    engine->config.threshold = threshold; /* read here only: the knob's value of this inference */
+    status = rv_postprocess(&model->metadata, (const float *)(engine->scratch + decode_scratch_len),
+                            &engine->config, &engine->sequences[back]);
     if (status != RV_OK) {
         return status;
     }

@@ -5,6 +5,8 @@
  *   "xen:" "seqdec" rows ticks latent_scale                          [ext]
  *   "xen:" "perdec" rows ticks latent_scale n_groups size_0..size_n-1 [ext]
  *   ext = "rv" version(>=1) base_note latent_dim   (rackvae's extension; absent in original files)
+ *         version >= 2: threshold, percussion: group_thresholds[n_groups] row_notes[rows]
+ * Thresholds are bytes k meaning k / 255; a later version's fields follow these and are not read.
  */
 #include <string.h>
 
@@ -49,7 +51,10 @@ rv_status rv_metadata_parse_at(const uint8_t *data, size_t len, rv_metadata *out
     const uint8_t *p = data + RV_MAGIC_LEN;
     size_t left = len - RV_MAGIC_LEN;
     size_t n_fields;
-    uint8_t g;
+    unsigned g, r;
+    int v2;
+    const uint8_t *notes;
+    rv_status status;
     memset(out, 0, sizeof(*out));
     if (left < RV_TYPE_LEN + 3) {
         return RV_ERR_METADATA;
@@ -93,10 +98,31 @@ rv_status rv_metadata_parse_at(const uint8_t *data, size_t len, rv_metadata *out
             return RV_ERR_METADATA;
         }
         out->has_extension = 1;
+        out->extension_version = p[2];
         out->base_note = p[3];
         out->latent_dim = p[4];
+        p += RV_EXT_LEN;
+        left -= RV_EXT_LEN;
     }
-    return check_sizes(out);
+    status = check_sizes(out);
+    if (status != RV_OK) {
+        return status;
+    }
+    /* version 2 (or defaults): thresholds, and the note each row plays (percussion files without
+       version 2 have base_note 0, so their rows play their index) */
+    v2 = out->extension_version >= 2;
+    notes = v2 && out->kind == RV_KIND_PERC ? p + 1 + out->n_groups : NULL;
+    if (v2 && left < (notes != NULL ? 1u + out->n_groups + out->rows : 1u)) {
+        return RV_ERR_METADATA;
+    }
+    out->threshold = v2 ? (float)p[0] / 255.0f : RV_DEFAULT_THRESHOLD;
+    for (g = 0; g < out->n_groups; g++) {
+        out->group_thresholds[g] = v2 ? (float)p[1 + g] / 255.0f : out->threshold;
+    }
+    for (r = 0; r < out->rows; r++) {
+        out->row_notes[r] = notes != NULL ? notes[r] : (uint8_t)RV_MIN(out->base_note + r, 127u);
+    }
+    return RV_OK;
 }
 
 rv_status rv_metadata_check(const rv_metadata *meta, uint16_t latent_dim, uint16_t output_size) {

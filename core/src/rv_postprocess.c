@@ -1,13 +1,25 @@
 /* From probabilities to notes: threshold, keep the most probable max_notes per tick in pitch order,
  * map percussion rows to groups and accents, note rows to MIDI notes and 1 V/octave volts; and the
  * mapping of the panel's knobs and CVs to a latent and a threshold. */
+#include <string.h>
+
 #include "rv_internal.h"
 
-rv_post_config rv_post_config_default(void) {
+rv_post_config rv_post_config_default(void) { return rv_post_config_for_model(NULL); }
+
+rv_post_config rv_post_config_for_model(const rv_metadata *meta) {
     rv_post_config config;
+    unsigned g;
+    memset(&config, 0, sizeof(config)); /* group offsets 0 */
     config.threshold = RV_DEFAULT_THRESHOLD;
     config.max_notes = RV_DEFAULT_MAX_NOTES;
     config.zero_volt_note = RV_DEFAULT_ZERO_VOLT_NOTE;
+    if (meta != NULL && meta->extension_version >= 2) {
+        config.threshold = meta->threshold;
+        for (g = 0; g < meta->n_groups && g < RV_MAX_GROUPS; g++) {
+            config.group_offsets[g] = meta->group_thresholds[g] - meta->threshold;
+        }
+    }
     return config;
 }
 
@@ -41,7 +53,7 @@ static void fill_note(const rv_metadata *meta, const rv_post_config *config, uin
     note->row = row;
     if (meta->kind == RV_KIND_PERC) {
         (void)rv_row_group(meta, row, &note->group, &note->accent);
-        note->midi_note = row;
+        note->midi_note = meta->extension_version >= 2 ? meta->row_notes[row] : row;
         note->volts = 0.0f;
     } else {
         note->group = -1;
@@ -81,14 +93,24 @@ rv_status rv_postprocess_step(const rv_metadata *meta, const float *probabilitie
        order and are appended; once the list is full a row gets in only by evicting the weakest. */
     uint8_t kept_row[RV_MAX_NOTES];
     float kept_p[RV_MAX_NOTES];
-    unsigned count = 0, weakest = 0, rows, r, i;
+    unsigned count = 0, weakest = 0, rows, r, i, group = (unsigned)-1, group_end;
+    float limit;
     if (meta == NULL || probabilities == NULL || step == NULL || !valid_config(config)) {
         return RV_ERR_ARGUMENT;
     }
     rows = playable_rows(meta);
+    /* percussion rows of group g sound at threshold + group_offsets[g] (playable rows are in groups);
+       note rows at threshold */
+    group_end = meta->kind == RV_KIND_PERC ? 0 : rows;
+    limit = config->threshold;
     for (r = 0; r < rows; r++) {
         const float p = probabilities[r];
-        if (!(p >= config->threshold)) {
+        while (r >= group_end) {
+            group++; /* from (unsigned)-1 to 0 first */
+            group_end += meta->group_sizes[group];
+            limit = config->threshold + config->group_offsets[group];
+        }
+        if (!(p >= limit)) {
             continue;
         }
         if (count == config->max_notes) {

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from rackvae import isa
 from rackvae._core import ffi, lib
 from rackvae.export.metadata import XenMetadata
-from rackvae.model import DecoderLayers
+
+if TYPE_CHECKING:
+    from rackvae.model import DecoderLayers
 
 isa.cap_from_environment()  # before any decode (RACKVAE_ISA)
 
@@ -57,7 +59,7 @@ class Note:
     """One note of one tick after post-processing (see rv_note in rackvae.h)."""
 
     row: int
-    midi_note: int
+    midi_note: int  # notes: base_note + row; percussion: the row's General MIDI note (255: accent row)
     group: int  # percussion group, -1 for note models
     probability: float
     accent: float  # percussion: position in the group 0..1; notes: 1
@@ -78,9 +80,12 @@ def _notes_of_step(step: Any) -> list[Note]:
     ]
 
 
-def _post_config(threshold: float, max_notes: int, zero_volt_note: int) -> Any:
-    config = ffi.new("rv_post_config *")
-    config.threshold = threshold
+def _post_config(meta: Any, threshold: float | None, max_notes: int, zero_volt_note: int) -> Any:
+    """rv_post_config_for_model: the model's thresholds; ``threshold`` replaces the global one (the
+    percussion groups keep their offsets from it)."""
+    config = ffi.new("rv_post_config *", lib.rv_post_config_for_model(meta))
+    if threshold is not None:
+        config.threshold = threshold
     config.max_notes = max_notes
     config.zero_volt_note = zero_volt_note
     return config
@@ -265,14 +270,21 @@ class Decoder:
 
     # ---- music ----
 
+    @property
+    def threshold(self) -> float:
+        """The model's own threshold (metadata version 2), else ``RV_DEFAULT_THRESHOLD``."""
+        return float(lib.rv_post_config_for_model(ffi.addressof(self._model.metadata)).threshold)
+
     def notes(
         self,
         probabilities: np.ndarray,
-        threshold: float = 0.1,
+        threshold: float | None = None,
         max_notes: int = 4,
         zero_volt_note: int = 60,
     ) -> list[list[Note]]:
-        """Per tick of one sequence ``[ticks, rows]``: the notes that sound (rv_postprocess)."""
+        """Per tick of one sequence ``[ticks, rows]``: the notes that sound (rv_postprocess), at the
+        model's thresholds unless ``threshold`` replaces the global one (percussion groups keep their
+        offsets from it)."""
         probs = np.ascontiguousarray(probabilities, np.float32)
         if probs.shape != (self.ticks, self.rows):
             raise ValueError(f"probabilities must be [{self.ticks}, {self.rows}], got {list(probs.shape)}")
@@ -280,7 +292,7 @@ class Decoder:
         status = lib.rv_postprocess(
             ffi.addressof(self._model.metadata),
             ffi.cast("const float *", _pointer(probs)),
-            _post_config(threshold, max_notes, zero_volt_note),
+            _post_config(ffi.addressof(self._model.metadata), threshold, max_notes, zero_volt_note),
             sequence,
         )
         _check(status, self.source, "post-processing")
@@ -297,7 +309,7 @@ class Engine:
         self.decoder = decoder
         self._engine = ffi.new("rv_engine *")
         self._scratch = _aligned_bytes(lib.rv_engine_scratch_size(decoder.c_model))
-        config = _post_config(0.1, max_notes, zero_volt_note)
+        config = _post_config(ffi.addressof(decoder.c_model.metadata), None, max_notes, zero_volt_note)
         status = lib.rv_engine_init(
             self._engine, decoder.c_model, _pointer(self._scratch), len(self._scratch), config
         )
@@ -329,7 +341,10 @@ class Engine:
     def tick(self) -> int:
         return int(self._engine.tick)
 
-    def run_inference(self, latent: np.ndarray, threshold: float) -> None:
+    def run_inference(self, latent: np.ndarray, threshold: float | None = None) -> None:
+        """Decode ``latent`` into the back buffer at ``threshold`` (default: the model's)."""
+        if threshold is None:
+            threshold = self.decoder.threshold
         values = np.ascontiguousarray(latent, np.float32).reshape(-1)
         if len(values) != self.decoder.latent_dim:
             raise ValueError(f"latent must have {self.decoder.latent_dim} values, got {len(values)}")
@@ -367,15 +382,28 @@ def _repacked(model: Any, source: str) -> tuple[Any, np.ndarray]:
 
 def _metadata_of(meta: Any) -> XenMetadata:
     has_extension = bool(meta.has_extension)
+    # the fields Python knows (as a file of version 2); C arrays from before version 2 leave it 0
+    version = min(max(int(meta.extension_version), 1), 2)
+    perc = meta.kind == lib.RV_KIND_PERC
+    stored: dict[str, Any] = {}
+    if version >= 2:  # float32 k / 255 back to the byte's value
+        stored = {
+            "threshold": round(meta.threshold * 255) / 255,
+            "group_thresholds": tuple(
+                round(meta.group_thresholds[g] * 255) / 255 for g in range(meta.n_groups)
+            ),
+            "row_notes": tuple(meta.row_notes[r] for r in range(meta.rows)) if perc else (),
+        }
     return XenMetadata(
-        kind="perc" if meta.kind == lib.RV_KIND_PERC else "note",
+        kind="perc" if perc else "note",
         rows=meta.rows,
         ticks=meta.ticks,
         latent_scale=meta.latent_scale,
         group_sizes=tuple(meta.group_sizes[g] for g in range(meta.n_groups)),
         base_note=meta.base_note,
         latent_dim=meta.latent_dim if has_extension else 3,
-        has_extension=has_extension,
+        extension_version=version if has_extension else 0,
+        **stored,
     )
 
 

@@ -63,6 +63,53 @@ static rv_status parse_exact(const uint8_t *bytes, size_t len, rv_metadata *meta
     return status;
 }
 
+static void test_metadata_v2(void) {
+    /* 3 rows in groups 1 + 2; thresholds 89/255, groups 102/255 and 26/255; GM notes, row 2 an accent;
+       then a later version's field (7) that this reader does not know */
+    static const uint8_t perc[] = {'x', 'e', 'n', ':', 'p', 'e', 'r', 'd', 'e', 'c', 3,  16,  3, 2,
+                                   1,   2,   'r', 'v', 3,   0,   3,   89,  102, 26,  36, 42, 255, 7};
+    static const uint8_t note[] = {'x', 'e', 'n', ':', 's', 'e', 'q', 'd', 'e', 'c', 4, 16, 3, 'r', 'v', 2, 60, 3, 0};
+    /*                           row 0 (group 0)  1 (group 1)  2 (group 1, accent) */
+    static const float probs[3] = {0.39f, 0.2f, 0.11f};
+    rv_metadata meta;
+    rv_post_config config;
+    rv_step step;
+    size_t len;
+    CHECK_STATUS(parse_exact(perc, sizeof perc, &meta), RV_OK);
+    CHECK(meta.extension_version == 3 && meta.threshold == 89.0f / 255.0f);
+    CHECK(meta.group_thresholds[0] == 102.0f / 255.0f && meta.group_thresholds[1] == 26.0f / 255.0f);
+    CHECK(meta.row_notes[0] == 36 && meta.row_notes[1] == 42 && meta.row_notes[2] == RV_ACCENT_ROW);
+    /* the fields version 2 declares must all be there: every cut inside them is refused */
+    for (len = 0; len < sizeof perc - 1; len++) {
+        const rv_status status = parse_exact(perc, len, &meta);
+        CHECK((len == 16 || len == 17) ? status == RV_OK : status != RV_OK);
+    }
+    CHECK_STATUS(parse_exact(note, sizeof note, &meta), RV_OK);
+    CHECK(meta.threshold == 0.0f && meta.row_notes[3] == 63);
+    CHECK_STATUS(parse_exact(note, sizeof note - 1, &meta), RV_ERR_METADATA);
+
+    /* the model's thresholds: row 0 needs 0.4, rows 1 and 2 (group 1) 0.102 */
+    CHECK_STATUS(parse_exact(perc, sizeof perc, &meta), RV_OK);
+    config = rv_post_config_for_model(&meta);
+    CHECK(config.threshold == 89.0f / 255.0f && config.max_notes == RV_DEFAULT_MAX_NOTES);
+    CHECK(config.group_offsets[1] == 26.0f / 255.0f - 89.0f / 255.0f && config.group_offsets[2] == 0.0f);
+    CHECK_STATUS(rv_postprocess_step(&meta, probs, &config, &step), RV_OK);
+    CHECK(step.count == 2 && step.notes[0].row == 1 && step.notes[1].row == 2);
+    CHECK(step.notes[0].midi_note == 42 && step.notes[1].midi_note == RV_ACCENT_ROW);
+    CHECK(step.notes[1].group == 1 && step.notes[1].accent == 1.0f);
+    /* the knob moves the global threshold, the groups keep their distance from it */
+    config.threshold = 0.0f;
+    CHECK_STATUS(rv_postprocess_step(&meta, probs, &config, &step), RV_OK);
+    CHECK(step.count == 3 && step.notes[0].row == 0); /* 0.39 >= 0.051, group 1 below 0 */
+    /* without version 2 the fields are not read: C arrays from before it leave them zero */
+    meta.extension_version = 1;
+    config = rv_post_config_for_model(&meta);
+    CHECK(config.threshold == RV_DEFAULT_THRESHOLD && config.group_offsets[1] == 0.0f);
+    CHECK_STATUS(rv_metadata_check(&meta, 3, 48), RV_OK);
+    CHECK_STATUS(rv_postprocess_step(&meta, probs, &config, &step), RV_OK);
+    CHECK(step.count == 1 && step.notes[0].row == 0 && step.notes[0].midi_note == 0);
+}
+
 static void test_metadata(void) {
     static const uint8_t note[] = {'x', 'e', 'n', ':', 's', 'e', 'q', 'd', 'e', 'c', 48, 16, 3, 'r', 'v', 1, 36, 3, 0, 0};
     /* the original exporter's default percussion metadata: 11 rows, 5 groups 1+1+6+2+2, no extension,
@@ -96,6 +143,17 @@ static void test_metadata(void) {
         CHECK(parse_exact(perc, len, &meta) != RV_OK);
     }
     CHECK_STATUS(parse_exact(perc, 4, &meta), RV_ERR_NO_METADATA);
+
+    /* without version 2: the default threshold for every group, rows play their index (percussion) or
+       base_note + row (notes) */
+    CHECK_STATUS(parse_exact(perc, sizeof perc, &meta), RV_OK);
+    CHECK(meta.extension_version == 0 && meta.threshold == RV_DEFAULT_THRESHOLD);
+    CHECK(meta.group_thresholds[0] == RV_DEFAULT_THRESHOLD && meta.group_thresholds[4] == RV_DEFAULT_THRESHOLD);
+    CHECK(meta.row_notes[0] == 0 && meta.row_notes[10] == 10);
+    CHECK_STATUS(parse_exact(note, sizeof note, &meta), RV_OK);
+    CHECK(meta.extension_version == 1 && meta.threshold == RV_DEFAULT_THRESHOLD);
+    CHECK(meta.row_notes[0] == 36 && meta.row_notes[47] == 83);
+    test_metadata_v2();
     CHECK_STATUS(parse_exact(unknown, sizeof unknown, &meta), RV_ERR_METADATA);
     CHECK_STATUS(parse_exact(bad_ext, sizeof bad_ext, &meta), RV_ERR_METADATA);
     CHECK_STATUS(parse_exact(many_groups, sizeof many_groups, &meta), RV_ERR_LIMIT_GROUPS);

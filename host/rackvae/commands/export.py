@@ -102,12 +102,18 @@ def export_model(
     from rackvae.export.metadata import XenMetadata
 
     config = model.config
-    metadata = XenMetadata.from_layout(model.layout, config.ticks, config.latent_scale, config.latent_dim)
+    metadata = XenMetadata.from_layout(
+        model.layout, config.ticks, config.latent_scale, config.latent_dim, model.thresholds
+    )
     layers = model.decoder_layers()
     scale = metadata.latent_scale
     latents = np.random.default_rng(0).uniform(-scale, scale, (CHECK_LATENTS, config.latent_dim))
     latents = latents.astype(np.float32)
-    export: dict[str, Any] = {"files": {}}
+    export: dict[str, Any] = {
+        "files": {},
+        # the files' thresholds (metadata): the model's, or the default for a model.json without them
+        "thresholds": "model.json" if model.thresholds is not None else f"default {metadata.threshold}",
+    }
     contents: dict[Path, bytes] = {}
     as_c = "c" in formats or "tflite-c" in formats
     needed = [name for name in TFLITE_FORMATS if name in formats or (as_c and name == c_variant)]

@@ -79,6 +79,9 @@ def c_sources(decoder: Decoder, stem: str, symbol: str | None = None) -> dict[st
     if model.dtype == lib.RV_S8:
         table = np.frombuffer(ffi.buffer(model.logistic_table, 256), np.int8)
         arrays.append(_array("int8_t", f"{ident}_logistic_table", [str(v) for v in table]))
+    arrays.append(
+        _array("uint8_t", f"{ident.upper()}_ROW_NOTES", _row_notes(model.metadata), flash=False, public=True)
+    )
     source = "\n".join(
         [
             f"/* {stem}: {summary}.",
@@ -138,6 +141,9 @@ def _header(stem: str, ident: str, symbol: str, summary: str, decoder: Decoder) 
             f"({lib.RV_DECODE_BLOCK}); smaller blocks need less. */",
             f"#define {ident.upper()}_ENGINE_SCRATCH_BYTES {engine_bytes}u",
             "",
+            "/* The MIDI note each row plays (the metadata's row_notes; RV_ACCENT_ROW: an accent row). */",
+            f"extern const uint8_t {ident.upper()}_ROW_NOTES[{decoder.rows}];",
+            "",
             "#ifdef __cplusplus",
             "}",
             "#endif",
@@ -161,13 +167,14 @@ def _int32_literal(value: int) -> str:
     return "(-2147483647 - 1)" if value == -(2**31) else str(int(value))
 
 
-def _array(c_type: str, name: str, values: list[str], flash: bool = True) -> str:
+def _array(c_type: str, name: str, values: list[str], flash: bool = True, public: bool = False) -> str:
     lines = [
         "    " + ", ".join(values[i : i + _VALUES_PER_LINE]) + ","
         for i in range(0, len(values), _VALUES_PER_LINE)
     ]
     placement = " RV_FLASH" if flash else ""
-    return "\n".join([f"static const {c_type} {name}[{len(values)}]{placement} = {{", *lines, "};", ""])
+    linkage = "" if public else "static "
+    return "\n".join([f"{linkage}const {c_type} {name}[{len(values)}]{placement} = {{", *lines, "};", ""])
 
 
 def _values(pointer: Any, dtype: str, count: int) -> np.ndarray:
@@ -244,9 +251,16 @@ def _layer_init(ident: str, index: int, layer: Any) -> str:
 
 def _metadata_init(meta: Any) -> str:
     sizes = ", ".join(str(meta.group_sizes[g]) for g in range(meta.n_groups)) or "0"
+    thresholds = ", ".join(_float_literal(meta.group_thresholds[g]) for g in range(meta.n_groups)) or "0"
     kind = "RV_KIND_PERC" if meta.kind == lib.RV_KIND_PERC else "RV_KIND_NOTE"
     return (
         f"{{.kind = {kind}, .rows = {meta.rows}, .ticks = {meta.ticks}, .latent_scale = {meta.latent_scale}, "
         f".n_groups = {meta.n_groups}, .group_sizes = {{{sizes}}}, .has_extension = {meta.has_extension}, "
-        f".base_note = {meta.base_note}, .latent_dim = {meta.latent_dim}}}"
+        f".base_note = {meta.base_note}, .latent_dim = {meta.latent_dim}, "
+        f".extension_version = {meta.extension_version}, .threshold = {_float_literal(meta.threshold)}, "
+        f".group_thresholds = {{{thresholds}}}, .row_notes = {{{', '.join(_row_notes(meta))}}}}}"
     )
+
+
+def _row_notes(meta: Any) -> list[str]:
+    return [str(meta.row_notes[r]) for r in range(meta.rows)]

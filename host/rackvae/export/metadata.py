@@ -1,9 +1,17 @@
-"""xen metadata: the bytes that tell a module the shape of a decoder's roll, and their container.
+"""xen metadata: the bytes that tell a module the shape of a decoder's roll, and where a .tflite holds them.
 
 Byte layout (the original xen_machinelearning tables, then our extension, so old readers still work)::
 
-    b"xen:" b"seqdec" rows ticks latent_scale                                  b"rv" 1 base_note latent_dim
-    b"xen:" b"perdec" rows ticks latent_scale n_groups group_sizes[n_groups]   b"rv" 1 base_note latent_dim
+    b"xen:" b"seqdec" rows ticks latent_scale                          b"rv" version base_note latent_dim
+    b"xen:" b"perdec" rows ticks latent_scale n_groups sizes[n_groups] b"rv" version base_note latent_dim
+
+then, from extension version 2: ``threshold`` and, percussion only, ``group_thresholds[n_groups]`` and
+``row_notes[rows]``. A threshold p is the byte round(p * 255) (half up), read back as byte / 255; a row
+note is the MIDI note the row plays (``ACCENT_ROW``: an accent row, which plays none). Later versions
+append fields; a reader takes the ones its version knows. Files without them (the original exporter's,
+ours before version 2) get ``DEFAULT_THRESHOLD`` (the C core's ``RV_DEFAULT_THRESHOLD``, see rv_limits.h
+for why 0.3) and the notes rows played before: percussion the row index, notes ``base_note + row`` (both
+at most 127).
 
 As the original did, the bytes are the ``description`` of a TFLite ``ModelMetadata`` flatbuffer (file
 identifier ``M001``) held in the buffer of the model's metadata entry ``TFLITE_METADATA``. Unlike the
@@ -12,26 +20,33 @@ original (which round-tripped them through UTF-8), they are written raw, so valu
 The original firmware (xen_quantizer ``TensorflowModel::loadMetadata``) searches ``"xen:"`` from the
 buffer's 4-byte length prefix over ``size`` bytes, then copies 6 type and 12 data bytes without a
 bounds check. ``description_bytes`` pads with zeros so that copy stays inside the description, and
-``read_xen_metadata`` follows the same search, with bounds checks.
+``read_xen_metadata`` follows the same search, with bounds checks. This module needs only the
+``flatbuffers`` package (it reads the few tables it needs itself); writing the entry into a model
+is ``rackvae.export.container`` (the export extra).
 """
 
 from __future__ import annotations
 
+import math
 import struct
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import flatbuffers
-import numpy as np
-from ai_edge_litert import schema_py_generated as tfl
+from flatbuffers.table import Table
 
-from rackvae.dataset import RollKind, RollLayout
+if TYPE_CHECKING:
+    from rackvae.calibrate import Thresholds
+    from rackvae.dataset import RollKind, RollLayout
 
 MAGIC = b"xen:"
 TYPE_BY_KIND: dict[str, bytes] = {"note": b"seqdec", "perc": b"perdec"}
 KIND_BY_TYPE = {value: key for key, value in TYPE_BY_KIND.items()}
 EXTENSION_TAG = b"rv"
-EXTENSION_VERSION = 1
+EXTENSION_VERSION = 2
+# The threshold of files that hold none: the C core's RV_DEFAULT_THRESHOLD (a test checks they agree).
+DEFAULT_THRESHOLD = 0.3
+ACCENT_ROW = 255  # row_notes entry of a percussion accent row (RV_ACCENT_ROW)
 # What the original firmware copies after finding MAGIC: 6 type bytes, then 12 data bytes.
 FIRMWARE_COPY_SIZE = len(MAGIC) + 6 + 12
 METADATA_ENTRY_NAME = b"TFLITE_METADATA"
@@ -39,22 +54,34 @@ METADATA_FILE_IDENTIFIER = b"M001"
 # ModelMetadata fields we write (metadata_schema.fbs): name, description, min_parser_version.
 _FIELD_NAME, _FIELD_DESCRIPTION, _FIELD_MIN_PARSER_VERSION, _MODEL_METADATA_FIELDS = 0, 1, 7, 8
 _MIN_PARSER_VERSION = b"1.0.0"
-# The TFLite schema asks for 16-byte aligned buffer data (weights are read in place, also on the MCU).
-_BUFFER_ALIGNMENT = 16
+# Fields of the TFLite schema read here (field i sits at vtable slot 4 + 2 i): Model.buffers,
+# Model.metadata, Metadata.name, Metadata.buffer, Buffer.data.
+_MODEL_BUFFERS, _MODEL_METADATA, _METADATA_NAME, _METADATA_BUFFER, _BUFFER_DATA = 4, 6, 0, 1, 0
 
 
 class MetadataError(ValueError):
     """Metadata that cannot be written or read, with the reason."""
 
 
+def threshold_byte(value: float) -> int:
+    """A threshold 0..1 as its byte: round(value * 255), halves up."""
+    if not 0.0 <= value <= 1.0:
+        raise MetadataError(f"thresholds must be in [0, 1], got {value}")
+    return math.floor(value * 255 + 0.5)
+
+
 @dataclass(frozen=True)
 class XenMetadata:
     """What a module needs to turn decoder outputs into a roll; every field is stored as one byte.
 
-    ``latent_scale`` is the knob range (latents span ``±latent_scale``). ``has_extension`` is False for
+    ``latent_scale`` is the knob range (latents span ``±latent_scale``). ``extension_version`` is 0 for
     files from the original exporter, which lack ``base_note`` (0 then) and ``latent_dim`` (3 then).
     Percussion files from the original exporter may have fewer ``rows`` than ``sum(group_sizes)``: it
     trimmed unused rows; ours never does.
+
+    Version 2 fields (defaults when left out or absent, see the module docstring): ``threshold`` and
+    ``group_thresholds`` (percussion: one per group), held as the byte's value (k / 255), and
+    ``row_notes`` (the MIDI note of each row; percussion files store theirs).
     """
 
     kind: RollKind
@@ -64,7 +91,10 @@ class XenMetadata:
     group_sizes: tuple[int, ...] = ()
     base_note: int = 0
     latent_dim: int = 3
-    has_extension: bool = True
+    extension_version: int = EXTENSION_VERSION
+    threshold: float = DEFAULT_THRESHOLD
+    group_thresholds: tuple[float, ...] = ()
+    row_notes: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in TYPE_BY_KIND:
@@ -75,23 +105,70 @@ class XenMetadata:
                 raise MetadataError(f"{name} must fit one byte (1..255), got {value}")
         if not 0 <= self.base_note <= 127:
             raise MetadataError(f"base_note must be a MIDI note (0..127), got {self.base_note}")
+        if not 0 <= self.extension_version <= 255:
+            raise MetadataError(f"extension_version must fit one byte, got {self.extension_version}")
         if self.kind == "perc":
             if not 1 <= len(self.group_sizes) <= 255 or not all(1 <= s <= 255 for s in self.group_sizes):
                 raise MetadataError(f"percussion needs 1..255 groups of 1..255 rows, got {self.group_sizes}")
         elif self.group_sizes:
             raise MetadataError(f"a note model has no percussion groups, got {self.group_sizes}")
+        self._set_thresholds_and_notes()
+
+    def _set_thresholds_and_notes(self) -> None:
+        """Fill the defaults and hold each threshold as its byte's value (what a file reads back)."""
+        stored = self.extension_version >= 2
+        threshold = threshold_byte(self.threshold) / 255 if stored else self.threshold
+        groups = self.group_thresholds or (self.threshold,) * len(self.group_sizes)
+        if len(groups) != len(self.group_sizes):
+            raise MetadataError(f"{len(groups)} group thresholds for {len(self.group_sizes)} groups")
+        if stored:
+            groups = tuple(threshold_byte(t) / 255 for t in groups)
+        if self.kind == "note":
+            notes = tuple(min(self.base_note + row, 127) for row in range(self.rows))
+        else:
+            defaults = tuple(min(row, 127) for row in range(self.rows))
+            notes = defaults if not stored or not self.row_notes else self.row_notes
+        if self.row_notes and self.row_notes != notes:
+            raise MetadataError(
+                "row_notes are stored for percussion from extension version 2; note rows play base_note + row"
+            )
+        if not stored and (threshold, *groups) != (DEFAULT_THRESHOLD,) * (1 + len(groups)):
+            raise MetadataError("thresholds are stored from extension version 2 only")
+        if len(notes) != self.rows or not all(0 <= n <= 127 or n == ACCENT_ROW for n in self.row_notes):
+            raise MetadataError(
+                f"row_notes must be {self.rows} MIDI notes (0..127, {ACCENT_ROW} for an accent row)"
+            )
+        object.__setattr__(self, "threshold", threshold)
+        object.__setattr__(self, "group_thresholds", tuple(groups))
+        object.__setattr__(self, "row_notes", tuple(notes))
+
+    @property
+    def has_extension(self) -> bool:
+        return self.extension_version > 0
 
     @classmethod
-    def from_layout(cls, layout: RollLayout, ticks: int, latent_scale: float, latent_dim: int) -> XenMetadata:
-        """Metadata of a model trained on rolls of ``layout``; the scale byte is rounded half up."""
+    def from_layout(
+        cls,
+        layout: RollLayout,
+        ticks: int,
+        latent_scale: float,
+        latent_dim: int,
+        thresholds: Thresholds | None = None,
+    ) -> XenMetadata:
+        """Metadata of a model trained on rolls of ``layout`` with ``thresholds`` (None: the default);
+        the scale byte is rounded half up, accent rows (note -1 in the layout) become ``ACCENT_ROW``."""
+        perc = layout.kind == "perc"
         return cls(
             kind=layout.kind,
             rows=layout.rows,
             ticks=ticks,
-            latent_scale=int(np.floor(latent_scale + 0.5)),
-            group_sizes=tuple(layout.group_sizes) if layout.kind == "perc" else (),
-            base_note=layout.base_note if layout.kind == "note" else 0,
+            latent_scale=math.floor(latent_scale + 0.5),
+            group_sizes=tuple(layout.group_sizes) if perc else (),
+            base_note=layout.base_note if not perc else 0,
             latent_dim=latent_dim,
+            threshold=DEFAULT_THRESHOLD if thresholds is None else thresholds.threshold,
+            group_thresholds=tuple(thresholds.group_thresholds) if thresholds is not None and perc else (),
+            row_notes=tuple(ACCENT_ROW if n < 0 else n for n in layout.row_notes) if perc else (),
         )
 
     def to_bytes(self) -> bytes:
@@ -100,8 +177,14 @@ class XenMetadata:
         if self.kind == "perc":
             data += [len(self.group_sizes), *self.group_sizes]
         out = MAGIC + TYPE_BY_KIND[self.kind] + bytes(data)
+        if self.extension_version > EXTENSION_VERSION:
+            raise MetadataError(f"cannot write extension version {self.extension_version} (knows 1..2)")
         if self.has_extension:
-            out += EXTENSION_TAG + bytes([EXTENSION_VERSION, self.base_note, self.latent_dim])
+            out += EXTENSION_TAG + bytes([self.extension_version, self.base_note, self.latent_dim])
+        if self.extension_version >= 2:
+            out += bytes([threshold_byte(self.threshold)])
+            if self.kind == "perc":
+                out += bytes(threshold_byte(t) for t in self.group_thresholds) + bytes(self.row_notes)
         return out
 
     @classmethod
@@ -129,16 +212,23 @@ class XenMetadata:
         if kind == "perc":
             (n_groups,) = take(1, "the group count")
             group_sizes = tuple(take(n_groups, "the group sizes"))
-        fields: dict[str, Any] = {"has_extension": False}
+        fields: dict[str, Any] = {"extension_version": 0}
         # The original fields end at the description's NUL terminator, so an "rv" here is ours.
         if bytes(data[pos : pos + 2]) == EXTENSION_TAG:
             pos += 2
             (version,) = take(1, "the extension version")
             if version < 1:
                 raise MetadataError(f"extension version must be >= 1, got {version}")
-            # Later versions only append fields: read the ones version 1 defines.
+            # Later versions only append fields: read the ones versions 1 and 2 define.
             base_note, latent_dim = take(2, "base_note and latent_dim")
-            fields = {"has_extension": True, "base_note": base_note, "latent_dim": latent_dim}
+            fields = {"extension_version": version, "base_note": base_note, "latent_dim": latent_dim}
+            if version >= 2:
+                fields["threshold"] = take(1, "the threshold")[0] / 255
+                if kind == "perc":
+                    fields["group_thresholds"] = tuple(
+                        b / 255 for b in take(n_groups, "the group thresholds")
+                    )
+                    fields["row_notes"] = tuple(take(rows, "the row notes"))
         return cls(kind, rows, ticks, latent_scale, group_sizes, **fields)
 
     def group_of_row(self, row: int) -> int:
@@ -161,6 +251,10 @@ class XenMetadata:
             "group_sizes": list(self.group_sizes),
             "base_note": self.base_note,
             "latent_dim": self.latent_dim,
+            "extension_version": self.extension_version,
+            "threshold": self.threshold,
+            "group_thresholds": list(self.group_thresholds),
+            "row_notes": list(self.row_notes),
             "bytes": list(self.to_bytes()),
         }
 
@@ -187,62 +281,6 @@ def model_metadata_flatbuffer(meta: XenMetadata, model_name: str) -> bytes:
     return bytes(builder.Output())
 
 
-class _AlignedBuffer:
-    """A TFLite ``Buffer`` packed with its data 16-byte aligned (the object API aligns to 1)."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def Pack(self, builder: flatbuffers.Builder) -> int:  # noqa: N802 (the object API's name)
-        offset = 0
-        if self.data:
-            builder.StartVector(1, len(self.data), _BUFFER_ALIGNMENT)
-            builder.head -= len(self.data)
-            builder.Bytes[builder.head : builder.head + len(self.data)] = self.data
-            offset = builder.EndVector()
-        tfl.BufferStart(builder)
-        if offset:
-            tfl.BufferAddData(builder, offset)
-        return tfl.BufferEnd(builder)
-
-
-def unpack_model(tflite: bytes) -> tfl.ModelT:
-    """A .tflite file as the schema's object tree, for editing and ``pack_model``."""
-    model = tfl.ModelT.InitFromPackedBuf(bytearray(tflite), 0)
-    if any(old.offset or old.size for old in model.buffers or []):
-        raise MetadataError("models with external (offset/size) buffers are not supported")
-    return model
-
-
-def pack_model(model: tfl.ModelT) -> bytes:
-    """The object tree as a .tflite file, every buffer's data 16-byte aligned."""
-    model.buffers = [_AlignedBuffer(b"" if old.data is None else bytes(old.data)) for old in model.buffers]
-    size = sum(len(buffer.data) for buffer in model.buffers)
-    builder = flatbuffers.Builder(size + 4096)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
-
-
-def with_metadata_buffer(tflite: bytes, buffer: bytes) -> bytes:
-    """``tflite`` with its ``TFLITE_METADATA`` entry (added or replaced) pointing at ``buffer``."""
-    model = unpack_model(tflite)
-    model.metadata = [entry for entry in model.metadata or [] if entry.name != METADATA_ENTRY_NAME]
-    model.buffers.append(_AlignedBuffer(buffer))
-    entry = tfl.MetadataT()
-    entry.name = METADATA_ENTRY_NAME
-    entry.buffer = len(model.buffers) - 1
-    model.metadata.append(entry)
-    return pack_model(model)
-
-
-def with_xen_metadata(tflite: bytes, meta: XenMetadata, model_name: str) -> bytes:
-    """``tflite`` carrying ``meta`` as the firmware expects it (checked by reading it back)."""
-    out = with_metadata_buffer(tflite, model_metadata_flatbuffer(meta, model_name))
-    if read_xen_metadata(out) != meta:
-        raise MetadataError("metadata written into the model does not read back identically")
-    return out
-
-
 @dataclass(frozen=True)
 class XenLocation:
     """Where the firmware's search finds the metadata: absolute offsets into the .tflite bytes."""
@@ -267,20 +305,22 @@ def locate_xen_metadata(tflite: bytes) -> XenLocation:
     if len(tflite) < 8 or tflite[4:8] != b"TFL3":
         raise MetadataError("not a TFLite model (no TFL3 identifier)")
     try:
-        model = tfl.Model.GetRootAs(tflite, 0)
+        model = Table(tflite, _read("<I", tflite, 0))
+        buffers = _tables(model, _MODEL_BUFFERS)
         found: XenLocation | None = None
-        for i in range(model.MetadataLength()):
-            entry = model.Metadata(i)
-            if entry.Name() != METADATA_ENTRY_NAME:
+        for entry in _tables(model, _MODEL_METADATA):
+            name = entry.Offset(4 + 2 * _METADATA_NAME)
+            if not name or entry.String(name + entry.Pos) != METADATA_ENTRY_NAME:
                 continue
-            index, count = entry.Buffer(), model.BuffersLength()
-            if not 0 <= index < count:
-                raise MetadataError(f"metadata entry points at buffer {index} of {count}")
-            table = model.Buffers(index)._tab
-            field = table.Offset(4)  # Buffer.data
-            if not field:
+            slot = entry.Offset(4 + 2 * _METADATA_BUFFER)
+            index = _read("<I", tflite, entry.Pos + slot) if slot else 0
+            if not 0 <= index < len(buffers):
+                raise MetadataError(f"metadata entry points at buffer {index} of {len(buffers)}")
+            table = buffers[index]
+            data = table.Offset(4 + 2 * _BUFFER_DATA)
+            if not data:
                 raise MetadataError("the TFLITE_METADATA buffer has no data")
-            start = table.Vector(field)
+            start = table.Vector(data)
             size = _read("<I", tflite, start - 4)
             if start + size > len(tflite):
                 raise MetadataError(f"TFLITE_METADATA buffer ({size} bytes at {start}) runs past the file")
@@ -296,6 +336,15 @@ def locate_xen_metadata(tflite: bytes) -> XenLocation:
     if found is None:
         raise MetadataError("the model has no TFLITE_METADATA entry")
     return found
+
+
+def _tables(table: Table, index: int) -> list[Table]:
+    """The tables of vector field ``index`` of ``table`` (empty when the field is absent)."""
+    slot = table.Offset(4 + 2 * index)
+    if not slot:
+        return []
+    start = table.Vector(slot)
+    return [Table(table.Bytes, table.Indirect(start + 4 * i)) for i in range(table.VectorLen(slot))]
 
 
 def read_xen_metadata(tflite: bytes) -> XenMetadata:

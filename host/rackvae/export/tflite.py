@@ -18,7 +18,8 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as tfl
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-from rackvae.export.metadata import XenMetadata, pack_model, unpack_model, with_xen_metadata
+from rackvae.export.container import pack_model, unpack_model, with_xen_metadata
+from rackvae.export.metadata import XenMetadata
 from rackvae.model import DecoderLayers, decode_layers
 
 Variant = Literal["float32", "float16", "int8"]
