@@ -322,7 +322,8 @@ def print_families(rows: list[FamilyRow], m7: dict[str, int], m7_core: int, macs
             f"{row.model_bytes or '-':>8} {row.ram_bytes or '-':>6}"
         )
     print(
-        "\nM7: repacked weights (the module's decode, table above); model and RAM: see above.\n"
+        "\nM7: repacked weights (the module's decode, table above); model and RAM: see above; its core\n"
+        "column is all the module links (reader, engine, postprocessing), the others' what a decode links.\n"
         "M0+: instructions counted by the TCG plugin, time at one instruction per cycle (a Cortex-M0+\n"
         "spends 2 cycles per load and taken branch: expect more). AVR: cycles counted by Timer1 in simavr\n"
         "(cycle-accurate); the int8 multipliers and shifts and the model descriptor sit in RAM there\n"
