@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -257,3 +258,62 @@ def test_every_file_carries_the_models_thresholds_and_the_core_plays_at_them(
     assert [round(float(value)) for value in printed[1:7]] == stored
     assert [float(value) for value in printed[1:7]] == pytest.approx(stored, abs=1e-3)
     assert printed[7:] == [f"{note}/{note}" for note in EXTENDED_NOTES]
+
+
+# A line of TensorFlow's, absl's or CUDA's native logging (e.g. "E0000 00:00:17.0 ... cuInit") or of
+# LiteRT's ("INFO: Created TensorFlow Lite XNNPACK delegate").
+NATIVE_LOG_LINE = re.compile(r"^([IWEF]\d{4} |WARNING: All log messages|INFO: )|tensorflow|cuInit", re.M)
+# Runs the CLI in a process where the export extra's modules cannot be imported.
+BLOCKED_EXTRA = """
+import sys
+for name in ("tensorflow", "ai_edge_litert", "tflite_micro"):
+    sys.modules[name] = None  # import raises ModuleNotFoundError
+"""
+
+
+def run_cli(args: list[str], prelude: str = "") -> subprocess.CompletedProcess[str]:
+    code = prelude + "from rackvae.cli import main\nraise SystemExit(main(sys.argv[1:]))\n"
+    if "import sys" not in prelude:
+        code = "import sys\n" + code
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=600)
+
+
+def test_export_prints_no_native_log_lines_unless_verbose(trained: Path, tmp_path: Path) -> None:
+    quiet = run_cli(["export", str(trained), "--formats", "f32,int8", "-o", str(tmp_path / "quiet")])
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stderr == ""
+    assert "int8: max abs error vs JAX" in quiet.stdout  # the command's own report stays
+    verbose = run_cli(["export", str(trained), "--formats", "f32", "-o", str(tmp_path / "loud"), "--verbose"])
+    assert verbose.returncode == 0, verbose.stderr
+    assert NATIVE_LOG_LINE.search(verbose.stderr), verbose.stderr  # what the quiet run kept back
+
+
+def test_export_without_the_export_extra_says_so_in_one_line(trained: Path, tmp_path: Path) -> None:
+    result = run_cli(["export", str(trained), "-o", str(tmp_path)], BLOCKED_EXTRA)
+    assert result.returncode == 1
+    assert result.stderr == "rackvae export: needs the export extra: pip install 'rackvae[export]'\n"
+    assert not any(tmp_path.iterdir())
+
+
+def test_core_and_metadata_read_exported_files_without_the_export_extra(exported: Path) -> None:
+    """The base install: rackvae.core decodes and plays an exported file, its metadata reads, and
+    neither imports TensorFlow, LiteRT or TFLite-Micro (blocked in that process)."""
+    code = (
+        BLOCKED_EXTRA
+        + f"""
+import numpy as np
+from rackvae.core import Decoder
+from rackvae.export.metadata import read_xen_metadata
+path = {str(exported / "tiny_dec_int8.tflite")!r}
+decoder = Decoder.from_file(path)
+probabilities = decoder.decode(np.zeros((1, 3), np.float32))[0]
+meta = read_xen_metadata(open(path, "rb").read())
+assert meta == decoder.metadata and meta.extension_version == 2
+print(probabilities.shape, decoder.threshold == np.float32(meta.threshold), len(decoder.notes(probabilities)))
+heavy = ("tensorflow", "ai_edge_litert", "tflite_micro", "jax")
+print(sorted(name for name, module in sys.modules.items() if module and name.split(".")[0] in heavy))
+"""
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["(16, 12) True 16", "[]"]

@@ -8,14 +8,23 @@ target, rackvae.export.selftest) and ``NAME.yml``; with ``--formats tflite-c`` a
 encoder means of the model's training split plus a grid over the ±scale cube. Every .tflite file
 is run in LiteRT on random latents before anything is written; one that does not compute the
 decoder stops the export (``rackvae.export.tflite.check_against_decoder``).
+
+TensorFlow, absl and CUDA write their log lines to file descriptor 2 from native code; without
+``--verbose`` those go to a temporary file, shown only when the export fails unexpectedly. Without the
+export extra (the converter and the reference interpreters) the command says so in one line.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -28,6 +37,9 @@ TFLITE_FORMATS = {
 FORMATS = (*TFLITE_FORMATS, "c", "tflite-c")
 DEFAULT_FORMATS = (*TFLITE_FORMATS, "c")  # tflite-c (the .tflite as a C++ array) only when asked
 CHECK_LATENTS = 1000
+# The export extra's modules (pyproject.toml [export]): the converter and the reference interpreters.
+EXPORT_EXTRA_MODULES = frozenset({"tensorflow", "ai_edge_litert", "tflite_micro"})
+MISSING_EXTRA = "rackvae export: needs the export extra: pip install 'rackvae[export]'"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -53,6 +65,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=tuple(TFLITE_FORMATS),
         default="f32",
         help="which .tflite variant the C arrays (and tflite-c) hold (default f32)",
+    )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="let TensorFlow's, absl's and CUDA's log lines through to the terminal (default: hidden)",
     )
     parser.set_defaults(func=run)
 
@@ -179,13 +196,53 @@ def export_model(
 def run(args: argparse.Namespace) -> int:
     from rackvae.dataset import DatasetError
     from rackvae.export.metadata import MetadataError
-    from rackvae.export.tflite import ExportError
     from rackvae.train import ModelError, load_model
 
     formats = parse_formats(args.formats)
-    try:
-        model = load_model(args.model)
-        export_model(model, args.output or args.model, formats, args.dataset, args.c_variant)
-    except (ModelError, DatasetError, MetadataError, ExportError) as error:
-        raise SystemExit(f"export: {error}") from error
+    if not args.verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow is imported
+    with native_log_hidden(not args.verbose):
+        try:
+            from rackvae.export.tflite import ExportError
+
+            model = load_model(args.model)
+            export_model(model, args.output or args.model, formats, args.dataset, args.c_variant)
+        except ModuleNotFoundError as error:
+            missing_extra(error)
+        except (ModelError, DatasetError, MetadataError, ExportError) as error:
+            raise SystemExit(f"export: {error}") from error
     return 0
+
+
+def missing_extra(error: ModuleNotFoundError) -> NoReturn:
+    """One line naming the extra when ``error`` is a module of the export extra; else ``error``."""
+    if (error.name or "").split(".")[0] in EXPORT_EXTRA_MODULES:
+        raise SystemExit(MISSING_EXTRA) from error
+    raise error
+
+
+@contextmanager
+def native_log_hidden(hide: bool) -> Iterator[None]:
+    """File descriptor 2 (where native libraries log) into a temporary file while the block runs;
+    written to the terminal after all if the block fails with anything but a one-line exit."""
+    if not hide:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        except SystemExit:
+            raise
+        except BaseException:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            log.seek(0)
+            sys.stderr.write(log.read().decode(errors="replace"))
+            raise
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
