@@ -27,6 +27,11 @@ demo: $(BIN)/.installed
 		--epochs 400 --patience 40 --stop-patience 120
 	$(BIN)/rackvae eval $(DEMO)/models/groove --plots $(DEMO)/plots
 	$(BIN)/rackvae export $(DEMO)/models/groove
+	$(BIN)/rackvae sample $(DEMO)/models/groove -n 8 --seed 1 -o $(DEMO)/sample
+	$(BIN)/rackvae interpolate $(DEMO)/models/groove --steps 8 --bar-a 8 --bar-b 8 -o $(DEMO)/interpolate \
+		$(RACKVAE_MIDI)/groove/drummer1/session3/11_afrobeat_94_beat_4-4.mid \
+		$(RACKVAE_MIDI)/groove/drummer1/session1/47_jazz_102_beat_4-4.mid
+	$(BIN)/rackvae map $(DEMO)/models/groove --points 5 -o $(DEMO)/map
 	$(BIN)/rackvae simulate $(DEMO)/models/groove --sweep 8 --midi $(DEMO)/module.mid \
 		--screen $(DEMO)/module.png --log $(DEMO)/module.log
 

@@ -14,8 +14,11 @@ from typing import Any
 
 from rackvae import __version__
 
-# Order shown in --help follows the data flow.
-COMMANDS = ("ingest", "train", "eval", "export", "simulate")
+# Order shown in --help follows the data flow, then what a trained model makes.
+COMMANDS = (
+    *("ingest", "train", "eval", "export", "simulate"),
+    *("sample", "interpolate", "encode", "decode", "map"),
+)
 
 
 class HelpFormatter(argparse.HelpFormatter):
