@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -328,3 +329,25 @@ def test_bad_input_is_one_line_naming_the_argument(
     assert captured.err.count("\n") == 1 and str(not_midi) in captured.err
     lines = captured.out.splitlines()
     assert lines[0].startswith("file,bar,track,mean_0") and len(lines) > 5
+
+
+def test_the_demo_interpolates_between_two_files_held_back_from_training() -> None:
+    """make demo trains with the default split (10 % of files, seed 0) and morphs between two of them."""
+    from rackvae.dataset import Dataset, RollLayout
+
+    makefile = (Path(__file__).resolve().parent.parent / "Makefile").read_text()
+    recipe = makefile[makefile.index("rackvae interpolate") :].split("\n\t$(BIN)")[0]
+    files = re.findall(r"\$\(RACKVAE_MIDI\)/(\S+\.mid)", recipe)
+    assert len(files) == 2
+    empty = np.zeros((2, 16, 1), np.uint8)
+    data = Dataset(
+        empty,
+        empty,
+        RollLayout("perc", 1),
+        files=files,
+        file_index=np.arange(2),
+        track=np.zeros(2),
+        bar=np.zeros(2),
+    )
+    _, validation = data.split(0.1, 0)
+    assert len(validation) == 2
