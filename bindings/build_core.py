@@ -208,6 +208,8 @@ def make_builder(native: bool = False) -> FFI:
         include_dirs=[str(base / "core" / "include"), str(base / "core" / "src")],
         extra_compile_args=["-std=c99", "-O3", "-ffp-contract=off", "-fno-math-errno"]
         + (["-march=native"] if native else []),
+        # No symbol table or debug sections in the module (Python's CFLAGS bring -g): 2.46 MB -> 0.23 MB.
+        extra_link_args=["-s"],
         libraries=["m"],
     )
     return builder
