@@ -108,7 +108,7 @@ def part_of(origin: str) -> str:
         return "core"
     if "default_model" in origin:
         return "built-in weights"
-    if re.search(r"\((app|model_list|panel|report|text)\.c\.obj\)", origin):
+    if re.search(r"\((app|model_list|panel|report|text|labels)\.c\.obj\)", origin):
         return "app"
     if "lib" in origin and ".a(" in origin:
         return "libc/libm/libgcc"

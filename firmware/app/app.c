@@ -2,24 +2,51 @@
  * only touch the sequencer engine and the jacks; loading, inference and the display run in app_poll. */
 #include "app.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #include "default_model.h"
 #include "hal.h"
+#include "labels.h"
 #include "model_list.h"
 #include "panel.h"
 #include "rackvae.h"
 #include "report.h"
+#include "text.h"
 
 #define HOLD_TO_TOGGLE_MS 1000u
 #define LED_PAUSE 0
+#define LED_LAYER 1 /* lit while a shift layer is held */
 #define LED_MANUAL 2
-#define SETTINGS_MAGIC 0x31535652u /* "RVS1" */
+#define SETTINGS_MAGIC 0x32535652u /* "RVS2": this layout; other sizes or magics are ignored */
+#define SAVE_DELAY_MS 2000u        /* a changed setting is saved once the pots rest this long */
+#define CATCH_VOLTS 0.1f           /* a pot moved this far from where it was when shift went down */
+#define THRESHOLD_SPAN 0.25f       /* the threshold pot and CV each add +-this to the model's threshold */
+#define DENSITY_STEP 0.0025f       /* threshold offset per percent of density */
+#define MUTE_OFFSET 2.0f           /* density -100: above every probability */
+#define CHAOS_SEED 0x9E3779B9u
+#define CLOCK_INTERNAL 4 /* clock setting: 0-3 an external clock of clock_ppqn[] pulses per quarter */
+#define STEP_US_PER_BPM 15000000u /* a step is a 16th note: 60 s / 4 */
+#define TAP_MIN_MS 250u           /* taps 250..1500 ms apart: 240..40 BPM */
+#define TAP_MAX_MS 1500u
 
+enum { LAYER_NONE = 0, LAYER_DENSITY = 1, LAYER_PLAY = 2 };
+
+static const uint8_t clock_ppqn[CLOCK_INTERNAL] = {1, 2, 4, 24};
+
+/* Everything a power cycle keeps. */
 typedef struct {
     uint32_t magic;
     char model_path[MODEL_PATH_CAPACITY];
+    int8_t density[PANEL_PERC_TRIGGERS]; /* per group, -100..100 percent (0: the model's threshold) */
+    int8_t note_density;                 /* note models, likewise */
+    uint8_t max_notes;                   /* note models: 1..PANEL_NOTE_VOICES per tick */
+    uint8_t chaos;                       /* 0..100 percent of the latent range */
+    uint8_t length;                      /* pattern length, 1..RV_MAX_TICKS (the model's ticks at most) */
+    uint8_t clock;                       /* 0-3: external at clock_ppqn[clock]; CLOCK_INTERNAL */
+    uint8_t bpm;                         /* internal clock, 40..240 */
 } settings;
+
 
 static struct {
     model_list models;
@@ -28,7 +55,7 @@ static struct {
     rv_model model;
     rv_engine engine;
     volatile bool engine_ready; /* false while a model loads: the clock must not touch the engine */
-    volatile int missed_clocks; /* clock edges during a load, replayed onto the new model's tick */
+    volatile int missed_clocks; /* clock steps during a load, replayed onto the new model's tick */
     bool manual;
     bool led_on[HAL_BUTTONS];
     bool inference_button_down;
@@ -37,6 +64,36 @@ static struct {
     const rv_sequence *shown_sequence;
     int shown_tick;
     uint8_t cells[RV_MAX_TICKS * RV_MAX_ROWS];
+    /* the model's own thresholds: the threshold pot's centre and each group's offset from it */
+    float centre;
+    float model_offsets[PANEL_PERC_TRIGGERS];
+    /* settings and shift layers */
+    settings s;
+    bool dirty;
+    uint32_t changed_ms;
+    int layer;
+    bool layer_used;    /* a pot was turned while the layer's button was held */
+    unsigned turned;    /* bit k: pot k left its position of when the button went down */
+    float held_knob[HAL_KNOBS];
+    uint32_t rng;       /* chaos generator, reseeded by reset */
+    uint32_t last_tap_ms;
+    bool tapped;
+    /* clock: divider of a 24 ppqn clock, step timer (internal clock, multiplied 1 and 2 ppqn pulses) */
+    volatile uint8_t length;     /* pattern length of this model */
+    volatile uint8_t pulse_skip; /* pulses to ignore before the next step */
+    volatile uint8_t timer_left; /* multiplied steps still due before the next pulse */
+    volatile bool pulse_seen;
+    volatile uint32_t last_pulse_us;
+    volatile uint32_t timer_due_us;
+    volatile uint32_t timer_period_us;
+    /* the last step played, for its report and MIDI in the main loop */
+    const rv_step *volatile played_step;
+    volatile int played_tick;
+    volatile unsigned played_count;
+    unsigned reported_count;
+    uint8_t midi_on[RV_MAX_NOTES]; /* notes of the last MIDI step still sounding, on midi_channel */
+    uint8_t midi_on_count;
+    uint8_t midi_channel;
 } app;
 
 static void set_led(int led, bool on)
@@ -98,6 +155,128 @@ static rv_status load_card_model(const char *path, rv_model *model, uint8_t **sc
     return RV_OK;
 }
 
+/* ---- clock ---- */
+
+/* The engine's next step, wrapping at the pattern length. */
+static const rv_step *advance(int *tick)
+{
+    if (app.engine.tick + 1 >= app.length) {
+        app.engine.tick = -1; /* paused: reset sets it so anyway */
+    }
+    return rv_engine_clock(&app.engine, tick);
+}
+
+/* A step of the clock (interrupt context): the jacks now, report and MIDI from the main loop. */
+static void play_step(void)
+{
+    if (!app.engine_ready) {
+        app.missed_clocks++;
+        return;
+    }
+    int tick;
+    const rv_step *step = advance(&tick);
+    if (step != NULL) {
+        panel_play_step(step, model_kind());
+        app.played_step = step;
+        app.played_tick = tick;
+        app.played_count++;
+    }
+}
+
+/* An external clock pulse: 24 ppqn plays every 6th, 4 ppqn each (a step per pulse), 2 and 1 ppqn
+   each and 1 or 3 more steps spread over the last pulse interval by the step timer. */
+static void clock_pulse(void)
+{
+    uint8_t setting = app.s.clock;
+    if (setting >= CLOCK_INTERNAL) {
+        return;
+    }
+    if (app.pulse_skip > 0) {
+        app.pulse_skip--;
+        return;
+    }
+    app.pulse_skip = clock_ppqn[setting] == 24 ? 5 : 0;
+    if (setting < 2) {
+        uint32_t now = hal_micros();
+        if (app.pulse_seen) {
+            app.timer_period_us = (now - app.last_pulse_us) >> (2 - setting);
+            app.timer_due_us = now + app.timer_period_us;
+            app.timer_left = (uint8_t)((1u << (2 - setting)) - 1u);
+        }
+        app.last_pulse_us = now;
+        app.pulse_seen = true;
+    }
+    play_step();
+}
+
+static void restart_clock(void)
+{
+    app.pulse_skip = 0;
+    app.timer_left = 0;
+    app.pulse_seen = false;
+    app.timer_period_us = STEP_US_PER_BPM / app.s.bpm;
+    app.timer_due_us = hal_micros(); /* internal clock: the next step now */
+}
+
+bool app_timer_due(uint32_t *due_us)
+{
+    *due_us = app.timer_due_us;
+    return app.s.clock >= CLOCK_INTERNAL || app.timer_left > 0;
+}
+
+void app_timer(uint32_t due_us)
+{
+    if (app.s.clock < CLOCK_INTERNAL) {
+        if (app.timer_left == 0) {
+            return;
+        }
+        app.timer_left--;
+    }
+    app.timer_due_us = due_us + app.timer_period_us;
+    play_step();
+}
+
+static void reset(void)
+{
+    rv_engine_reset(&app.engine);
+    set_led(LED_PAUSE, false);
+    restart_clock();
+    app.rng = CHAOS_SEED; /* a performance repeats from a reset */
+}
+
+/* ---- settings ---- */
+
+static void save_settings(void)
+{
+    strncpy(app.s.model_path, model_list_name(&app.models, app.selected), MODEL_PATH_CAPACITY - 1);
+    hal_settings_save(&app.s, sizeof app.s);
+    app.dirty = false;
+}
+
+/* The values of settings from density on, in order, and the range the panel sets each in. */
+static const struct {
+    uint8_t count;
+    int8_t low;
+    uint8_t high;
+} ranges[] = {{PANEL_PERC_TRIGGERS + 1, -100, 100}, {1, 1, PANEL_NOTE_VOICES}, {1, 0, 100},
+              {1, 1, RV_MAX_TICKS},                {1, 0, CLOCK_INTERNAL},     {1, 40, 240}};
+
+/* A blob of the right size is used only when every value is one the panel can set. */
+static bool valid_settings(const settings *s)
+{
+    const uint8_t *value = (const uint8_t *)s->density;
+    bool valid = s->magic == SETTINGS_MAGIC;
+    for (size_t r = 0; r < sizeof ranges / sizeof ranges[0]; ++r) {
+        for (int n = 0; n < ranges[r].count; ++n, ++value) {
+            int v = ranges[r].low < 0 ? (int8_t)*value : *value;
+            valid = valid && v >= ranges[r].low && v <= ranges[r].high;
+        }
+    }
+    return valid;
+}
+
+/* ---- starting a model ---- */
+
 /* Loads entry index and starts the engine on it, keeping the clock position, mode and pause. */
 static rv_status start_model(int index, const char **problem)
 {
@@ -122,10 +301,15 @@ static rv_status start_model(int index, const char **problem)
         return status;
     }
     app.model = model;
+    const rv_metadata *meta = &app.model.metadata;
+    /* The model's own thresholds (metadata version 2; else the documented default). Note models play
+       at most max_notes per tick (one per voice); percussion as many rows as the core keeps, so that
+       the groups' densities act independently (each group has its own jack). */
+    rv_post_config config = rv_post_config_for_model(meta);
+    config.max_notes = model_kind() == RV_KIND_PERC ? RV_MAX_NOTES : app.s.max_notes;
+    app.centre = config.threshold;
+    memcpy(app.model_offsets, config.group_offsets, sizeof app.model_offsets);
     if (app.engine.model == NULL) {
-        /* At most 4 notes per tick, as the original: one per voice of a note model. */
-        rv_post_config config = rv_post_config_default();
-        config.max_notes = PANEL_NOTE_VOICES;
         status = rv_engine_init(&app.engine, &app.model, scratch, scratch_len, &config);
     } else {
         /* keeps the clock position, manual mode and pause */
@@ -134,15 +318,23 @@ static rv_status start_model(int index, const char **problem)
     if (status != RV_OK) {
         return status;
     }
+    app.engine.config = config; /* this model's thresholds (the clock does not read the config) */
+    app.length = app.s.length < meta->ticks ? app.s.length : meta->ticks;
     /* The next clock edge continues where the rack is, not at step 0. */
     for (int missed = app.missed_clocks; missed > 0; --missed) {
-        (void)rv_engine_clock(&app.engine, NULL);
+        (void)advance(NULL);
     }
     app.selected = index;
     app.shown_sequence = NULL;
+    app.played_count = app.reported_count = 0;
     app.engine_ready = true;
-    report_model_loaded(&app.model.metadata, app.engine.config.zero_volt_note, name);
+    report_model_loaded(meta, app.engine.config.zero_volt_note, name);
     hal_display_title(model_kind() == RV_KIND_PERC ? "DRUM" : "NOTE", name);
+    for (int row = 0; row < meta->rows; ++row) {
+        char label[LABEL_CAPACITY];
+        label_row(meta, row, label);
+        hal_display_row_label(row, label);
+    }
     return RV_OK;
 }
 
@@ -161,14 +353,147 @@ static void select_model(int index, int step)
     }
 }
 
-static void save_selection(void)
+/* ---- shift layers ---- */
+
+/* floor((volts + shift) * scale + 0.5), clamped: the value a pot position selects. */
+static int pot_value(float volts, float shift, float scale, int low, int high)
 {
-    settings saved;
-    memset(&saved, 0, sizeof saved);
-    saved.magic = SETTINGS_MAGIC;
-    strncpy(saved.model_path, model_list_name(&app.models, app.selected), MODEL_PATH_CAPACITY - 1);
-    hal_settings_save(&saved, sizeof saved);
+    float x = (volts + shift) * scale + 0.5f;
+    long value = (long)x;
+    value -= (float)value > x;
+    return value < low ? low : value > high ? high : (int)value;
 }
+
+static void changed(uint32_t now_ms)
+{
+    app.dirty = true;
+    app.changed_ms = now_ms;
+}
+
+static void set_value(uint8_t *value, int set, const char *name, int index, uint32_t now_ms)
+{
+    if (*value != (uint8_t)set) {
+        *value = (uint8_t)set;
+        changed(now_ms);
+        report_setting(name, index, set);
+    }
+}
+
+/* Clock setting (0-3 external, CLOCK_INTERNAL) and tempo. */
+static void set_clock(int clock, int bpm, uint32_t now_ms)
+{
+    if (clock == app.s.clock && bpm == app.s.bpm) {
+        return;
+    }
+    bool was_internal = app.s.clock >= CLOCK_INTERNAL;
+    app.s.clock = (uint8_t)clock;
+    app.s.bpm = (uint8_t)bpm;
+    changed(now_ms);
+    if (clock < CLOCK_INTERNAL) {
+        restart_clock();
+        report_setting("ppqn", -1, clock_ppqn[clock]);
+        return;
+    }
+    app.timer_period_us = STEP_US_PER_BPM / (uint32_t)bpm;
+    if (!was_internal) {
+        app.timer_due_us = hal_micros();
+    }
+    report_setting("bpm", -1, bpm);
+}
+
+static void show_status(void)
+{
+    text_line line;
+    text_clear(&line);
+    text_add(&line, "z");
+    for (int k = 0; k < rv_model_latent_dim(&app.model) && k < HAL_KNOBS - 1; ++k) {
+        text_add(&line, " ");
+        text_add_centi(&line, app.engine.latent[k]);
+    }
+    text_add(&line, app.layer == LAYER_DENSITY ? " DENS" : app.layer == LAYER_PLAY ? " PLAY" : "");
+    hal_display_status(line.text);
+}
+
+/* What a pot sets on a layer: floor((volts + shift) * scale + 0.5), clamped to low..high (high 0: the
+   model's ticks, scale ticks / 10). */
+typedef struct {
+    uint8_t offset; /* of the value in settings */
+    int8_t shift;
+    int8_t low;
+    uint8_t high;
+    float scale;
+    const char *name;
+} pot_setting;
+
+enum { POT_DENSITY, POT_NOTE_DENSITY, POT_MAX_NOTES, POT_CHAOS, POT_LENGTH };
+static const pot_setting pot_settings[] = {
+    {offsetof(settings, density), 0, -100, 100, 20.0f, "density"},
+    {offsetof(settings, note_density), 0, -100, 100, 20.0f, "density"},
+    {offsetof(settings, max_notes), 5, 1, PANEL_NOTE_VOICES, 0.35f, "max-notes"},
+    {offsetof(settings, chaos), 5, 0, 100, 10.0f, "chaos"},
+    {offsetof(settings, length), 5, 1, 0, 0.0f, "length"},
+};
+
+/* Pot k turned to volts while a layer is held. */
+static void turn(int k, float volts, uint32_t now_ms)
+{
+    bool perc = model_kind() == RV_KIND_PERC;
+    int ticks = app.model.metadata.ticks, which = -1, group = -1;
+    if (app.layer == LAYER_DENSITY) {
+        /* percussion: groups 0-3; notes: density, max notes */
+        which = perc ? POT_DENSITY : k < 2 ? POT_NOTE_DENSITY + k : -1;
+        group = perc ? k : -1;
+    } else if (k == 0) {
+        which = POT_CHAOS;
+    } else if (k == 1) {
+        which = perc ? POT_DENSITY : -1; /* group 4 */
+        group = 4;
+    } else if (k == 2) {
+        which = POT_LENGTH;
+    } else if (volts < -3.0f) { /* -5..-3 V: external clock at 1, 2, 4, 24 ppqn */
+        set_clock(pot_value(volts, 4.75f, 2.0f, 0, 3), app.s.bpm, now_ms);
+    } else { /* -3..5 V: internal clock, 40..240 BPM */
+        set_clock(CLOCK_INTERNAL, 40 + pot_value(volts, 3.0f, 25.0f, 0, 200), now_ms);
+    }
+    if (which < 0) {
+        return;
+    }
+    const pot_setting *pot = &pot_settings[which];
+    float scale = pot->high ? pot->scale : (float)ticks * 0.1f;
+    int set = pot_value(volts, pot->shift, scale, pot->low, pot->high ? pot->high : ticks);
+    set_value((uint8_t *)&app.s + pot->offset + (group > 0 ? group : 0), set, pot->name, group, now_ms);
+    app.length = app.s.length < ticks ? app.s.length : ticks;
+}
+
+static void set_layer(int layer)
+{
+    app.layer = layer;
+    app.layer_used = false;
+    app.turned = 0;
+    for (int k = 0; k < HAL_KNOBS; ++k) {
+        app.held_knob[k] = hal_knob_volts(k);
+    }
+    set_led(LED_LAYER, layer != LAYER_NONE);
+    show_status();
+}
+
+/* While a layer is held, a pot that left its position sets the layer's value from then on. */
+static void poll_layer(uint32_t now_ms)
+{
+    for (int k = 0; k < HAL_KNOBS && app.layer != LAYER_NONE; ++k) {
+        float volts = hal_knob_volts(k), moved = volts - app.held_knob[k];
+        if (moved > CATCH_VOLTS || moved < -CATCH_VOLTS) {
+            app.turned |= 1u << k;
+        }
+        if (app.turned >> k & 1u) {
+            app.layer_used = true;
+            turn(k, volts, now_ms);
+        }
+    }
+}
+
+/* A pot's main function: the position it had when a layer went down, while the layer is held. */
+static float knob_volts(int k) { return app.layer != LAYER_NONE ? app.held_knob[k] : hal_knob_volts(k); }
 
 /* ---- entry points ---- */
 
@@ -181,13 +506,22 @@ void app_power_on(void)
         hal_led(led, false);
     }
     model_list_scan(&app.models);
-    settings saved;
     int index = 0;
-    if (hal_settings_load(&saved, sizeof saved) && saved.magic == SETTINGS_MAGIC) {
-        saved.model_path[MODEL_PATH_CAPACITY - 1] = '\0';
-        int found = model_list_find(&app.models, saved.model_path);
+    bool restored = hal_settings_load(&app.s, sizeof app.s) && valid_settings(&app.s);
+    if (restored) {
+        app.s.model_path[MODEL_PATH_CAPACITY - 1] = '\0';
+        int found = model_list_find(&app.models, app.s.model_path);
         index = found >= 0 ? found : 0;
+    } else { /* the defaults: densities 0, no chaos, whole patterns, one clock pulse per step */
+        memset(&app.s, 0, sizeof app.s);
+        app.s.magic = SETTINGS_MAGIC;
+        app.s.max_notes = PANEL_NOTE_VOICES;
+        app.s.length = RV_MAX_TICKS;
+        app.s.clock = 2;
+        app.s.bpm = 120;
     }
+    report_settings(restored);
+    reset();
     select_model(index, +1);
 }
 
@@ -196,30 +530,29 @@ void app_gate_edge(app_gate gate, bool high)
     if (!high) {
         return;
     }
-    if (!app.engine_ready) {
-        app.missed_clocks += gate == APP_GATE_CLOCK;
+    if (gate == APP_GATE_CLOCK) {
+        clock_pulse();
         return;
     }
-    switch (gate) {
-    case APP_GATE_CLOCK: {
-        int tick;
-        const rv_step *step = rv_engine_clock(&app.engine, &tick);
-        if (step != NULL) {
-            report_tick(tick);
-            panel_play_step(step, model_kind());
-        }
-        break;
+    if (!app.engine_ready) {
+        return;
     }
-    case APP_GATE_RESET:
-        rv_engine_reset(&app.engine);
-        set_led(LED_PAUSE, false);
-        break;
-    case APP_GATE_INFERENCE:
-        if (app.manual) {
-            rv_engine_request_inference(&app.engine);
-        }
-        break;
+    if (gate == APP_GATE_RESET) {
+        reset();
+    } else if (app.manual) {
+        rv_engine_request_inference(&app.engine);
     }
+}
+
+/* Tap tempo: two presses 250..1500 ms apart set the internal clock's tempo. */
+static void tap(uint32_t now_ms)
+{
+    uint32_t since = now_ms - app.last_tap_ms;
+    if (app.tapped && since >= TAP_MIN_MS && since <= TAP_MAX_MS) {
+        set_clock(CLOCK_INTERNAL, (int)((60000u + since / 2u) / since), now_ms);
+    }
+    app.tapped = true;
+    app.last_tap_ms = now_ms;
 }
 
 void app_button(app_button_id button, bool pressed, uint32_t now_ms)
@@ -230,14 +563,18 @@ void app_button(app_button_id button, bool pressed, uint32_t now_ms)
     switch (button) {
     case APP_BUTTON_PAUSE:
         if (pressed) {
-            rv_engine_pause_until_reset(&app.engine);
-            set_led(LED_PAUSE, true);
+            set_layer(LAYER_DENSITY);
+        } else if (app.layer == LAYER_DENSITY) {
+            if (!app.layer_used) {
+                rv_engine_pause_until_reset(&app.engine);
+                set_led(LED_PAUSE, true);
+            }
+            set_layer(LAYER_NONE);
         }
         break;
     case APP_BUTTON_RESET:
         if (pressed) {
-            rv_engine_reset(&app.engine);
-            set_led(LED_PAUSE, false);
+            reset();
         }
         break;
     case APP_BUTTON_INFERENCE:
@@ -245,11 +582,18 @@ void app_button(app_button_id button, bool pressed, uint32_t now_ms)
             app.inference_button_down = true;
             app.inference_button_held = false;
             app.inference_button_since_ms = now_ms;
+            if (app.s.clock >= CLOCK_INTERNAL) {
+                tap(now_ms);
+            }
+            set_layer(LAYER_PLAY);
         } else if (app.inference_button_down) {
             app.inference_button_down = false;
             /* A press shorter than the hold runs an inference in manual mode. */
-            if (!app.inference_button_held && app.manual) {
+            if (!app.inference_button_held && !app.layer_used && app.manual) {
                 rv_engine_request_inference(&app.engine);
+            }
+            if (app.layer == LAYER_PLAY) {
+                set_layer(LAYER_NONE);
             }
         }
         break;
@@ -258,17 +602,75 @@ void app_button(app_button_id button, bool pressed, uint32_t now_ms)
 
 void app_select(int delta) { app.select_steps += delta; }
 
+static float clamp(float value, float low, float high) { return value < low ? low : value > high ? high : value; }
+
+/* Chaos: a uniform draw in [-1, 1) from a xorshift32 generator (24 bits, exact in a float). */
+static float chaos_draw(void)
+{
+    uint32_t x = app.rng;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    app.rng = x;
+    return (float)(x >> 8) * (2.0f / 16777216.0f) - 1.0f;
+}
+
+static float density_offset(int percent) { return percent == -100 ? MUTE_OFFSET : (float)-percent * DENSITY_STEP; }
+
 static void run_inference(void)
 {
     const rv_metadata *meta = &app.model.metadata;
     float latent[RV_MAX_LATENT] = {0};
+    float scale = (float)meta->latent_scale, amount = (float)app.s.chaos * 0.01f * scale;
     int latent_dim = rv_model_latent_dim(&app.model);
     for (int k = 0; k < latent_dim && k < HAL_KNOBS - 1; ++k) {
-        latent[k] = rv_latent_from_controls(hal_knob_volts(k), hal_cv_volts(k), (float)meta->latent_scale);
+        latent[k] = rv_latent_from_controls(knob_volts(k), hal_cv_volts(k), scale);
+        if (app.s.chaos > 0) {
+            latent[k] = clamp(latent[k] + amount * chaos_draw(), -scale, scale);
+        }
     }
-    float threshold = rv_threshold_from_controls(hal_knob_volts(HAL_KNOBS - 1), hal_cv_volts(HAL_KNOBS - 1));
-    rv_status status = rv_engine_run_inference(&app.engine, latent, threshold);
+    /* The pot's centre is the model's threshold; pot and CV each add +-THRESHOLD_SPAN. */
+    float full = RV_CONTROL_FULL_SCALE_VOLTS;
+    float threshold = clamp(app.centre + clamp(knob_volts(HAL_KNOBS - 1) / full, -1.0f, 1.0f) * THRESHOLD_SPAN +
+                                clamp(hal_cv_volts(HAL_KNOBS - 1) / full, -1.0f, 1.0f) * THRESHOLD_SPAN,
+                            0.0f, 1.0f);
+    float played = threshold;
+    rv_post_config *config = &app.engine.config;
+    if (model_kind() == RV_KIND_PERC) {
+        for (int g = 0; g < PANEL_PERC_TRIGGERS; ++g) {
+            config->group_offsets[g] = app.model_offsets[g] + density_offset(app.s.density[g]);
+        }
+    } else {
+        played += density_offset(app.s.note_density);
+        config->max_notes = app.s.max_notes;
+    }
+    rv_status status = rv_engine_run_inference(&app.engine, latent, played);
     report_inference(latent, latent_dim, threshold, status);
+    show_status();
+}
+
+/* The step the clock played last: its report, and its notes as MIDI (the previous step's end). */
+static void send_played_step(void)
+{
+    unsigned count = app.played_count;
+    if (count == app.reported_count) {
+        return;
+    }
+    app.reported_count = count;
+    const rv_step *step = app.played_step;
+    report_tick(app.played_tick);
+    for (int n = 0; n < app.midi_on_count; ++n) {
+        hal_midi_note(app.midi_channel, app.midi_on[n], 0);
+    }
+    app.midi_on_count = 0;
+    app.midi_channel = model_kind() == RV_KIND_PERC ? 10 : 1;
+    for (int n = 0; n < step->count; ++n) {
+        uint8_t note = step->notes[n].midi_note;
+        if (note <= 127) { /* not an accent row */
+            hal_midi_note(app.midi_channel, note, 100);
+            app.midi_on[app.midi_on_count++] = note;
+        }
+    }
 }
 
 static void update_display(void)
@@ -296,7 +698,7 @@ static void update_display(void)
 
 void app_poll(uint32_t now_ms)
 {
-    if (app.inference_button_down && !app.inference_button_held &&
+    if (app.inference_button_down && !app.inference_button_held && !app.layer_used &&
         now_ms - app.inference_button_since_ms >= HOLD_TO_TOGGLE_MS) {
         app.inference_button_held = true;
         app.manual = !app.manual;
@@ -305,18 +707,23 @@ void app_poll(uint32_t now_ms)
         }
         set_led(LED_MANUAL, app.manual);
     }
+    poll_layer(now_ms);
     if (app.select_steps != 0) {
         int steps = app.select_steps;
         app.select_steps = 0;
         int count = app.models.count;
         hal_display_message("");
         select_model(((app.selected + steps) % count + count) % count, steps > 0 ? +1 : -1);
-        save_selection();
+        save_settings();
     }
-    if (app.engine_ready && rv_engine_inference_pending(&app.engine)) {
-        run_inference();
+    if (app.dirty && now_ms - app.changed_ms >= SAVE_DELAY_MS) {
+        save_settings();
     }
     if (app.engine_ready) {
+        send_played_step();
+        if (rv_engine_inference_pending(&app.engine)) {
+            run_inference();
+        }
         update_display();
     }
 }

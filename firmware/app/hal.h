@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 /* Panel: 8 DAC-driven output jacks (triggers are pulses on them), 4 pots with 4 CV inputs beside them
-   (0-2 latent, 3 threshold), 3 buttons and their LEDs. */
+   (0-2 latent, 3 threshold; shift layers, app.h), 3 buttons and their LEDs. */
 #define HAL_OUTPUTS 8
 #define HAL_KNOBS 4
 #define HAL_BUTTONS 3
@@ -35,6 +35,15 @@ float hal_knob_volts(int knob);
 
 /* Voltage at the CV input beside a pot, -5..5 V. */
 float hal_cv_volts(int input);
+
+/* Microseconds on a free-running clock (wraps after ~71 minutes): times the pulses of a 1 or 2 ppqn
+   clock and re-phases the internal clock. */
+uint32_t hal_micros(void);
+
+/* ---- USB MIDI out (main loop) ---- */
+
+/* One note message on channel 1..16: velocity 1..127 note on, 0 note off. */
+void hal_midi_note(int channel, int note, int velocity);
 
 /* ---- the SD card ---- */
 
@@ -70,6 +79,12 @@ void hal_display_sequence(const uint8_t *cells, int rows, int ticks);
 
 /* The current-tick cursor, -1 before the first step. */
 void hal_display_cursor(int tick);
+
+/* A row's label (instrument or note name, at most 4 characters), set when a model loads. */
+void hal_display_row_label(int row, const char *label);
+
+/* The performance line under the message: the latent values played and the active shift layer. */
+void hal_display_status(const char *text);
 
 /* ---- diagnostics ---- */
 

@@ -58,3 +58,20 @@ void report_inference(const float *latent, int latent_dim, float threshold, rv_s
     text_add_int(&line, text_milli(threshold));
     hal_report(line.text);
 }
+
+void report_setting(const char *name, int index, int value)
+{
+    text_line line;
+    text_clear(&line);
+    text_add(&line, "set ");
+    text_add(&line, name);
+    if (index >= 0) {
+        text_add(&line, " ");
+        text_add_int(&line, index);
+    }
+    text_add(&line, " ");
+    text_add_int(&line, value);
+    hal_report(line.text);
+}
+
+void report_settings(bool restored) { hal_report(restored ? "settings restored" : "settings default"); }

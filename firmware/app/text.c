@@ -43,3 +43,13 @@ long text_milli(float value)
     long truncated = (long)scaled;
     return (float)truncated > scaled ? truncated - 1 : truncated;
 }
+
+void text_add_centi(text_line *line, float value)
+{
+    long centi = text_milli(value * 0.1f);
+    unsigned long magnitude = centi < 0 ? 0ul - (unsigned long)centi : (unsigned long)centi;
+    text_add(line, centi < 0 ? "-" : "");
+    text_add_uint(line, magnitude / 100u);
+    text_add(line, magnitude % 100u < 10u ? ".0" : ".");
+    text_add_uint(line, magnitude % 100u);
+}

@@ -19,6 +19,9 @@ void text_add(text_line *line, const char *text);
 void text_add_uint(text_line *line, unsigned long value);
 void text_add_int(text_line *line, long value);
 
+/* value with two decimals, e.g. "-1.05" (rounded half up in hundredths). */
+void text_add_centi(text_line *line, float value);
+
 /* value * 1000 rounded half up, as an integer: volts -> millivolts, probabilities -> thousandths. */
 long text_milli(float value);
 

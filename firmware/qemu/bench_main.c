@@ -94,6 +94,14 @@ void hal_display_sequence(const uint8_t *cells, int rows, int ticks) { (void)cel
 
 void hal_display_cursor(int tick) { (void)tick; }
 
+void hal_display_row_label(int row, const char *label) { (void)row, (void)label; }
+
+void hal_display_status(const char *text) { (void)text; }
+
+uint32_t hal_micros(void) { return 0; }
+
+void hal_midi_note(int channel, int note, int velocity) { (void)channel, (void)note, (void)velocity; }
+
 void hal_report(const char *line)
 {
     uint32_t slot = report_head++ % REPORT_QUEUE;

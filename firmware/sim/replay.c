@@ -9,6 +9,7 @@
 #include "text.h"
 
 #define SCREEN_MAX_CELLS (128 * 64) /* rows x ticks within the core's limits */
+#define SCREEN_MAX_ROWS 128
 
 static uint32_t now_us;
 static float knob_volts[HAL_KNOBS];
@@ -18,6 +19,8 @@ static struct {
     char type[8];
     char name[64];
     char message[96];
+    char status[96];
+    char labels[SCREEN_MAX_ROWS][8];
     uint8_t cells[SCREEN_MAX_CELLS];
     int rows, ticks, cursor;
 } screen;
@@ -67,6 +70,20 @@ void hal_led(int led, bool on)
     end_line(&line);
 }
 
+uint32_t hal_micros(void) { return now_us; }
+
+void hal_midi_note(int channel, int note, int velocity)
+{
+    text_line line;
+    start_line(&line, "midi ");
+    text_add_int(&line, channel);
+    text_add(&line, " ");
+    text_add_int(&line, note);
+    text_add(&line, " ");
+    text_add_int(&line, velocity);
+    end_line(&line);
+}
+
 float hal_knob_volts(int knob) { return knob >= 0 && knob < HAL_KNOBS ? knob_volts[knob] : 0.0f; }
 
 float hal_cv_volts(int input) { return input >= 0 && input < HAL_KNOBS ? cv_volts[input] : 0.0f; }
@@ -102,6 +119,15 @@ void hal_display_sequence(const uint8_t *cells, int rows, int ticks)
 
 void hal_display_cursor(int tick) { screen.cursor = tick; }
 
+void hal_display_row_label(int row, const char *label)
+{
+    if (row >= 0 && row < SCREEN_MAX_ROWS) {
+        copy_text(screen.labels[row], sizeof screen.labels[row], label);
+    }
+}
+
+void hal_display_status(const char *text) { copy_text(screen.status, sizeof screen.status, text); }
+
 void hal_report(const char *text)
 {
     text_line line;
@@ -109,7 +135,8 @@ void hal_report(const char *text)
     end_line(&line);
 }
 
-/* Screen content as log lines: title, message, cursor, then one line per row (top row = highest). */
+/* Screen content as log lines: title, message, status, cursor, then one line per row (top row =
+   highest): its label and cells. */
 static void print_screen(void)
 {
     text_line line;
@@ -121,12 +148,17 @@ static void print_screen(void)
     start_line(&line, "screen message ");
     text_add(&line, screen.message);
     end_line(&line);
+    start_line(&line, "screen status ");
+    text_add(&line, screen.status);
+    end_line(&line);
     start_line(&line, "screen cursor ");
     text_add_int(&line, screen.cursor);
     end_line(&line);
     for (int row = screen.rows - 1; row >= 0; --row) {
         start_line(&line, "screen row ");
         text_add_int(&line, row);
+        text_add(&line, " ");
+        text_add(&line, screen.labels[row]);
         text_add(&line, " ");
         for (int tick = 0; tick < screen.ticks; ++tick) {
             uint8_t cell = screen.cells[tick * screen.rows + row];
@@ -290,6 +322,23 @@ static int fail(long long line_number, const char *reason)
     return 2;
 }
 
+/* The main loop runs between instants: what the events so far asked for (inference, loading, the
+   played step's report) happens before time moves on; events at one instant act together. The app's
+   step timer fires at its due times before `end`, each followed by the main loop. */
+static void run_until(uint32_t end)
+{
+    app_poll(now_us / 1000u);
+    uint32_t due;
+    while (app_timer_due(&due) && due < end) {
+        if (due > now_us) {
+            now_us = due;
+        }
+        app_timer(now_us);
+        app_poll(now_us / 1000u);
+    }
+    now_us = end;
+}
+
 int replay_run(const char *script, size_t length)
 {
     now_us = 0;
@@ -314,10 +363,7 @@ int replay_run(const char *script, size_t length)
                 return fail(line_number, "events must come in time order");
             }
             if ((uint32_t)time_us > now_us) {
-                /* The main loop runs between instants: what the events so far asked for (inference,
-                   loading) happens before time moves on; events at one instant act together. */
-                app_poll(now_us / 1000u);
-                now_us = (uint32_t)time_us;
+                run_until((uint32_t)time_us);
             }
             const char *reason = apply_event(&c);
             if (reason) {

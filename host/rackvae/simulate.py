@@ -10,10 +10,11 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import struct
 import subprocess
 import tempfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -57,6 +58,105 @@ MIDI_TEMPO_US = 500_000  # the MIDI file's clock: one beat = 0.5 s, so times kee
 
 class SimulateError(RuntimeError):
     """The firmware could not be built or run, or its log is malformed; the message says why."""
+
+
+# The module's settings blob (firmware/app/app.c ``settings``, little-endian Cortex-M7 and x86 layout):
+# magic, model path, density per group, note density, max notes, chaos, pattern length, clock, tempo.
+SETTINGS_MAGIC = b"RVS2"
+SETTINGS_LAYOUT = struct.Struct("<4s64s5bbBBBBBx")
+CLOCK_PPQN = (1, 2, 4, 24)  # external clock settings 0-3; 4 is the internal clock
+CLOCK_INTERNAL = 4
+PERC_GROUPS_WITH_JACKS = len(PERC_TRIGGER_JACKS)
+
+
+@dataclass(frozen=True)
+class ModuleSettings:
+    """What the module keeps across power cycles; ``ppqn`` None means the internal clock at ``bpm``."""
+
+    model_path: str = ""
+    density: tuple[int, ...] = (0,) * PERC_GROUPS_WITH_JACKS  # per group, -100..100 % (-100: silent)
+    note_density: int = 0  # note models, likewise
+    max_notes: int = 4  # note models: notes per tick, 1..4
+    chaos: int = 0  # 0..100 % of the latent range, drawn once per inference
+    length: int = 64  # pattern length in steps (the model's ticks at most)
+    ppqn: int | None = 4  # external clock pulses per quarter (4: one per step), None: internal clock
+    bpm: int = 120  # internal clock, 40..240
+
+    def problems(self) -> list[str]:
+        checks = [
+            (len(self.density) == PERC_GROUPS_WITH_JACKS, f"density needs {PERC_GROUPS_WITH_JACKS} values"),
+            (all(-100 <= d <= 100 for d in (*self.density, self.note_density)), "densities are -100..100"),
+            (1 <= self.max_notes <= 4, "max-notes is 1..4"),
+            (0 <= self.chaos <= 100, "chaos is 0..100"),
+            (1 <= self.length <= 64, "length is 1..64"),
+            (self.ppqn is None or self.ppqn in CLOCK_PPQN, "ppqn is 1, 2, 4 or 24"),
+            (40 <= self.bpm <= 240, "bpm is 40..240"),
+            (len(self.model_path.encode()) < 64, "the model path is longer than 63 bytes"),
+        ]
+        return [message for ok, message in checks if not ok]
+
+    def to_bytes(self) -> bytes:
+        if self.problems():
+            raise SimulateError(f"settings: {'; '.join(self.problems())}")
+        clock = CLOCK_INTERNAL if self.ppqn is None else CLOCK_PPQN.index(self.ppqn)
+        return SETTINGS_LAYOUT.pack(
+            SETTINGS_MAGIC,
+            self.model_path.encode(),
+            *self.density,
+            self.note_density,
+            self.max_notes,
+            self.chaos,
+            self.length,
+            clock,
+            self.bpm,
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ModuleSettings | None:
+        """The settings a blob restores, or None where the module ignores it (size, magic, a value)."""
+        if len(data) != SETTINGS_LAYOUT.size:
+            return None
+        magic, path, *density, note_density, max_notes, chaos, length, clock, bpm = SETTINGS_LAYOUT.unpack(
+            data
+        )
+        if magic != SETTINGS_MAGIC or clock > CLOCK_INTERNAL:
+            return None
+        settings = cls(
+            path.split(b"\0")[0].decode(errors="replace"),
+            tuple(density),
+            note_density,
+            max_notes,
+            chaos,
+            length,
+            None if clock == CLOCK_INTERNAL else CLOCK_PPQN[clock],
+            bpm,
+        )
+        return None if settings.problems() else settings
+
+    def with_option(self, option: str) -> ModuleSettings:
+        """``NAME=VALUE`` (``rackvae simulate --set``): densityG (G 0-4), note-density, max-notes, chaos,
+        length, ppqn (external clock), bpm (internal clock)."""
+        name, _, text = option.partition("=")
+        try:
+            value = int(text)
+        except ValueError:
+            raise SimulateError(f"--set {option}: expected NAME=INTEGER") from None
+        if name.startswith("density") and name[7:].isdigit() and int(name[7:]) < PERC_GROUPS_WITH_JACKS:
+            density = list(self.density)
+            density[int(name[7:])] = value
+            changed = replace(self, density=tuple(density))
+        elif name == "bpm":
+            changed = replace(self, ppqn=None, bpm=value)
+        elif name in ("note-density", "max-notes", "chaos", "length", "ppqn"):
+            changed = replace(self, **{name.replace("-", "_"): value})
+        else:
+            raise SimulateError(
+                f"--set {option}: unknown setting "
+                "(density0-4, note-density, max-notes, chaos, length, ppqn, bpm)"
+            )
+        if changed.problems():
+            raise SimulateError(f"--set {option}: {'; '.join(changed.problems())}")
+        return changed
 
 
 def default_build_root() -> Path:
@@ -316,8 +416,8 @@ def last_screen(events: Sequence[LogEvent]) -> tuple[str, str, int, list[str]]:
             message = " ".join(rest)
         elif kind == "cursor":
             cursor = int(rest[0])
-        elif kind == "row":
-            rows.append(rest[1] if len(rest) > 1 else "")
+        elif kind == "row":  # row <n> <label> <cells>
+            rows.append(rest[-1] if len(rest) > 2 else "")
     return title, message, cursor, rows
 
 

@@ -40,6 +40,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--threshold-volts", type=float, default=0.0, help="threshold pot of --sweep, in volts (-5..5)"
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help=(
+            "a panel setting the module restores at power-on (its EEPROM): densityG (group G 0-4, "
+            "-100..100 %%, -100 silent), note-density, max-notes (1-4), chaos (0-100 %%), length (steps), "
+            "ppqn (external clock: 1, 2, 4 = one pulse per step, 24), bpm (internal clock, 40-240); "
+            "repeatable (default: none, the module's defaults)"
+        ),
+    )
     parser.add_argument("--midi", type=Path, help="write what the module played as MIDI (default: none)")
     parser.add_argument("--log", type=Path, help="write the output log (default: stdout)")
     parser.add_argument("--screen", type=Path, help="write the module's final screen as PNG (default: none)")
@@ -52,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from rackvae.atomic import atomic_write_text
     from rackvae.export.metadata import read_xen_metadata
     from rackvae.simulate import (
+        ModuleSettings,
         SimulateError,
         build_firmware,
         clock_script,
@@ -68,6 +81,9 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("simulate: give either SCRIPT or --sweep BARS")
     try:
         tflite = find_tflite(args.model)
+        settings = ModuleSettings()
+        for option in args.set:
+            settings = settings.with_option(option)
         if args.script is not None:
             script = args.script.read_text()
         else:
@@ -82,8 +98,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"building the firmware for {args.target} ...", file=sys.stderr)
         executable = build_firmware(args.target)
         with tempfile.TemporaryDirectory(prefix="rackvae-card-") as card:
-            card_dir = prepare_card([tflite], Path(card))
-            log = run_module(executable, script, args.target, card_dir=card_dir)
+            card_dir = prepare_card([tflite], Path(card) / "card")
+            eeprom = None
+            if args.set:
+                eeprom = Path(card) / "settings.bin"
+                eeprom.write_bytes(settings.to_bytes())
+            log = run_module(executable, script, args.target, card_dir=card_dir, settings=eeprom)
     except (SimulateError, OSError) as error:
         raise SystemExit(f"simulate: {error}") from error
     if args.log is not None:
