@@ -1,8 +1,9 @@
 // The board HAL for the original xen_quantizer hardware (Teensy 4.1): pins as in its hwconfig.h and
 // Hardware.h, two DAC8164 for the eight output jacks, the SD card, EEPROM for the settings, the
 // ST7735 160x80 display, pin-change interrupts on the gate inputs (the clock plays its step inside
-// the interrupt) and a 1 kHz timer interrupt that ends the trigger pulses. The app (../app) runs on top
-// through hal.h / app.h.
+// the interrupt), a 1 kHz timer interrupt that ends the trigger pulses, a 20 kHz timer interrupt that
+// fires the app's step timer (internal clock, multiplied 1 and 2 ppqn clocks) and USB MIDI out
+// (build with USB type MIDI + Serial). The app (../app) runs on top through hal.h / app.h.
 //
 // The DACs and the display share one SPI bus: SPI.usingInterrupt() holds the gate and timer
 // interrupts off during each display transaction. Every display transaction is therefore at most one
@@ -50,6 +51,10 @@ constexpr float DAC_FULL_SCALE = 16383.0f;  // DAC8164: 14 bits
 constexpr float TRIGGER_VOLTS = 5.0f;
 constexpr uint32_t TRIGGER_MS = 10;
 constexpr uint32_t PULSE_TIMER_US = 1000;  // trigger pulse timing, as the original's SAMPLE_RATE
+// The app's step timer is polled at 20 kHz: internal-clock steps land within 50 us of their time. Its
+// interrupt (the PIT, like the pulse timer) has the gates' priority: an edge waits for at most one check
+// (a few dozen instructions) or, in the internal or multiplied clock modes, one timer step.
+constexpr uint32_t STEP_TIMER_US = 50;
 // Pixels per display transaction: one 6x8 glyph cell (TFT_eSPI draws an unclipped size-1 glyph with a
 // background in one transaction of exactly this many pixels).
 constexpr int DISPLAY_CHUNK_PIXELS = 6 * 8;
@@ -62,6 +67,7 @@ constexpr size_t REPORT_QUEUE = 16;
 DMAMEM uint8_t model_buffer[448 * 1024] __attribute__((aligned(16)));
 
 IntervalTimer pulse_timer;
+IntervalTimer step_timer;
 Encoder encoder(ENCODER_PIN1, ENCODER_PIN2);
 TFT_eSPI tft;
 SPISettings dac_spi(20000000, MSBFIRST, SPI_MODE1);
@@ -80,6 +86,8 @@ struct {
     char type[8];
     char name[64];
     char message[96];
+    char status[96];
+    char labels[128][5];
     uint8_t cells[64 * 128];
     int rows, ticks;
     volatile int cursor;
@@ -113,6 +121,14 @@ void end_pulses() {
         if (trigger_remaining_ms[jack] > 0 && --trigger_remaining_ms[jack] == 0) {
             dac_write(jack, 0.0f);
         }
+    }
+}
+
+// 20 kHz: the app's step timer, when due.
+void fire_step_timer() {
+    uint32_t due;
+    if (app_timer_due(&due) && (int32_t)(micros() - due) >= 0) {
+        app_timer(due);
     }
 }
 
@@ -164,7 +180,7 @@ void draw_screen() {
         fill_chunked(0, 0, TFT_HEIGHT, TFT_WIDTH, TFT_BLACK);  // rotated: TFT_HEIGHT pixels wide
         draw_text(screen.type, 0, 0, TFT_ORANGE);
         draw_text(screen.name, 0, 12, TFT_WHITE);
-        draw_text(screen.message, 0, 24, TFT_WHITE);
+        draw_text(screen.message[0] != '\0' ? screen.message : screen.status, 0, 24, TFT_WHITE);
         screen.drawn_cursor = -1;
     }
     int cursor = screen.cursor;
@@ -172,12 +188,21 @@ void draw_screen() {
         return;
     }
     int shown_rows = screen.rows > view_height / 2 ? 12 : screen.rows;
-    int tick_width = TFT_HEIGHT / screen.ticks, row_height = view_height / shown_rows;
+    // A label column (4 glyphs) left of the steps; rows too thin for a glyph are labelled every few.
+    const int label_width = 4 * GLYPH_WIDTH;
+    int tick_width = (TFT_HEIGHT - label_width) / screen.ticks, row_height = view_height / shown_rows;
+    if (screen.drawn_cursor == -1) {
+        int stride = (GLYPH_HEIGHT + row_height - 1) / row_height;
+        for (int row = 0; row < shown_rows; row += stride) {
+            int top = view_top + view_height - (row + 1) * row_height;
+            draw_text(screen.labels[row], 0, top, TFT_LIGHTGREY);
+        }
+    }
     for (int tick = 0; tick < screen.ticks; ++tick) {
         if (tick != cursor && tick != screen.drawn_cursor && screen.drawn_cursor != -1) {
             continue;  // only the cursor's old and new columns change
         }
-        int left = tick * tick_width;
+        int left = label_width + tick * tick_width;
         fill_chunked(left, view_top, tick_width - 1, view_height, tick == cursor ? TFT_MAROON : TFT_BLACK);
         for (int row = 0; row < screen.rows; ++row) {
             uint8_t cell = screen.cells[tick * screen.rows + row];
@@ -286,6 +311,28 @@ void hal_display_sequence(const uint8_t *cells, int rows, int ticks) {
 
 void hal_display_cursor(int tick) { screen.cursor = tick; }
 
+void hal_display_row_label(int row, const char *label) {
+    if (row >= 0 && row < (int)(sizeof screen.labels / sizeof screen.labels[0])) {
+        copy_text(screen.labels[row], sizeof screen.labels[row], label);
+        screen.dirty = true;
+    }
+}
+
+void hal_display_status(const char *text) {
+    copy_text(screen.status, sizeof screen.status, text);
+    screen.dirty = true;
+}
+
+uint32_t hal_micros(void) { return micros(); }
+
+void hal_midi_note(int channel, int note, int velocity) {
+    if (velocity > 0) {
+        usbMIDI.sendNoteOn(note, velocity, channel);
+    } else {
+        usbMIDI.sendNoteOff(note, 0, channel);
+    }
+}
+
 void hal_report(const char *line) {
     uint32_t head = report_head;
     if (head - report_tail < REPORT_QUEUE) {
@@ -319,6 +366,7 @@ void setup() {
     }
     app_power_on();
     pulse_timer.begin(end_pulses, PULSE_TIMER_US);
+    step_timer.begin(fire_step_timer, STEP_TIMER_US);
     attachInterrupt(digitalPinToInterrupt(GATE_PINS[0]), on_gate_change<0>, CHANGE);
     attachInterrupt(digitalPinToInterrupt(GATE_PINS[1]), on_gate_change<1>, CHANGE);
     attachInterrupt(digitalPinToInterrupt(GATE_PINS[2]), on_gate_change<2>, CHANGE);
@@ -340,6 +388,10 @@ void loop() {
         encoder_detents = detents;
     }
     app_poll(now);
+    usbMIDI.send_now();
+    while (usbMIDI.read()) {
+        // incoming MIDI is not used; reading keeps the host's buffer from filling
+    }
     while (report_tail != report_head) {
         Serial.println(report_queue[report_tail % REPORT_QUEUE]);
         report_tail = report_tail + 1;
