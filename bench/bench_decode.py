@@ -9,6 +9,11 @@ call where the engine can take a batch (C core, LiteRT resized, JAX, numpy), one
 Beside the times: weight bytes streamed per second (single) and multiply-accumulates per second, so the
 table shows how far each is from the machine's limits. numpy runs its BLAS single-threaded.
 
+The C core twice: the extension as installed (portable: baseline x86-64, its x86 kernels chosen at run
+time) and a second build of the same sources with -march=native, compiled here into a temporary
+directory and measured in the same process, alternating with the first; 'native/portable' is the
+ratio of their times (the goal: the portable build within 10% of native on every row).
+
 The machine's limits, measured in the same run by a small C library compiled here (not the core): the
 Python floor of a single decode (set the input, one C call that does nothing, return the output) and
 how fast a plain C loop reads a buffer of the model's weight bytes over and over (from L1 or L2, as
@@ -28,10 +33,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse
 import importlib.util
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import jax
@@ -41,7 +49,8 @@ from ai_edge_litert.interpreter import Interpreter
 from cffi import FFI
 from tflite_micro import runtime
 
-from rackvae.core import Decoder
+import rackvae.core
+from rackvae import isa
 from rackvae.export.metadata import XenMetadata
 from rackvae.export.tflite import VARIANTS, quantize, tflite_bytes
 from rackvae.model import DecoderLayers, random_decoder_layers
@@ -51,6 +60,8 @@ MODELS = {
     "note 3-19-120-768": ((3, 19, 120, 768), XenMetadata("note", 48, 16, 3, base_note=36)),
 }
 BATCH = 4096
+ROOT = Path(__file__).resolve().parent.parent
+NATIVE_GOAL = 1.10  # the portable build's time over the native build's, at most
 READ_SIZES = (16 << 10, 512 << 10)  # buffers that stay in L1 and in L2 on current x86
 WEIGHT_BYTES = {"float32": 4, "float16": 2, "int8": 1}
 
@@ -62,16 +73,23 @@ class Result:
     batch_s: float | None  # seconds per latent in a batch
 
 
-def best_time(call: Callable[[], object], loops: int, repeats: int) -> float:
-    """Seconds per call: the best of `repeats` timed loops (the least disturbed by other load)."""
-    call()
-    best = float("inf")
+def best_times(calls: list[Callable[[], object]], loops: int, repeats: int) -> list[float]:
+    """Seconds per call of each: the best of `repeats` timed loops (the least disturbed by other load),
+    the calls' loops taking turns (so that other load weighs on all alike)."""
+    for call in calls:
+        call()
+    best = [float("inf")] * len(calls)
     for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(loops):
-            call()
-        best = min(best, (time.perf_counter() - start) / loops)
+        for k, call in enumerate(calls):
+            start = time.perf_counter()
+            for _ in range(loops):
+                call()
+            best[k] = min(best[k], (time.perf_counter() - start) / loops)
     return best
+
+
+def best_time(call: Callable[[], object], loops: int, repeats: int) -> float:
+    return best_times([call], loops, repeats)[0]
 
 
 # The machine's limits: a C call that does nothing, and a read loop (four independent 64-byte XOR
@@ -149,19 +167,53 @@ def measure_limits(loops: int) -> Limits:
     return Limits(best_time(floor, loops, 7), read_s)
 
 
-def c_core(data: bytes, latents: np.ndarray, loops: int) -> Result:
-    decoder = Decoder.from_bytes(data)
-    one, source = latents[0], decoder.input
+def load_module(name: str, path: str | Path, register: bool = False) -> ModuleType:
+    """The module at path, as `name`; `register` puts it in sys.modules (dataclasses look it up)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    if register:
+        sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
-    def single() -> np.ndarray:  # the interpreter way: set the input tensor, invoke, get the output
-        source[:] = one
-        return decoder.invoke()
 
-    return Result(
-        "C core (cffi)",
-        best_time(single, loops, 7),
-        best_time(lambda: decoder.decode(latents), 3, 5) / len(latents),
+def native_core() -> ModuleType:
+    """rackvae.core over a second build of the core with -march=native (bindings/build_core.py's
+    make_builder, compiled into a temporary directory), at the portable build's ISA level."""
+    builder = load_module("build_core", ROOT / "bindings" / "build_core.py").make_builder(native=True)
+    extension = load_module("rackvae._core", builder.compile(tmpdir=tempfile.mkdtemp(prefix="bench_native_")))
+    extension.lib.rv_cpu_cap(isa.LEVELS.index(isa.active()))
+    portable = sys.modules["rackvae._core"]
+    sys.modules["rackvae._core"] = extension  # what the second rackvae.core imports
+    try:
+        return load_module("rackvae_core_native", rackvae.core.__file__, register=True)
+    finally:
+        sys.modules["rackvae._core"] = portable
+
+
+def c_cores(native: ModuleType, data: bytes, latents: np.ndarray, loops: int) -> tuple[Result, Result]:
+    """The installed (portable) build and the native one, their timed loops taking turns."""
+    decoders = [core.Decoder.from_bytes(data) for core in (rackvae.core, native)]
+
+    def single(decoder: Any) -> Callable[[], np.ndarray]:
+        one, source = latents[0], decoder.input
+
+        def call() -> np.ndarray:  # the interpreter way: set the input tensor, invoke, get the output
+            source[:] = one
+            return decoder.invoke()
+
+        return call
+
+    singles = best_times([single(d) for d in decoders], loops, 7)
+    batches = best_times([lambda d=d: d.decode(latents) for d in decoders], 3, 5)
+    portable, native_build = (
+        Result(name, single_s, batch_s / len(latents))
+        for name, single_s, batch_s in zip(
+            ("C core (cffi)", "C core -march=native"), singles, batches, strict=True
+        )
     )
+    return portable, native_build
 
 
 def litert(data: bytes, latents: np.ndarray, loops: int) -> Result:
@@ -194,7 +246,7 @@ def tflite_micro(data: bytes, latents: np.ndarray, loops: int) -> Result:
         interpreter = runtime.Interpreter.from_bytes(data)
     except Exception:  # TFLite-Micro cannot run float16 (DEQUANTIZE of constant weights)
         return Result("TFLite-Micro", None, None)
-    decoder = Decoder.from_bytes(data)
+    decoder = rackvae.core.Decoder.from_bytes(data)
     quant = decoder.c_model.input_quant
     one = (
         quantize(latents[:1], np.int8, (quant.scale, quant.zero_point))
@@ -266,6 +318,17 @@ def ratio(c_time: float | None, other: float | None) -> str:
     return "-" if c_time is None or other is None else f"{other / c_time:7.1f}x"
 
 
+def portable_row(model_name: str, variant: str, portable: Result, native: Result) -> str:
+    """One row of the portable/native table: times, the ratios portable/native, and the goal."""
+    assert portable.single_s and portable.batch_s and native.single_s and native.batch_s
+    single, batch = portable.single_s / native.single_s, portable.batch_s / native.batch_s
+    return (
+        f"{model_name:19} {variant:8} {portable.single_s * 1e6:9.3f} {native.single_s * 1e6:7.3f} "
+        f"{single:6.3f}  {portable.batch_s * 1e6:12.4f} {native.batch_s * 1e6:7.4f} {batch:6.3f}  "
+        + ("met" if max(single, batch) <= NATIVE_GOAL else "NOT met")
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer loops (a rough table)")
@@ -273,6 +336,8 @@ def main() -> None:
     loops = 300 if args.quick else 3000
     rng = np.random.default_rng(0)
     limits = measure_limits(loops * 10)
+    native = native_core()
+    print(f"C core: x86 kernels at ISA level {isa.active()} ({isa.ENV} caps it), portable and -march=native")
     print(
         f"machine limits: Python floor {limits.python_floor_s * 1e6:.2f} us (set the input, a no-op C call, "
         "return the output); C read loop "
@@ -286,6 +351,7 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     goals: list[str] = []
+    portability: list[str] = []
     for model_name, (sizes, meta) in MODELS.items():
         layers = random_decoder_layers(sizes, seed=0)
         macs = sum(k.size for k, _ in layers)
@@ -293,7 +359,7 @@ def main() -> None:
         for variant in VARIANTS:
             data = tflite_bytes(layers, meta, variant)
             results = [
-                c_core(data, latents, loops),
+                *c_cores(native, data, latents, loops),
                 litert(data, latents, loops),
                 tflite_micro(data, latents, loops),
             ]
@@ -313,6 +379,7 @@ def main() -> None:
                     f"{rate(macs / result.batch_s if result.batch_s else None, 'MAC/s'):>12}"
                 )
             by_engine = {r.engine: r for r in results}
+            portability.append(portable_row(model_name, variant, c, by_engine["C core -march=native"]))
             lite, micro = by_engine["LiteRT"], by_engine["TFLite-Micro"]
             goals.append(
                 f"{model_name} {variant}: single vs LiteRT {lite.single_s / c.single_s:.2f}x "
@@ -334,6 +401,14 @@ def main() -> None:
         print()
     print("goals (single decode faster than LiteRT, >= 20x faster than TFLite-Micro, batch within 2x numpy):")
     for line in goals:
+        print("  " + line)
+    print()
+    print(f"portable vs native build (goal: portable time <= {NATIVE_GOAL:.2f}x native on every row):")
+    print(
+        f"  {'model':19} {'variant':8} {'single us':>9} {'native':>7} {'ratio':>6}  "
+        f"{'batch us/lat':>12} {'native':>7} {'ratio':>6}  goal"
+    )
+    for line in portability:
         print("  " + line)
 
 

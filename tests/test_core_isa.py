@@ -1,8 +1,9 @@
 """The C core's x86 kernels are chosen at run time from the CPU, and ``RACKVAE_ISA`` caps the choice
 (rackvae.isa). Under every level this CPU has, in a subprocess with the cap, the parity checks
-(tests/test_core_parity.py) and the random odd-width layers (tests/test_core_odd_widths.py) pass, and
-every level decodes the test models and more random layers to the same bits as every other level
-(float32 bitwise, int8 exactly), batched and one latent at a time, repacked and in place."""
+(tests/test_core_parity.py), the random odd-width layers (tests/test_core_odd_widths.py) and the
+logistic's checks (tests/test_core_logistic.py) pass, and every level decodes the test models and more
+random layers to the same bits as every other level (float32 bitwise, int8 exactly), batched and one
+latent at a time, repacked and in place, latents up to +-3e38 and infinite ones included."""
 
 from __future__ import annotations
 
@@ -37,6 +38,16 @@ MORE_SHAPES = {
 }
 N_LATENTS = 203  # 25 blocks of 8 and a partial one
 
+
+def test_latents(rng: np.random.Generator, dim: int) -> np.ndarray:
+    """Latents in the +-3 cube, the last 40 of any size up to 3e38 (the logistic's whole range) and 3
+    infinite ones."""
+    latents = rng.uniform(-3, 3, (N_LATENTS, dim))
+    latents[-40:] *= 10.0 ** rng.uniform(0, 38, (40, 1))
+    latents[-3:, 0] = (np.inf, -np.inf, np.inf)
+    return latents.astype(np.float32)
+
+
 DECODE = """
 import sys
 from pathlib import Path
@@ -59,7 +70,7 @@ for path in sorted(folder.glob("*.tflite")):
         outputs[key + "/single"] = np.stack([decoder.decode(latent[None, :])[0] for latent in latents[:9]])
         if decoder.dtype == "int8":
             quant = decoder.c_model.input_quant
-            steps = np.round(latents / quant.scale) + quant.zero_point
+            steps = np.round(np.clip(latents / quant.scale, -1000, 1000)) + quant.zero_point
             outputs[key + "/int8"] = decoder.decode_quantized(np.clip(steps, -128, 127).astype(np.int8))
 np.savez(folder / f"{level}.npz", **outputs)
 """
@@ -123,7 +134,7 @@ def test_a_cap_lowers_the_level_and_never_raises_it() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("level", isa.LEVELS)
-def test_parity_and_odd_widths_pass_at_every_level(level: str) -> None:
+def test_parity_odd_widths_and_logistic_pass_at_every_level(level: str) -> None:
     if level not in levels_here():
         pytest.skip(f"this CPU runs {best_level()} at most")
     result = run_capped(
@@ -135,6 +146,7 @@ def test_parity_and_odd_widths_pass_at_every_level(level: str) -> None:
         "no:cacheprovider",
         "test_core_parity.py",
         "test_core_odd_widths.py",
+        "test_core_logistic.py",
     )
     summary = result.stdout.strip().splitlines()[-1]
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -146,14 +158,13 @@ def test_every_level_decodes_to_the_same_bits(tmp_path: Path) -> None:
     rng = np.random.default_rng(9)
     for key, model in core_models().items():
         (tmp_path / f"{key}.tflite").write_bytes(model.tflite)
-        np.save(tmp_path / f"{key}.npy", rng.uniform(-3, 3, (N_LATENTS, 3)).astype(np.float32))
+        np.save(tmp_path / f"{key}.npy", test_latents(rng, 3))
     for name, (sizes, metadata) in {**SHAPES, **MORE_SHAPES}.items():
         layers = random_decoder_layers(sizes, seed=21)
         for variant in VARIANTS:
             key = f"random_{name}_{variant}"
             (tmp_path / f"{key}.tflite").write_bytes(tflite_bytes(layers, metadata, variant, model_name=key))
-            latents = rng.uniform(-3, 3, (N_LATENTS, sizes[0])).astype(np.float32)
-            np.save(tmp_path / f"{key}.npy", latents)
+            np.save(tmp_path / f"{key}.npy", test_latents(rng, sizes[0]))
     levels = levels_here()
     for level in levels:
         result = run_capped(level, "-c", DECODE, level, str(tmp_path))

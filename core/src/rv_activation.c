@@ -12,25 +12,8 @@ void rv_store_outputs(const rv_layer *layer, size_t j, const float *sums, size_t
     }
 }
 
-/* The logistic as 1 / (1 + 2^y), y = -x log2(e) with x clamped to [-80, 80] (fmaxf/fminf first, so
-   NaN -> -80; sigmoid(80) rounds to 1, sigmoid(-80) ~ 1.8e-35). y = n + f with n = round(y) from the
-   (1.5 * 2^23 + 127) shift (a's low bits then hold n + 127, 2^n's biased exponent) and f = y - n in
-   [-0.5, 0.5] by one fmaf from x, so small probabilities keep their relative accuracy; 2^f from a
-   degree-5 polynomial (relative error 1.1e-7, fitted with 2^0 = 1 exactly) by Estrin's scheme (fewer
-   dependent steps and register copies than Horner on the M7's accumulating vfma), 2^n from its
-   exponent bits. Every 2^y stays a normal float (no subnormals, whose handling can differ
-   when a process sets flush-to-zero). The constants, shared by the portable and the M7 versions: */
-#define RV_LOGIT_LIMIT 80.0f
-#define RV_NEG_LOG2E (-1.44269504f)
-#define RV_ROUND_SHIFT 12583039.0f /* 1.5 * 2^23 + 127: the low bits hold n + 127 */
-#define RV_EXP2_C1 0.693147004f
-#define RV_EXP2_C2 0.240222424f
-#define RV_EXP2_C3 0.0555073358f
-#define RV_EXP2_C4 0.00967150927f
-#define RV_EXP2_C5 0.00132647087f
-
 #if defined(RV_TARGET_M7)
-/* The operations of logistic() (the portable version below) in the same order, with every constant
+/* The operations of rv_logistic() (rv_internal.h) in the same order, with every constant
    held in a register for the whole loop (GCC reloads 1.0 and copies constants for its accumulating
    vfma) and two outputs per pass: 23 instructions per output instead of 27. Constants: s6 -80,
    s7 80, s8 -log2(e), s9 the rounding shift, s10 1, s11-s15 the polynomial's c1..c5. One output's
@@ -86,37 +69,10 @@ void rv_sigmoid_f32(float *values, size_t n) {
                        "s12", "s13", "s14", "s15", "s16", "s17", "s18", "s19", "s20", "s21", "cc", "memory");
 }
 #else
-static inline float clamp_logit(float x) {
-#if defined(__arm__)
-    return fminf(fmaxf(x, -RV_LOGIT_LIMIT), RV_LOGIT_LIMIT); /* vmaxnm + vminnm on ARM's FPv5 */
-#else
-    /* The same values (NaN -> -80) as compare-and-select, which x86 compilers vectorise; fmaxf is
-       not, since maxps is not IEEE maxNum. */
-    const float low = x > -RV_LOGIT_LIMIT ? x : -RV_LOGIT_LIMIT;
-    return low < RV_LOGIT_LIMIT ? low : RV_LOGIT_LIMIT;
-#endif
-}
-
-static inline float logistic(float x) {
-    const float clamped = clamp_logit(x);
-    const float a = clamped * RV_NEG_LOG2E + RV_ROUND_SHIFT;
-    const float f = fmaf(clamped, RV_NEG_LOG2E, -(a - RV_ROUND_SHIFT)); /* unrounded y - n: no 2^-24 |y| error */
-    const float f2 = f * f;
-    const float low = fmaf(RV_EXP2_C1, f, 1.0f);
-    float mid = fmaf(RV_EXP2_C3, f, RV_EXP2_C2);
-    const float high = fmaf(RV_EXP2_C5, f, RV_EXP2_C4);
-    uint32_t a_bits;
-    float two_f;
-    memcpy(&a_bits, &a, sizeof a_bits);
-    mid = fmaf(high, f2, mid);
-    two_f = fmaf(mid, f2, low);
-    return 1.0f / (1.0f + two_f * rv_float_from_bits(a_bits << 23));
-}
-
 void rv_sigmoid_f32(float *values, size_t n) {
     size_t i;
-    for (i = 0; i < n; i++) {
-        values[i] = logistic(values[i]);
+    for (i = rv_sigmoid_f32_fast(values, n); i < n; i++) { /* what an x86 fast path left */
+        values[i] = rv_logistic(values[i]);
     }
 }
 #endif

@@ -84,4 +84,9 @@ size_t rv_logistic_dequantize_fast(const rv_model *model, const int8_t *q, size_
     const rv_x86_kernels *k = kernels();
     return k != NULL && k->logistic_dequantize != NULL ? k->logistic_dequantize(model, q, n, out) : 0;
 }
+
+size_t rv_sigmoid_f32_fast(float *values, size_t n) {
+    const rv_x86_kernels *k = kernels();
+    return k != NULL ? k->sigmoid_f32(values, n) : 0;
+}
 #endif

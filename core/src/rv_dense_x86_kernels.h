@@ -893,13 +893,39 @@ static size_t logistic_dequantize(const rv_model *model, const int8_t *q, size_t
 }
 #endif
 
+/* rv_sigmoid_f32: rv_logistic's operations on 8 lanes (the compiler does not vectorise its clamp
+   without AVX-512 masks), the last n % 8 values by rv_logistic itself, whose fmaf is one instruction
+   here (a libm call in the baseline build). max_ps(x, -80) and min_ps(.., 80) select like its
+   compare-and-select (NaN -> -80); fmsub(c, k, d) is fmaf(c, k, -d). */
+static size_t sigmoid_f32(float *values, size_t n) {
+    const __m256 limit = _mm256_set1_ps(RV_LOGIT_LIMIT), neg_log2e = _mm256_set1_ps(RV_NEG_LOG2E);
+    const __m256 shift = _mm256_set1_ps(RV_ROUND_SHIFT), one = _mm256_set1_ps(1.0f);
+    size_t i;
+    for (i = 0; i + 8 <= n; i += 8) {
+        const __m256 x = _mm256_min_ps(_mm256_max_ps(_mm256_loadu_ps(values + i), _mm256_sub_ps(_mm256_setzero_ps(), limit)), limit);
+        const __m256 a = _mm256_add_ps(_mm256_mul_ps(x, neg_log2e), shift);
+        const __m256 f = _mm256_fmsub_ps(x, neg_log2e, _mm256_sub_ps(a, shift));
+        const __m256 f2 = _mm256_mul_ps(f, f);
+        const __m256 low = _mm256_fmadd_ps(_mm256_set1_ps(RV_EXP2_C1), f, one);
+        const __m256 high = _mm256_fmadd_ps(_mm256_set1_ps(RV_EXP2_C5), f, _mm256_set1_ps(RV_EXP2_C4));
+        const __m256 mid = _mm256_fmadd_ps(high, f2, _mm256_fmadd_ps(_mm256_set1_ps(RV_EXP2_C3), f, _mm256_set1_ps(RV_EXP2_C2)));
+        const __m256 two_f = _mm256_fmadd_ps(mid, f2, low);
+        const __m256 two_n = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(a), 23));
+        _mm256_storeu_ps(values + i, _mm256_div_ps(one, _mm256_add_ps(one, _mm256_mul_ps(two_f, two_n))));
+    }
+    for (; i < n; i++) {
+        values[i] = rv_logistic(values[i]);
+    }
+    return n;
+}
+
 const rv_x86_kernels RV_X86_TABLE = {dense_f32, dense_f16, dense_s8,
 #if RV_X86_VBMI
-                                     logistic_dequantize
+                                     logistic_dequantize,
 #else
-                                     NULL
+                                     NULL,
 #endif
-};
+                                     sigmoid_f32};
 
 #if defined(__clang__)
 #pragma clang attribute pop

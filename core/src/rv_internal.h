@@ -2,6 +2,7 @@
 #ifndef RV_INTERNAL_H
 #define RV_INTERNAL_H
 
+#include <math.h>
 #include <string.h>
 
 #include "rackvae.h"
@@ -149,6 +150,7 @@ typedef struct rv_x86_kernels {
     size_t (*dense_f16)(const rv_layer *layer, const float *x, size_t b, float *y);
     size_t (*dense_s8)(const rv_layer *layer, const int16_t *x16, size_t b, int8_t *y);
     size_t (*logistic_dequantize)(const rv_model *model, const int8_t *q, size_t n, float *out); /* or NULL */
+    size_t (*sigmoid_f32)(float *values, size_t n);
 } rv_x86_kernels;
 extern const rv_x86_kernels rv_x86_avx2, rv_x86_avx512, rv_x86_vnni, rv_x86_vbmi;
 
@@ -159,6 +161,9 @@ int rv_cpu_cap(int level);
 
 /* The int8 graph's LOGISTIC then DEQUANTIZE of q[0, returned) into out (decode_s8_float's loop). */
 size_t rv_logistic_dequantize_fast(const rv_model *model, const int8_t *q, size_t n, float *out);
+
+/* rv_sigmoid_f32 of values[0, returned) (rv_logistic on vectors). */
+size_t rv_sigmoid_f32_fast(float *values, size_t n);
 #else
 static inline int rv_cpu_isa(void) { return RV_ISA_GENERIC; }
 static inline int rv_cpu_cap(int level) {
@@ -167,6 +172,10 @@ static inline int rv_cpu_cap(int level) {
 }
 static inline size_t rv_logistic_dequantize_fast(const rv_model *model, const int8_t *q, size_t n, float *out) {
     (void)model, (void)q, (void)n, (void)out;
+    return 0;
+}
+static inline size_t rv_sigmoid_f32_fast(float *values, size_t n) {
+    (void)values, (void)n;
     return 0;
 }
 #endif
@@ -198,6 +207,51 @@ static inline float rv_half_to_float(uint16_t h) {
 /* The logistic in place, from an exp built on exactly rounded operations only (bit-identical on
    every IEEE target, unlike libm's expf). */
 void rv_sigmoid_f32(float *values, size_t n);
+
+/* The logistic as 1 / (1 + 2^y), y = -x log2(e) with x clamped to [-80, 80] (NaN -> -80; sigmoid(80)
+   rounds to 1, sigmoid(-80) ~ 1.8e-35). y = n + f with n = round(y) from the (1.5 * 2^23 + 127) shift
+   (a's low bits then hold n + 127, 2^n's biased exponent) and f = y - n in [-0.5, 0.5] by one fmaf
+   from x, so small probabilities keep their relative accuracy; 2^f from a degree-5 polynomial
+   (relative error 1.1e-7, fitted with 2^0 = 1 exactly) by Estrin's scheme (fewer dependent steps and
+   register copies than Horner on the M7's accumulating vfma), 2^n from its exponent bits. Every 2^y
+   stays a normal float (no subnormals, whose handling can differ when a process sets flush-to-zero).
+   The constants, shared by the portable version (rv_logistic, also compiled into the x86 kernels)
+   and the M7's (rv_activation.c): */
+#define RV_LOGIT_LIMIT 80.0f
+#define RV_NEG_LOG2E (-1.44269504f)
+#define RV_ROUND_SHIFT 12583039.0f /* 1.5 * 2^23 + 127: the low bits hold n + 127 */
+#define RV_EXP2_C1 0.693147004f
+#define RV_EXP2_C2 0.240222424f
+#define RV_EXP2_C3 0.0555073358f
+#define RV_EXP2_C4 0.00967150927f
+#define RV_EXP2_C5 0.00132647087f
+
+static inline float rv_clamp_logit(float x) {
+#if defined(__arm__)
+    return fminf(fmaxf(x, -RV_LOGIT_LIMIT), RV_LOGIT_LIMIT); /* vmaxnm + vminnm on ARM's FPv5 */
+#else
+    /* The same values (NaN -> -80) as compare-and-select, which x86 compilers vectorise; fmaxf is
+       not, since maxps is not IEEE maxNum. */
+    const float low = x > -RV_LOGIT_LIMIT ? x : -RV_LOGIT_LIMIT;
+    return low < RV_LOGIT_LIMIT ? low : RV_LOGIT_LIMIT;
+#endif
+}
+
+static inline float rv_logistic(float x) {
+    const float clamped = rv_clamp_logit(x);
+    const float a = clamped * RV_NEG_LOG2E + RV_ROUND_SHIFT;
+    const float f = fmaf(clamped, RV_NEG_LOG2E, -(a - RV_ROUND_SHIFT)); /* unrounded y - n: no 2^-24 |y| error */
+    const float f2 = f * f;
+    const float low = fmaf(RV_EXP2_C1, f, 1.0f);
+    float mid = fmaf(RV_EXP2_C3, f, RV_EXP2_C2);
+    const float high = fmaf(RV_EXP2_C5, f, RV_EXP2_C4);
+    uint32_t a_bits;
+    float two_f;
+    memcpy(&a_bits, &a, sizeof a_bits);
+    mid = fmaf(high, f2, mid);
+    two_f = fmaf(mid, f2, low);
+    return 1.0f / (1.0f + two_f * rv_float_from_bits(a_bits << 23));
+}
 
 /* A float16 weight as float. Where the compiler knows IEEE __fp16 (ARM with -mfp16-format=ieee), one
    conversion instruction; elsewhere the integer expansion. Both exact. */
