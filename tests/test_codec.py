@@ -120,6 +120,42 @@ def test_onsets_snapping_onto_one_step_of_one_row_merge() -> None:
     assert np.array_equal(encoded.rolls, [roll({CLOSED_HAT: [0], SNARE: [4]})])
     assert encoded.velocities[0, 0, CLOSED_HAT] == 90
     assert encoded.counts.onsets_merged == 1
+    assert encoded.offsets[0, 0, CLOSED_HAT] == pytest.approx(20 / STEP)  # the loud one's timing
+
+
+def test_snap_keeps_each_onset_s_offset_from_its_step() -> None:
+    encoded = encode(groove_file(), percussion_map="extended", timing="snap")
+    expected = np.zeros((3, 16, 12), np.float32)
+    expected[1, 4, SNARE] = 30 / STEP  # late
+    expected[1, 2, CLOSED_HAT] = -50 / STEP  # early
+    expected[2, 0, KICK] = (70 - STEP) / STEP  # bar 2's last step + 70 ticks: bar 3's first, early
+    assert encoded.offsets.dtype == np.float32
+    assert np.allclose(encoded.offsets, expected, atol=1e-7)
+    for timing in ("strict", "drop"):  # only onsets on the grid are placed
+        assert not encode(groove_file(), percussion_map="extended", timing=timing).offsets.any()
+
+
+def test_merged_cells_keep_the_loudest_onset_s_offset_the_first_of_equals() -> None:
+    data = midi_bytes(
+        [notes([(-10 + STEP * 4, 38, 60), (25 + STEP * 4, 38, 110), (5 + STEP * 4, 38, 80),
+                (STEP * 8 - 40, 36, 70), (STEP * 8 + 30, 36, 70), (STEP * 8 + 10, 36, 50)])]
+    )  # fmt: skip
+    encoded = encode(data, percussion_map="extended")
+    assert (encoded.velocities[0, 4, SNARE], encoded.velocities[0, 8, KICK]) == (110, 70)
+    assert encoded.offsets[0, 4, SNARE] == pytest.approx(25 / STEP)
+    assert encoded.offsets[0, 8, KICK] == pytest.approx(-40 / STEP)
+    assert encoded.counts.onsets_merged == 4
+
+
+def test_accent_rows_take_the_offset_of_their_loudest_accented_onset() -> None:
+    # 38, 40 and 37 play the snare row; all three are loud enough to light its accent row.
+    hits = [(STEP * 2 + 12, 38, 105), (STEP * 2 - 24, 40, 120), (STEP * 6 + 6, 37, 110)]
+    encoded = encode(midi_bytes([notes(hits)]), percussion_map="accented")
+    layout = layout_for(EncodingSettings(percussion_map="accented"))
+    accent = layout.row_names.index("snare accent")
+    assert encoded.velocities[0, 2, accent] == 120 and encoded.velocities[0, 6, accent] == 110
+    assert encoded.offsets[0, 2, accent] == pytest.approx(-24 / STEP)
+    assert encoded.offsets[0, 6, accent] == pytest.approx(6 / STEP)
 
 
 # Meter map at 96 ticks per beat (a 16th = 24 ticks; 4/4 bar 384, 3/4 bar 288, 7/8 bar 336):

@@ -71,34 +71,55 @@ def test_groove_strict_finds_the_three_bars_exactly_on_the_grid(corpora: Path) -
     assert ingest([corpora / "groove"], strict, progress=False).report.sequences == 3
 
 
-def _plain_groove_encoding(files: list[str]) -> tuple[np.ndarray, list[tuple[int, int]]]:
-    """Velocity rolls and (file, bar) of the groove files, the simple way: every 4/4 file has one
-    meter and 480 ticks per beat, so step = onset / 120 rounded half up, bar = step // 16."""
-    rolls, provenance = [], []
+def _plain_groove_encoding(files: list[str]) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
+    """Velocity and offset rolls and (file, bar) of the groove files, the simple way: every 4/4 file
+    has one meter and 480 ticks per beat, so step = onset / 120 rounded half up, bar = step // 16; a
+    cell keeps its loudest onset (the first of equally loud ones) and that onset's offset."""
+    rolls, offset_rolls, provenance = [], [], []
     for file_index, path in enumerate(files):
         song = midi.read(path)
         assert song.ticks_per_beat == 480
         if song.time_signatures[:, 1:].tolist() != [[4, 4]]:
             continue
         bars: dict[int, np.ndarray] = {}
+        offsets: dict[int, np.ndarray] = {}
         for onset, pitch, velocity in song.notes[["onset", "pitch", "velocity"]].tolist():
             step = (onset + 60) // 120
             row = EXTENDED.row_of_note[pitch]
             bar = bars.setdefault(step // 16, np.zeros((16, 12), np.uint8))
-            bar[step % 16, row] = max(bar[step % 16, row], velocity)
+            offset = offsets.setdefault(step // 16, np.zeros((16, 12), np.float32))
+            if velocity > bar[step % 16, row]:
+                bar[step % 16, row] = velocity
+                offset[step % 16, row] = (onset - step * 120) / 120
         for number in sorted(bars):
             if np.count_nonzero(bars[number]) >= 2:
                 rolls.append(bars[number])
+                offset_rolls.append(offsets[number])
                 provenance.append((file_index, number))
-    return np.array(rolls), provenance
+    return np.array(rolls), np.array(offset_rolls), provenance
 
 
 def test_groove_encoding_agrees_with_a_plain_reimplementation(groove_snap: IngestResult) -> None:
     data: Dataset = groove_snap.dataset
-    velocities, provenance = _plain_groove_encoding(data.files)
+    velocities, offsets, provenance = _plain_groove_encoding(data.files)
     assert list(zip(data.file_index.tolist(), data.bar.tolist(), strict=True)) == provenance
     assert np.array_equal(data.velocities, velocities)
     assert np.array_equal(data.rolls, velocities > 0)
+    assert data.offsets is not None and np.array_equal(data.offsets, offsets)
+
+
+def test_groove_cell_offsets_are_the_manifest_s_human_timing(groove_snap: IngestResult) -> None:
+    # MANIFEST.md counts onsets: 1.7% exactly on the grid, 73% within 1/4 step. A cell keeps its
+    # loudest onset, so the cells' offsets come out the same within two points.
+    data: Dataset = groove_snap.dataset
+    assert data.offsets is not None
+    cells = data.offsets[data.rolls > 0]
+    assert len(cells) == np.count_nonzero(data.rolls) > 300_000
+    assert round(float(np.mean(cells == 0)), 3) == 0.017
+    assert abs(float(np.mean(np.abs(cells) <= 0.25)) - 0.73) < 0.025
+    assert cells.min() >= -0.5 and cells.max() < 0.5
+    assert not data.offsets[data.rolls == 0].any()
+    assert float(np.mean(cells)) < -0.03  # these drummers play ahead of the grid on average
 
 
 def test_freedoom_resolutions_and_meter_changes_as_the_manifest_says(corpora: Path) -> None:

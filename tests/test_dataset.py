@@ -134,13 +134,35 @@ def test_saved_dataset_loads_back_and_splits_by_file(tmp_path: Path) -> None:
     data = ingest([tmp_path], EXTENDED, progress=False).dataset
     data.save(tmp_path / "out.npz")
     loaded = datasets.load(tmp_path / "out.npz")
-    for name in ("rolls", "velocities", "file_index", "track", "bar"):
+    for name in ("rolls", "velocities", "offsets", "file_index", "track", "bar"):
         assert np.array_equal(getattr(loaded, name), getattr(data, name)), name
     assert (loaded.layout, loaded.settings, loaded.files) == (data.layout, data.settings, data.files)
     assert EncodingSettings.from_dict(loaded.settings) == EXTENDED
     train, validation = loaded.split(0.25, seed=1)
     assert len(train) + len(validation) == len(loaded) and len(validation) > 0
     assert not set(train.file_index.tolist()) & set(validation.file_index.tolist())
+
+
+def test_offsets_travel_with_the_sequences_and_old_files_load_without_them(tmp_path: Path) -> None:
+    write(tmp_path / "late.mid", [notes([(0, 36, 100), (STEP * 4 + 40, 38, 80), (STEP * 15 - 30, 42, 70)])])
+    drum_bars(tmp_path / "straight.mid", 1)
+    data = ingest([tmp_path], EXTENDED, progress=False).dataset
+    assert data.offsets is not None
+    assert np.argwhere(data.offsets).tolist() == [[0, 4, 1], [0, 15, 8]]
+    assert data.offsets[0, 4, 1] == pytest.approx(1 / 3) and data.offsets[0, 15, 8] == pytest.approx(-1 / 4)
+    assert np.array_equal(data.subset(np.array([1, 0])).timing[1], data.offsets[0])
+    # A file written before ingest kept offsets: everything else loads, the timing reads straight.
+    data.save(tmp_path / "new.npz")
+    archive = dict(np.load(tmp_path / "new.npz"))
+    del archive["offsets"]
+    np.savez(tmp_path / "old.npz", **archive)
+    old = datasets.load(tmp_path / "old.npz")
+    assert old.offsets is None and np.array_equal(old.velocities, data.velocities)
+    assert old.timing.shape == data.rolls.shape and not old.timing.any()
+    old.save(tmp_path / "resaved.npz")
+    assert datasets.load(tmp_path / "resaved.npz").offsets is None
+    with pytest.raises(ValueError, match="offsets"):
+        datasets.Dataset(data.rolls, data.velocities, data.layout, offsets=data.offsets[:, :8])
 
 
 def test_loading_something_else_is_a_dataset_error(tmp_path: Path) -> None:

@@ -3,7 +3,9 @@
 One sequence is ``bars_per_sequence`` consecutive bars of the requested meter, ``ticks`` steps long
 (``steps_per_quarter * quarters_per_bar * bars_per_sequence``), with one row per pitch (pitched
 parts; 128 here, trimmed per dataset in ``rackvae.dataset``) or per percussion-map row. A roll cell
-is 1 where a note starts; ``velocities`` holds its velocity (the loudest, when onsets merge).
+is 1 where a note starts; ``velocities`` holds its velocity and ``offsets`` its timing: how far the
+onset sits from its step, in steps (-0.5..0.5, positive = late). Where onsets merge into one cell, the
+loudest one gives both (of equally loud ones, the first).
 
 Bars follow the file's time-signature map: every meter change starts a new bar (restating the
 current meter changes nothing). Bars cut short by a change are incomplete and never used. Timing:
@@ -262,6 +264,7 @@ class EncodedSong:
     """
 
     velocities: np.ndarray  # uint8 [n, ticks, rows]; 0 where no onset
+    offsets: np.ndarray  # float32 [n, ticks, rows]: the onset's distance from its step, in steps
     track: np.ndarray  # int32 [n]
     bar: np.ndarray  # int32 [n], first bar (0-based, counted through meter changes)
     sequence_bars: np.ndarray  # int32 [n]
@@ -331,6 +334,7 @@ def encode_song(song: Song, settings: EncodingSettings) -> EncodedSong:
 
     return EncodedSong(
         velocities=joined([p.velocities for p in pieces], np.zeros((0, settings.ticks, rows), np.uint8)),
+        offsets=joined([p.offsets for p in pieces], np.zeros((0, settings.ticks, rows), np.float32)),
         track=joined([p.track for p in pieces], np.zeros(0, np.int32)),
         bar=joined([p.bar for p in pieces], np.zeros(0, np.int32)),
         sequence_bars=joined([p.sequence_bars for p in pieces], np.zeros(0, np.int32)),
@@ -340,6 +344,7 @@ def encode_song(song: Song, settings: EncodingSettings) -> EncodedSong:
 
 class _PartSequences(NamedTuple):
     velocities: np.ndarray
+    offsets: np.ndarray
     track: np.ndarray
     bar: np.ndarray
     sequence_bars: np.ndarray
@@ -354,7 +359,8 @@ def _encode_part(
     rows: int,
     counts: EncodingCounts,
 ) -> _PartSequences:
-    """Velocity rolls [n, ticks, rows], track, first bar and bars with onsets of each kept sequence."""
+    """Velocity and offset rolls [n, ticks, rows], track, first bar and bars with onsets of each kept
+    sequence."""
     tpb = ticks_per_beat
     spq = settings.steps_per_quarter
     steps_per_bar = settings.steps_per_bar
@@ -447,13 +453,12 @@ def _encode_part(
     tick = (bar_in_segment[placed] % n_bars) * steps_per_bar + step[placed] % steps_per_bar
     row = row[placed]
     velocity = part.notes["velocity"][placed]
+    onset_offset = offset[placed] / tpb  # in steps; 0 for drop and strict timing (on the grid)
     if percussion_map is None and settings.normalise_octave and len(row):
         lowest = np.full(len(used_windows), PITCHES, np.int64)
         np.minimum.at(lowest, sequence_of_note, row)
         row = row - (lowest // 12 * 12)[sequence_of_note]
 
-    velocities = np.zeros((len(used_windows), settings.ticks, rows), np.uint8)
-    np.maximum.at(velocities, (sequence_of_note, tick, row), velocity)
     cells = (sequence_of_note * settings.ticks + tick) * rows + row
     unique_cells = np.unique(cells)
     counts.onsets_merged += len(cells) - len(unique_cells)
@@ -461,9 +466,20 @@ def _encode_part(
     if percussion_map is not None:
         accent_row = percussion_map.accent_row_of_row[row].astype(np.int64)
         accented = (accent_row >= 0) & (velocity >= settings.accent_velocity)
-        np.maximum.at(
-            velocities, (sequence_of_note[accented], tick[accented], accent_row[accented]), velocity[accented]
-        )
+        accent_cells = (sequence_of_note * settings.ticks + tick) * rows + accent_row
+        cells = np.concatenate([cells, accent_cells[accented]])
+        velocity = np.concatenate([velocity, velocity[accented]])
+        onset_offset = np.concatenate([onset_offset, onset_offset[accented]])
+    # The loudest onset of each cell (the first of equally loud ones) gives its velocity and offset.
+    order = np.lexsort((-velocity.astype(np.int64), cells))
+    first = np.ones(len(order), bool)
+    first[1:] = cells[order][1:] != cells[order][:-1]
+    loudest = order[first]
+    shape = (len(used_windows), settings.ticks, rows)
+    velocities = np.zeros(shape, np.uint8)
+    velocities.reshape(-1)[cells[loudest]] = velocity[loudest]
+    offsets = np.zeros(shape, np.float32)
+    offsets.reshape(-1)[cells[loudest]] = onset_offset[loudest]
 
     # Windows with onsets but none placed hold no sequence: too few notes as well.
     window_hits = np.zeros(len(windows), np.int64)
@@ -492,6 +508,7 @@ def _encode_part(
     sequence_bars = np.bincount(bar_window, minlength=len(windows))[kept_windows]
     return _PartSequences(
         velocities=velocities[keep],
+        offsets=offsets[keep],
         track=np.full(len(kept_windows), part.track, np.int32),
         bar=windows[kept_windows].astype(np.int32),
         sequence_bars=sequence_bars.astype(np.int32),

@@ -85,6 +85,10 @@ class RollLayout:
 class Dataset:
     """Sequences as ``rolls[n, tick, row]`` (0/1) and ``velocities`` (0..127) of the same shape.
 
+    ``offsets`` (float32, same shape) holds each onset's timing: its distance from its step, in steps
+    (-0.5..0.5, positive = late; 0 where no onset). ``None``: not known (files written before ingest
+    kept them); ``timing`` gives zeros then.
+
     ``settings`` are the encoding settings that produced it (JSON-able), so the same encoding can be
     applied to new files. Provenance: ``files[file_index[n]]``, ``track[n]``, ``bar[n]`` (first bar).
     """
@@ -97,6 +101,7 @@ class Dataset:
     file_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     track: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     bar: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    offsets: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.rolls)
@@ -104,6 +109,8 @@ class Dataset:
             raise ValueError(
                 f"rolls {self.rolls.shape} and velocities {self.velocities.shape} must match [N, ticks, rows]"
             )
+        if self.offsets is not None and self.offsets.shape != self.rolls.shape:
+            raise ValueError(f"offsets {self.offsets.shape} must match rolls {self.rolls.shape}")
         if self.rolls.shape[2] != self.layout.rows:
             raise ValueError(f"rolls have {self.rolls.shape[2]} rows, layout says {self.layout.rows}")
         for name in ("file_index", "track", "bar"):
@@ -121,6 +128,11 @@ class Dataset:
     def rows(self) -> int:
         return int(self.rolls.shape[2])
 
+    @property
+    def timing(self) -> np.ndarray:
+        """float32 ``[n, ticks, rows]``: the offsets, or zeros (straight) when they are not known."""
+        return np.zeros(self.rolls.shape, np.float32) if self.offsets is None else self.offsets
+
     def subset(self, index: np.ndarray) -> Dataset:
         """The sequences at ``index`` (indices or a boolean mask), provenance kept."""
         return dataclasses.replace(
@@ -130,6 +142,7 @@ class Dataset:
             file_index=self.file_index[index],
             track=self.track[index],
             bar=self.bar[index],
+            offsets=None if self.offsets is None else self.offsets[index],
         )
 
     def split(self, validation_fraction: float = 0.1, seed: int = 0) -> tuple[Dataset, Dataset]:
@@ -148,10 +161,13 @@ class Dataset:
         return self.subset(~mask), self.subset(mask)
 
     def save(self, path: str | Path) -> None:
-        """Write an ``.npz`` atomically (rolls, velocities, provenance, settings and layout as JSON)."""
+        """Write an ``.npz`` atomically (rolls, velocities, offsets when known, provenance, settings and
+        layout as JSON)."""
         buffer = io.BytesIO()
+        timing = {} if self.offsets is None else {"offsets": self.offsets.astype(np.float32)}
         np.savez_compressed(
             buffer,
+            **timing,
             rolls=self.rolls.astype(np.uint8),
             velocities=self.velocities.astype(np.uint8),
             files=np.array(self.files, dtype=np.str_),
@@ -177,6 +193,7 @@ def load(path: str | Path) -> Dataset:
                 file_index=archive["file_index"],
                 track=archive["track"],
                 bar=archive["bar"],
+                offsets=archive["offsets"] if "offsets" in archive.files else None,
             )
     except (OSError, KeyError, ValueError) as error:
         raise DatasetError(f"{path}: not a rackvae dataset ({error})") from error
@@ -358,6 +375,7 @@ def ingest(
         return np.concatenate([np.zeros(empty_shape, dtype), *values])
 
     velocities = joined((e.velocities for e in encoded), (0, settings.ticks, rows), np.uint8)
+    offsets = joined((e.offsets for e in encoded), (0, settings.ticks, rows), np.float32)
     file_index = joined((np.full(len(e.track), i, np.int32) for i, e in enumerate(encoded)), (0,), np.int32)
     track = joined((e.track for e in encoded), (0,), np.int32)
     bar = joined((e.bar for e in encoded), (0,), np.int32)
@@ -369,13 +387,14 @@ def ingest(
         duplicate_bars = int(sequence_bars[~keep].sum())
         report.counts.bars_kept -= duplicate_bars
         report.counts.bars_discarded["duplicate"] += duplicate_bars
-    velocities = velocities[keep]
+    velocities, offsets = velocities[keep], offsets[keep]
 
     base_note = 0
     if not settings.is_percussion and settings.trim and len(velocities):
         used = np.flatnonzero(velocities.any(axis=(0, 1)))
         base_note, rows = int(used[0]), int(used[-1] - used[0] + 1)
         velocities = velocities[:, :, base_note : base_note + rows]
+        offsets = offsets[:, :, base_note : base_note + rows]
     layout = layout_for(settings, base_note=base_note, rows=rows)
 
     dataset = Dataset(
@@ -387,6 +406,7 @@ def ingest(
         file_index=file_index[keep],
         track=track[keep],
         bar=bar[keep],
+        offsets=offsets,
     )
     report.sequences, report.shape, report.layout = len(dataset), tuple(dataset.rolls.shape), layout
     return IngestResult(dataset, report)
