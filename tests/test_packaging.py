@@ -2,10 +2,10 @@
 
 ``python -m build`` makes the sdist and then the wheel from that sdist; the wheel goes into a fresh venv
 (offline: ``--no-deps``, the project venv's packages reached through a .pth file), and from a folder
-outside the checkout the installed ``rackvae`` ingests, trains, evaluates, exports and plays the model
-on the virtual module, built from the sources the wheel carries into $XDG_CACHE_HOME. Ingest, train,
-eval, simulate and ``rackvae.core`` run with TensorFlow, LiteRT and TFLite-Micro blocked from import:
-the base install needs none of them.
+outside the checkout the installed ``rackvae`` ingests, trains, evaluates, exports, samples and plays
+the model on the virtual module, built from the sources the wheel carries into $XDG_CACHE_HOME. All but
+export, and ``rackvae.core``, run with TensorFlow, LiteRT and TFLite-Micro blocked from import: the base
+install needs none of them.
 """
 
 from __future__ import annotations
@@ -133,13 +133,19 @@ def test_the_installed_package_runs_from_outside_the_checkout(
     metrics = json.loads(run([*rackvae_blocked, "eval", "models/g", "--json"], work, env).stdout)
     assert metrics["splits"]["train"]["sequences"] > 0
     run([str(venv / "bin" / "rackvae"), "export", "models/g", "--formats", "f32"], work, env)
+    run([*rackvae_blocked, "sample", "models/g", "-n", "2", "-o", "samples"], work, env)  # the C core plays
+    assert sorted(p.name for p in (work / "samples").iterdir()) == [
+        "sample.png",
+        "sample_01.mid",
+        "sample_02.mid",
+    ]
     played = run([*rackvae_blocked, "simulate", "models/g", "--sweep", "1", "--log", "module.log"], work, env)
     assert "g_dec.tflite on host: 16 steps" in played.stderr
     builds = list((Path(env["XDG_CACHE_HOME"]) / "rackvae").glob("firmware-*/firmware-host/rackvae-sim"))
     assert len(builds) == 1
     # Outputs only where they were asked for: nothing in the package, nothing else in the folder.
     assert sorted(package.rglob("*")) == files_before
-    assert sorted(p.name for p in work.iterdir()) == ["g.npz", "models", "module.log"]
+    assert sorted(p.name for p in work.iterdir()) == ["g.npz", "models", "module.log", "samples"]
 
     # rackvae.core decodes the exported file like the JAX decoder, none of the extras imported.
     check = BLOCKER + (
