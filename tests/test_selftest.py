@@ -80,12 +80,26 @@ def write(files: dict[str, bytes], directory: Path) -> None:
         (directory / file_name).write_bytes(data)
 
 
-def host_program(directory: Path, sources: list[str], *flags: str) -> Path:
+_CORE_OBJECTS: list[str] = []  # shared with the modules that import the fixture
+
+
+@pytest.fixture(scope="session")
+def core_objects(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """The core compiled once per session for the host programs (strict C99, warnings are errors)."""
+    if not _CORE_OBJECTS:
+        directory = tmp_path_factory.mktemp("core-objects")
+        for source in CORE_SOURCES:
+            target = str(directory / f"{Path(source).stem}.o")
+            command = ["gcc", *STRICT, f"-I{REPO / 'core' / 'include'}", "-c", source, "-o", target]
+            subprocess.run(command, check=True, capture_output=True)
+            _CORE_OBJECTS.append(target)
+    return _CORE_OBJECTS
+
+
+def host_program(directory: Path, sources: list[str], core: list[str], *flags: str) -> Path:
     program = directory / "selftest"
     command = ["gcc", *STRICT, *flags, f"-I{REPO / 'core' / 'include'}", f"-I{directory}"]
-    subprocess.run(
-        [*command, *sources, *CORE_SOURCES, "-lm", "-o", str(program)], check=True, capture_output=True
-    )
+    subprocess.run([*command, *sources, *core, "-lm", "-o", str(program)], check=True, capture_output=True)
     return program
 
 
@@ -101,19 +115,21 @@ def test_latents_are_the_corners_the_centre_and_random_ones() -> None:
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_selftest_passes_on_the_host(variant: str, tmp_path: Path) -> None:
+def test_selftest_passes_on_the_host(variant: str, tmp_path: Path, core_objects: list[str]) -> None:
     files = model_files(core_models()[f"demo_{variant}"].tflite, variant, "demo")
     write(files, tmp_path)
     source = files["demo_dec_selftest.c"].decode()
     assert "long demo_selftest(void)" in source
     assert ("DEMO_DEC_SELFTEST_TOLERANCE 0.0f" in source) == (variant == "int8")  # int8: exact
     sources = [str(tmp_path / "demo_dec.c"), str(tmp_path / "demo_dec_selftest.c")]
-    program = host_program(tmp_path, sources, "-DRV_SELFTEST_MAIN")
+    program = host_program(tmp_path, sources, core_objects, "-DRV_SELFTEST_MAIN")
     assert subprocess.run([str(program)], check=False).returncode == 0
 
 
 @pytest.mark.parametrize("variant", ["float32", "int8"])
-def test_selftest_counts_the_outputs_of_another_model(variant: str, tmp_path: Path) -> None:
+def test_selftest_counts_the_outputs_of_another_model(
+    variant: str, tmp_path: Path, core_objects: list[str]
+) -> None:
     """The self-test of one model run against a model of the same shape and other weights."""
     mine = core_models()[f"demo_{variant}"].tflite
     other = tflite_bytes(
@@ -123,7 +139,7 @@ def test_selftest_counts_the_outputs_of_another_model(variant: str, tmp_path: Pa
     (tmp_path / "driver.c").write_text(COUNT_DRIVER)
     sources = [str(tmp_path / name) for name in ("driver.c", "demo_dec.c", "demo_dec_selftest.c")]
     result = subprocess.run(
-        [str(host_program(tmp_path, sources))], capture_output=True, text=True, check=True
+        [str(host_program(tmp_path, sources, core_objects))], capture_output=True, text=True, check=True
     )
     assert 12 * 192 // 2 < int(result.stdout) <= 12 * 192  # most of the 2304 probabilities differ
 

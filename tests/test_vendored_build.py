@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-# A warning GCC and Clang know that the core trips (exact float comparisons are deliberate there).
-EXTRA_WARNING = "-Wfloat-equal"
+# A warning GCC and Clang know that the core trips in every file (its structs have padding), so a build
+# with it as an error stops at the first file.
+EXTRA_WARNING = "-Wpadded"
 
 VENDOR_PROJECT = """cmake_minimum_required(VERSION 3.16)
 project(vendor C)
