@@ -37,7 +37,7 @@ int main(void) {
     rv_post_config config = rv_post_config_default();
     char grid[12][17];
     int r, t, n;
-    config.threshold = 0.5f;
+    config.threshold = 0.36f;
     if (rv_decode(model, latent, 1, probabilities, scratch, sizeof scratch) != RV_OK) return 1;
     for (r = 0; r < 12; r++) { memset(grid[r], '.', 16); grid[r][16] = '\0'; }
     for (t = 0; t < 16; t++) {
