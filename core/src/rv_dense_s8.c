@@ -5,6 +5,15 @@
  * DSP kernel run in rv_dense_s8_m7.c.) */
 #include "rv_internal.h"
 
+/* A weight times an offset input. rv_model_check keeps zero points in [-128, 127], so |x16| <= 255 and
+   |product| <= 128 * 255 < 2^15: with a 16-bit int (AVR) the products are 16-bit multiplies instead of
+   32-bit library calls; the sums stay int32 everywhere. */
+#if defined(__AVR__)
+typedef int rv_s8_product;
+#else
+typedef int32_t rv_s8_product;
+#endif
+
 /* Dot products of 4 weight rows with the same inputs (integer sums do not depend on their order,
    so any grouping gives TFLite's result). Each input loaded feeds 4 multiply-accumulates. */
 static void dot4(const int8_t *restrict w, size_t in, const int16_t *restrict x, int32_t acc[4]) {
@@ -12,7 +21,7 @@ static void dot4(const int8_t *restrict w, size_t in, const int16_t *restrict x,
     int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
     size_t i;
     for (i = 0; i < in; i++) {
-        const int32_t xi = x[i];
+        const rv_s8_product xi = x[i];
         a0 += RV_FLASH_S8(&r0[i]) * xi;
         a1 += RV_FLASH_S8(&r1[i]) * xi;
         a2 += RV_FLASH_S8(&r2[i]) * xi;
@@ -28,7 +37,7 @@ static int32_t dot1(const int8_t *restrict w, size_t in, const int16_t *restrict
     int32_t acc = 0;
     size_t i;
     for (i = 0; i < in; i++) {
-        acc += RV_FLASH_S8(&w[i]) * (int32_t)x[i];
+        acc += RV_FLASH_S8(&w[i]) * (rv_s8_product)x[i];
     }
     return acc;
 }
