@@ -171,3 +171,20 @@ def test_eval_encodes_midi_of_a_pitched_model_onto_the_models_rows(corpora: Path
         rolls = load_rolls([Path(name)], data.settings, data.layout)
         assert rolls.shape[1:] == (data.ticks, data.rows)
         assert np.array_equal(rolls, data.rolls[data.file_index == index]), name
+
+
+def test_simulate_builds_in_the_users_cache_and_names_a_missing_cmake(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rackvae import simulate
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    root = simulate.default_build_root()
+    assert root.parent == tmp_path / "cache" / "rackvae"
+    assert root.name.startswith(f"firmware-{rackvae.__version__}-")
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")  # not absolute: ignored, as the XDG spec says
+    assert simulate.default_build_root().parent == Path.home() / ".cache" / "rackvae"
+    monkeypatch.setenv("PATH", str(tmp_path))  # no cmake here
+    with pytest.raises(simulate.SimulateError, match="needs cmake and a C compiler: cmake is not on PATH"):
+        simulate.build_firmware("host", tmp_path / "build")
+    assert not (tmp_path / "build").exists()
