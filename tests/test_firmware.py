@@ -760,6 +760,29 @@ def test_a_group_at_lowest_density_plays_nothing_and_the_others_play_on(
     assert others(events) == others(baseline) and len(others(events)) > 50
 
 
+def test_a_note_model_takes_a_density_and_a_max_notes_setting(
+    request: pytest.FixtureRequest, note_model: DecoderFile, tmp_path: Path
+) -> None:
+    # Density layer: pot 1 to 2 notes per tick in bar 0, pot 0 to -60 % density (+0.15) in bar 1; a
+    # turn during bar b plays from bar b + 2 (bar b + 1 was computed at bar b's first step).
+    script = merged(
+        clock_script(4, 16, 120, threshold_volts=-4.0),
+        layer_turn(step_ms(2) + 30, 0, 1, 0.5),
+        layer_turn(step_ms(18) + 30, 0, 0, -3.0),
+    )
+    events = play_on_both(request, tmp_path, note_model, script).events
+    assert [line.split(" ", 1)[1] for line in lines_of(events, "set")] == [
+        "set max-notes 2",
+        "set density -60",
+    ]
+    gates = {}
+    for e in events:
+        if e.what == "trig":
+            gates.setdefault((e.time_us - START_MS * 1000) // (16 * STEP_MS * 1000), []).append(e.args[0])
+    assert "2" in gates[0] + gates[1] and "2" not in gates[2] + gates.get(3, [])  # bar 2 on: 2 voices
+    assert len(gates.get(3, [])) < len(gates[2])  # bar 3: sparser
+
+
 def bar_patterns(events: list) -> list[list[tuple[str, tuple[str, ...]]]]:
     """What each bar played (trig and cv lines by bar, without times)."""
     bars: dict[int, list] = {}
@@ -1245,8 +1268,9 @@ def test_instruction_counts_on_the_emulated_m7_are_exact_and_repeatable(
     # A multiply-accumulate takes at least one instruction; the logistic runs once per output.
     assert decode > values["macs"]
     assert values["outputs"] <= logistic < decode
-    # 16 clock steps were measured after the inference.
-    assert len(marks) == 8 + 2 * 16
+    # 16 clock steps were measured after the inference, then the step timer's check (an external clock:
+    # no step due, a few instructions).
+    assert len(marks) == 8 + 2 * 16 + 2 and values["timer_wanted"] == 0 and marks[41][0] < 40
 
 
 def test_the_m7_meets_the_issues_instruction_and_code_size_goals(build_root: Path) -> None:

@@ -8,6 +8,7 @@
  *   mark 5       the same again (must count the same)
  *   mark 7       the module's whole inference in app_poll (knobs, decode, thresholds, notes)
  *   mark 9 + 2k  the module's clock handler for step k (engine, panel mapping, DAC writes)
+ *   mark 9 + 2t  (t = ticks) the step timer's check when no step is due (the board's 20 kHz timer)
  * Its board HAL is the cheapest real one: DAC writes and reports land in memory, as the Teensy's
  * interrupt handlers queue them.
  */
@@ -199,10 +200,15 @@ int main(void)
         rv_bench_mark();
         app_gate_edge(APP_GATE_CLOCK, false);
     }
+    uint32_t due;
+    rv_bench_mark();
+    bool timer_wanted = app_timer_due(&due);
+    rv_bench_mark();
     uint32_t triggers = 0;
     for (int jack = 0; jack < HAL_OUTPUTS; ++jack) {
         triggers += trigger_count[jack];
     }
     print_value("triggers", triggers);
+    print_value("timer_wanted", timer_wanted);
     return 0;
 }
