@@ -34,10 +34,9 @@ static float probabilities[16 * 12], scratch[4096];
 int main(void) {
     const rv_model *model = &groove_dec_model;
     const float latent[3] = {-2.0f, 1.0f, 1.0f};
-    rv_post_config config = rv_post_config_default();
+    const rv_post_config config = rv_post_config_for_model(&model->metadata);
     char grid[12][17];
     int r, t, n;
-    config.threshold = 0.36f;
     if (rv_decode(model, latent, 1, probabilities, scratch, sizeof scratch) != RV_OK) return 1;
     for (r = 0; r < 12; r++) { memset(grid[r], '.', 16); grid[r][16] = '\0'; }
     for (t = 0; t < 16; t++) {
@@ -45,7 +44,7 @@ int main(void) {
         if (rv_postprocess_step(&model->metadata, probabilities + t * 12, &config, &step) != RV_OK) return 1;
         for (n = 0; n < step.count; n++) grid[step.notes[n].row][t] = 'x';
     }
-    for (r = 0; r < 12; r++) printf("row %2d %s\n", r, grid[r]);
+    for (r = 0; r < 12; r++) printf("row %2d note %d %s\n", r, model->metadata.row_notes[r], grid[r]);
     return 0;
 }
 """

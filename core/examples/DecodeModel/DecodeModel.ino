@@ -1,12 +1,13 @@
 /* DecodeModel: one bar from a built-in rackvae model, printed over Serial (115200 baud).
  *
  * The model is groove_dec.c / groove_dec.h in this folder: a drum decoder trained on the Groove MIDI
- * corpus and written by `rackvae export models/groove --formats c --c-variant int8`. Its weights sit in
+ * corpus and written by `rackvae export models/groove --formats int8,c --c-variant int8`, with its own
+ * thresholds and each row's General MIDI note in the metadata. Its weights sit in
  * flash (RV_FLASH, PROGMEM on AVR); about 5 KB of RAM remain in use on a Mega 2560. To play your own
  * model, export it the same way and replace the two files and the name groove_dec_model below.
  *
- * Output: the latent, the decode time, then one line per row (instrument) with one column per tick,
- * 'x' where the row triggers, then "end".
+ * Output: the latent, the decode time, then one line per row (instrument: its General MIDI note) with
+ * one column per tick, 'x' where the row triggers at the model's thresholds, then "end".
  */
 #include <rackvae.h>
 
@@ -22,8 +23,8 @@ static const float latent[3] = {-2.0f, 1.0f, 1.0f};
 void setup() {
   const rv_model *model = &groove_dec_model;
   const uint8_t rows = model->metadata.rows, ticks = model->metadata.ticks;
-  rv_post_config config = rv_post_config_default();
-  config.threshold = 0.36f; /* the model's own (model.json): decoded bars as dense as the corpus's */
+  /* the model's own thresholds (per drum group): decoded bars as dense as the corpus's */
+  const rv_post_config config = rv_post_config_for_model(&model->metadata);
   Serial.begin(115200);
 
   if (rv_model_output_size(model) > sizeof probabilities / sizeof probabilities[0] ||
@@ -71,6 +72,8 @@ void setup() {
       Serial.print(' ');
     }
     Serial.print(r);
+    Serial.print(F(" note "));
+    Serial.print(model->metadata.row_notes[r]);
     Serial.print(' ');
     Serial.println(grid[r]);
   }

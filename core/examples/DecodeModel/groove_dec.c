@@ -1398,6 +1398,11 @@ static const int8_t groove_dec_logistic_table[256] RV_FLASH = {
     127, 127, 127, 127, 127, 127, 127, 127,
 };
 
+const uint8_t GROOVE_DEC_ROW_NOTES[12] = {
+    36, 38, 41, 43, 45, 47, 48, 50,
+    42, 46, 51, 49,
+};
+
 const rv_model groove_dec_model = {
     .dtype = RV_S8,
     .n_layers = 3,
@@ -1448,7 +1453,7 @@ const rv_model groove_dec_model = {
          .multipliers = groove_dec_layer2_multipliers,
          .shifts = groove_dec_layer2_shifts},
     },
-    .metadata = {.kind = RV_KIND_PERC, .rows = 12, .ticks = 16, .latent_scale = 3, .n_groups = 5, .group_sizes = {1, 1, 6, 2, 2}, .has_extension = 1, .base_note = 0, .latent_dim = 3},
+    .metadata = {.kind = RV_KIND_PERC, .rows = 12, .ticks = 16, .latent_scale = 3, .n_groups = 5, .group_sizes = {1, 1, 6, 2, 2}, .has_extension = 1, .base_note = 0, .latent_dim = 3, .extension_version = 2, .threshold = 0.356862754f, .group_thresholds = {0.349019617f, 0.41568628f, 0.172549024f, 0.333333343f, 0.431372553f}, .row_notes = {36, 38, 41, 43, 45, 47, 48, 50, 42, 46, 51, 49}},
     .input_quant = {.scale = 0.0235294122f, .zero_point = -1},
     .output_quant = {.scale = 0.00390625f, .zero_point = -128},
     .logistic_table = groove_dec_logistic_table,

@@ -15,6 +15,9 @@ extern const rv_model groove_dec_model;
 /* rv_engine_scratch_size() of this model with the default RV_DECODE_BLOCK (8); smaller blocks need less. */
 #define GROOVE_DEC_ENGINE_SCRATCH_BYTES 8448u
 
+/* The MIDI note each row plays (the metadata's row_notes; RV_ACCENT_ROW: an accent row). */
+extern const uint8_t GROOVE_DEC_ROW_NOTES[12];
+
 #ifdef __cplusplus
 }
 #endif
