@@ -39,7 +39,7 @@ MORE_SHAPES = {
 N_LATENTS = 203  # 25 blocks of 8 and a partial one
 
 
-def test_latents(rng: np.random.Generator, dim: int) -> np.ndarray:
+def spread_latents(rng: np.random.Generator, dim: int) -> np.ndarray:
     """Latents in the +-3 cube, the last 40 of any size up to 3e38 (the logistic's whole range) and 3
     infinite ones."""
     latents = rng.uniform(-3, 3, (N_LATENTS, dim))
@@ -158,13 +158,13 @@ def test_every_level_decodes_to_the_same_bits(tmp_path: Path) -> None:
     rng = np.random.default_rng(9)
     for key, model in core_models().items():
         (tmp_path / f"{key}.tflite").write_bytes(model.tflite)
-        np.save(tmp_path / f"{key}.npy", test_latents(rng, 3))
+        np.save(tmp_path / f"{key}.npy", spread_latents(rng, 3))
     for name, (sizes, metadata) in {**SHAPES, **MORE_SHAPES}.items():
         layers = random_decoder_layers(sizes, seed=21)
         for variant in VARIANTS:
             key = f"random_{name}_{variant}"
             (tmp_path / f"{key}.tflite").write_bytes(tflite_bytes(layers, metadata, variant, model_name=key))
-            np.save(tmp_path / f"{key}.npy", test_latents(rng, sizes[0]))
+            np.save(tmp_path / f"{key}.npy", spread_latents(rng, sizes[0]))
     levels = levels_here()
     for level in levels:
         result = run_capped(level, "-c", DECODE, level, str(tmp_path))
