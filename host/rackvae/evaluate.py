@@ -76,11 +76,15 @@ def hits_per_bar(rolls: np.ndarray, group_sizes: tuple[int, ...], bars: int = 1)
     return {"all": float(per_sequence.sum()), "groups": groups}
 
 
-def split_metrics(model: TrainedModel, rolls: np.ndarray, baseline: np.ndarray) -> dict[str, Any]:
+def split_metrics(
+    model: TrainedModel, rolls: np.ndarray, baseline: np.ndarray, inputs: np.ndarray | None = None
+) -> dict[str, Any]:
     """Reconstruction metrics (at 0.5 and at the model's thresholds), the notes per bar of the data and of
     the reconstructions at the model's thresholds, loss terms at the encoder mean and the baseline's
-    metrics for one split."""
-    probs = model.reconstruct(rolls)
+    metrics for one split. ``inputs``: what the model encodes (a groove model's channels; default the
+    rolls)."""
+    inputs = rolls if inputs is None else inputs
+    probs = model.reconstruct(inputs)
     cells = model.cell_thresholds()
     metrics: dict[str, Any] = reconstruction_metrics(rolls, probs)
     at_model = reconstruction_metrics(rolls, probs, cells)
@@ -90,7 +94,7 @@ def split_metrics(model: TrainedModel, rolls: np.ndarray, baseline: np.ndarray) 
         "data": hits_per_bar(rolls, groups, bars),
         "reconstruction": hits_per_bar(probs >= cells, groups, bars),
     }
-    reconstruction, kl = model.loss_terms(rolls)
+    reconstruction, kl = model.loss_terms(inputs)
     kl_total = kl.sum(axis=1)
     metrics["reconstruction"] = float(reconstruction.mean())
     metrics["kl"] = float(kl_total.mean())
@@ -185,8 +189,10 @@ def evaluate(
     baseline: np.ndarray | None = None,
     prior_samples: int = 1000,
     seed: int = 0,
+    inputs: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """All metrics of ``model`` on named splits of rolls ``[N, ticks, rows]`` as one JSON-able dict.
+    ``inputs`` holds what a groove model encodes of each split (``TrainedModel.inputs``).
 
     ``training`` holds the training rolls (for the baseline and novelty; may be None when the data is not
     at hand, then ``baseline`` must be given). The ``primary`` split's reconstruction metrics and
@@ -201,7 +207,10 @@ def evaluate(
     if not splits:
         raise ValueError("no sequences to evaluate")
     primary = primary or ("validation" if "validation" in splits else list(splits)[-1])
-    per_split = {name: split_metrics(model, rolls, baseline) for name, rolls in splits.items()}
+    inputs = inputs or {}
+    per_split = {
+        name: split_metrics(model, rolls, baseline, inputs.get(name)) for name, rolls in splits.items()
+    }
     headline = {
         key: per_split[primary][key]
         for key in (*RECONSTRUCTION_KEYS, "elbo", "baseline_step_accuracy", "baseline_element_accuracy")
@@ -226,13 +235,14 @@ def write_plots(
     directory: str | Path,
     examples: int = 4,
     threshold: Threshold | None = None,
+    inputs: np.ndarray | None = None,
 ) -> list[Path]:
-    """Write the model's PNG plots for ``rolls`` into ``directory`` (thresholded at ``threshold``, default
-    the model's own); returns the files written."""
+    """Write the model's PNG plots for ``rolls`` (encoded from ``inputs``, default the rolls) into
+    ``directory`` (thresholded at ``threshold``, default the model's own); returns the files written."""
     directory = Path(directory)
     threshold = model.cell_thresholds() if threshold is None else threshold
-    means, _ = model.encode(rolls)
-    probs = model.reconstruct(rolls)
+    means, _ = model.encode(rolls if inputs is None else inputs)
+    probs = model.decode(means)
     chosen = np.unique(np.linspace(0, len(rolls) - 1, examples).astype(int))
     scale = model.config.latent_scale
     figures = {

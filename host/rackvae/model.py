@@ -3,6 +3,13 @@
 The decoder is the part that ships: ``decoder_layers`` turns trained parameters into plain numpy
 ``(kernel[in, out], bias[out])`` pairs (hidden layers ReLU, the last one sigmoid), the form the
 exporter and the C core consume, and ``decode_layers`` is the JAX reference every parity test uses.
+
+Groove models (``ModelConfig.outputs`` = hits, velocity, offset) decode more channels through the same
+graph, channel-major: ``[hits: ticks*rows][velocity: ticks*rows][offset: ticks*rows]``, each block
+tick-major, all behind the one sigmoid. Hits are probabilities (the first block is exactly a hits-only
+model's output), velocity is the sigmoid as a fraction of 127, and the offset in steps is the sigmoid
+minus 0.5 (= 0.5 * tanh(x / 2): a tanh scaled to half a step, as GrooVAE's, on the graph every exporter
+and the C core already run). The encoder reads the same channels (offset + 0.5, velocity / 127).
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 
 LayerSpacing = Literal["geometric", "linear"]
+# The channels a model can decode, in their order in the output (a model takes "hits" and any others).
+OUTPUTS = ("hits", "velocity", "offset")
 DecoderLayers = list[tuple[np.ndarray, np.ndarray]]
 Params = dict[str, Any]
 
@@ -41,14 +50,36 @@ class ModelConfig:
     layer_spacing: LayerSpacing = "geometric"
     hidden_sizes: tuple[int, ...] | None = None
     log_var_bound: float | None = None
+    # Decoded channels (see the module docstring) and the weights of the squared errors of velocity
+    # and offset in the loss, counted on the cells where the target has a hit.
+    outputs: tuple[str, ...] = ("hits",)
+    velocity_weight: float = 1.0
+    offset_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if self.log_var_bound is not None and self.log_var_bound <= 0.0:
             raise ValueError(f"log_var_bound must be > 0 (or None: unbounded), got {self.log_var_bound}")
+        object.__setattr__(self, "outputs", tuple(self.outputs))
+        if self.outputs[:1] != ("hits",) or [o for o in OUTPUTS if o in self.outputs] != list(self.outputs):
+            raise ValueError(
+                f"outputs must be hits, then any of velocity, offset in that order; got {self.outputs}"
+            )
+        if self.velocity_weight < 0.0 or self.offset_weight < 0.0:
+            raise ValueError("velocity_weight and offset_weight must be >= 0")
 
     @property
     def input_size(self) -> int:
+        """Cells of one channel, ``ticks * rows`` (the hidden widths follow it, whatever the channels)."""
         return self.ticks * self.rows
+
+    @property
+    def channels(self) -> int:
+        return len(self.outputs)
+
+    @property
+    def output_size(self) -> int:
+        """Decoder outputs (and encoder inputs): ``channels * ticks * rows``."""
+        return self.channels * self.input_size
 
     def encoder_sizes(self) -> tuple[int, ...]:
         """Hidden layer widths from the input towards the latent, e.g. 768 → (120, 19) → 3."""
@@ -67,8 +98,8 @@ class ModelConfig:
         return tuple(max(s, self.latent_dim) for s in sizes)
 
     def decoder_sizes(self) -> tuple[int, ...]:
-        """Decoder widths: latent → mirrored hidden widths → ``ticks * rows``."""
-        return (self.latent_dim, *reversed(self.encoder_sizes()), self.input_size)
+        """Decoder widths: latent → mirrored hidden widths → ``channels * ticks * rows``."""
+        return (self.latent_dim, *reversed(self.encoder_sizes()), self.output_size)
 
     def decoder_macs(self) -> int:
         """Multiply-accumulates of one decode (the module's cost): the sum of inputs x outputs per layer."""
@@ -77,6 +108,7 @@ class ModelConfig:
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["hidden_sizes"] = list(self.hidden_sizes) if self.hidden_sizes is not None else None
+        data["outputs"] = list(self.outputs)
         return data
 
     @classmethod
@@ -136,7 +168,7 @@ class Decoder(nn.Module):
         hidden = self.config.decoder_sizes()[1:-1]
         for i, width in enumerate(hidden):
             h = nn.relu(nn.Dense(width, name=f"dec_{i}")(h))
-        return nn.Dense(self.config.input_size, name="dec_out")(h)
+        return nn.Dense(self.config.output_size, name="dec_out")(h)
 
 
 class VAE(nn.Module):
@@ -196,13 +228,49 @@ def loss_terms(
     The latent is sampled with standard normal ``noise`` ``[N, latent_dim]``, or is the encoder mean
     when ``noise`` is None (evaluation).
 
-    Reconstruction is the binary cross-entropy summed over the ``ticks * rows`` outputs (computed from
+    Reconstruction is the binary cross-entropy summed over the ``ticks * rows`` hits (computed from
     logits, so it stays finite where a sigmoid would saturate); KL is against the unit Gaussian prior.
+    A groove model's ``x`` holds its channels (``groove_inputs``): the squared errors of the other
+    channels' sigmoids, on the cells whose target has a hit, are added with their weights.
     """
     targets = x.reshape((x.shape[0], -1)).astype(jnp.float32)
     logits, mean, log_var = VAE(config).apply({"params": params}, targets, noise)
-    reconstruction = binary_cross_entropy(logits, targets).sum(axis=-1)
+    cells = config.input_size
+    hits = targets[:, :cells]
+    reconstruction = binary_cross_entropy(logits[:, :cells], hits).sum(axis=-1)
+    if config.channels > 1:
+        shape = (x.shape[0], config.channels - 1, cells)
+        error = jnp.square(jax.nn.sigmoid(logits[:, cells:]) - targets[:, cells:]).reshape(shape)
+        weights = {"velocity": config.velocity_weight, "offset": config.offset_weight}
+        channel_weights = jnp.array([weights[name] for name in config.outputs[1:]], jnp.float32)
+        reconstruction += (error * hits[:, None, :]).sum(axis=-1) @ channel_weights
     return reconstruction, kl_per_dim(mean, log_var)
+
+
+def groove_inputs(
+    config: ModelConfig, rolls: np.ndarray, velocities: np.ndarray, offsets: np.ndarray
+) -> np.ndarray:
+    """The model's input (and target) ``[N, channels * ticks * rows]`` float32 for rolls ``[N, ticks,
+    rows]`` with their velocities (0..127) and offsets (steps): hits, velocity / 127, offset + 0.5 (the
+    sigmoid that decodes it), each channel 0 where there is no hit. A hits-only model gets the rolls."""
+    count = len(rolls)
+    hits = np.asarray(rolls, np.float32).reshape(count, -1)
+    channels = {
+        "hits": hits,
+        "velocity": hits * np.asarray(velocities, np.float32).reshape(count, -1) / 127.0,
+        "offset": hits * (np.asarray(offsets, np.float32).reshape(count, -1) + 0.5),
+    }
+    return np.concatenate([channels[name] for name in config.outputs], axis=1)
+
+
+def split_outputs(config: ModelConfig, outputs: np.ndarray) -> dict[str, np.ndarray]:
+    """A decoder's sigmoid outputs ``[N, channels * ticks * rows]`` as channels ``[N, ticks, rows]``:
+    ``hits`` probabilities, ``velocity`` 0..127 and ``offset`` in steps (-0.5..0.5)."""
+    blocks = np.asarray(outputs, np.float32).reshape(-1, config.channels, config.ticks, config.rows)
+    scale = {"hits": (1.0, 0.0), "velocity": (127.0, 0.0), "offset": (1.0, -0.5)}
+    return {
+        name: blocks[:, index] * scale[name][0] + scale[name][1] for index, name in enumerate(config.outputs)
+    }
 
 
 def kl_per_dim(mean: jax.Array, log_var: jax.Array) -> jax.Array:
@@ -231,7 +299,7 @@ def decode(config: ModelConfig, params: Params, z: jax.Array) -> jax.Array:
 def init_params(config: ModelConfig, seed: int = 0) -> Params:
     """Fresh parameters for ``config`` (deterministic for a seed)."""
     init_rng, _ = jax.random.split(jax.random.PRNGKey(seed))
-    dummy = jnp.zeros((1, config.ticks, config.rows), jnp.float32)
+    dummy = jnp.zeros((1, config.output_size), jnp.float32)
     return VAE(config).init(init_rng, dummy, None)["params"]
 
 

@@ -41,9 +41,11 @@ from rackvae.model import (
     decode,
     decoder_layers,
     encode,
+    groove_inputs,
     init_params,
     loss_terms,
     loss_terms_at_mean,
+    split_outputs,
 )
 
 MODEL_FORMAT = "rackvae-model"
@@ -282,6 +284,14 @@ def flat_rolls(dataset: Dataset) -> jax.Array:
     return jnp.asarray(dataset.rolls.reshape(len(dataset), -1), jnp.uint8)
 
 
+def model_inputs(config: ModelConfig, dataset: Dataset) -> np.ndarray:
+    """What the model encodes and reconstructs of ``dataset``: its rolls (hits-only models), else the
+    channels of ``rackvae.model.groove_inputs`` (offsets read straight when the dataset has none)."""
+    if config.channels == 1:
+        return dataset.rolls
+    return groove_inputs(config, dataset.rolls, dataset.velocities, dataset.timing)
+
+
 # --- the trained model and its directory -------------------------------------------------------------
 
 
@@ -319,20 +329,31 @@ class TrainedModel:
         return decoder_layers(self.params)
 
     def encode(self, rolls: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Encoder (mean, log_var) ``[N, latent_dim]`` for rolls ``[N, ticks, rows]``."""
+        """Encoder (mean, log_var) ``[N, latent_dim]`` for rolls ``[N, ticks, rows]`` (a groove model:
+        its ``model_inputs``)."""
         return in_chunks(partial(encode, self.config, self.params), rolls.reshape(len(rolls), -1))
 
     def decode(self, latents: np.ndarray) -> np.ndarray:
-        """Probabilities ``[N, ticks, rows]`` for latents ``[N, latent_dim]``."""
-        probs = in_chunks(partial(decode, self.config, self.params), latents)
+        """Hit probabilities ``[N, ticks, rows]`` for latents ``[N, latent_dim]``."""
+        probs = in_chunks(partial(decode, self.config, self.params), latents)[:, : self.config.input_size]
         return probs.reshape(-1, self.config.ticks, self.config.rows)
+
+    def decode_outputs(self, latents: np.ndarray) -> dict[str, np.ndarray]:
+        """Every channel ``[N, ticks, rows]`` for latents: hits (probabilities), velocity (0..127),
+        offset (steps); see ``rackvae.model.split_outputs``."""
+        return split_outputs(self.config, in_chunks(partial(decode, self.config, self.params), latents))
+
+    def inputs(self, dataset: Dataset) -> np.ndarray:
+        """``dataset`` as this model encodes it (``model_inputs``)."""
+        return model_inputs(self.config, dataset)
 
     def loss_terms(self, rolls: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(reconstruction ``[N]``, KL per dimension ``[N, latent_dim]``) at the encoder mean."""
         return in_chunks(partial(loss_terms_at_mean, self.config, self.params), rolls.reshape(len(rolls), -1))
 
     def reconstruct(self, rolls: np.ndarray) -> np.ndarray:
-        """Probabilities ``[N, ticks, rows]`` decoded from the encoder mean of each roll."""
+        """Hit probabilities ``[N, ticks, rows]`` decoded from the encoder mean of each roll (a groove
+        model: of its ``inputs``)."""
         return self.decode(self.encode(rolls)[0])
 
     def model_json(self) -> dict[str, Any]:
@@ -350,9 +371,11 @@ class TrainedModel:
             **({"thresholds": self.thresholds.to_dict()} if self.thresholds is not None else {}),
         }
 
-    def calibrate(self, rolls: np.ndarray) -> Thresholds:
-        """Set (and return) the thresholds at which the reconstructions of ``rolls`` match their density."""
-        self.thresholds = fit_thresholds(rolls, self.reconstruct(rolls), self.layout.group_sizes)
+    def calibrate(self, rolls: np.ndarray, inputs: np.ndarray | None = None) -> Thresholds:
+        """Set (and return) the thresholds at which the reconstructions of ``rolls`` (encoded from
+        ``inputs``, a groove model's channels; default the rolls) match their density."""
+        reconstructions = self.reconstruct(rolls if inputs is None else inputs)
+        self.thresholds = fit_thresholds(rolls, reconstructions, self.layout.group_sizes)
         return self.thresholds
 
     def cell_thresholds(self) -> np.ndarray:
@@ -567,8 +590,14 @@ def train(
         )
     directory = Path(directory) if directory is not None else None
     validation_rng = jax.random.PRNGKey(settings.seed)  # one fixed sample: a less noisy monitor
-    data = flat_rolls(train_set)
-    validation = flat_rolls(validation_set) if validation_set is not None and len(validation_set) else None
+
+    def device_inputs(dataset: Dataset) -> jax.Array:
+        if model.config.channels == 1:
+            return flat_rolls(dataset)
+        return jnp.asarray(model_inputs(model.config, dataset))
+
+    data = device_inputs(train_set)
+    validation = device_inputs(validation_set) if validation_set is not None and len(validation_set) else None
     beta = jnp.float32(settings.beta)  # validation: the full weight, also during a KL warm-up
     free_bits, weight_decay = jnp.float32(settings.free_bits), jnp.float32(settings.weight_decay)
 
@@ -659,7 +688,8 @@ def train(
         raise
     # The thresholds are the best parameters', chosen on held-out bars (the training bars without them).
     model.params = best.params
-    model.calibrate(validation_set.rolls if validation is not None else train_set.rolls)
+    held_out = validation_set if validation_set is not None and validation is not None else train_set
+    model.calibrate(held_out.rolls, model.inputs(held_out))
     finish()
     if log is not None:
         log(

@@ -80,20 +80,29 @@ def run(args: argparse.Namespace) -> int:
 def eval_command(args: argparse.Namespace) -> int:
     from rackvae import dataset as datasets
     from rackvae.evaluate import evaluate, format_table, write_plots
+    from rackvae.groove import fit_baselines, format_groove_table, groove_metrics
     from rackvae.train import load_model, save_metrics
 
     model = load_model(args.model)
     source = model.data.get("path")
     training = None
     splits: dict[str, np.ndarray] = {}
+    inputs: dict[str, np.ndarray] = {}  # what a groove model encodes: hits, velocities and offsets
+    groove = model.config.channels > 1
     if source and Path(source).exists():
         train_set, validation_set = datasets.load(source).split(
             model.data["validation_fraction"], model.data["split_seed"]
         )
         training = train_set.rolls
         splits = {"train": train_set.rolls, "validation": validation_set.rolls}
+        if groove:
+            inputs = {"train": model.inputs(train_set), "validation": model.inputs(validation_set)}
     elif not args.data:
         raise SystemExit(f"eval: {args.model} was trained on {source!r}, which is not there; give DATA")
+    if args.data and groove:
+        raise SystemExit(
+            f"eval: {args.model} is a groove model: it is measured on its training data, give no DATA"
+        )
     if args.data:
         splits = {"data": load_rolls(args.data, model.dataset_settings, model.layout)}
     expected = (model.config.ticks, model.config.rows)
@@ -102,14 +111,27 @@ def eval_command(args: argparse.Namespace) -> int:
             raise SystemExit(f"eval: {name} rolls are {rolls.shape[1:]}, the model expects {expected}")
     baseline = np.asarray(model.data["constant_roll"], np.uint8) if "constant_roll" in model.data else None
     metrics = evaluate(
-        model, splits, training, baseline=baseline, prior_samples=args.prior_samples, seed=args.seed
+        model,
+        splits,
+        training,
+        baseline=baseline,
+        prior_samples=args.prior_samples,
+        seed=args.seed,
+        inputs=inputs,
     )
+    if groove:
+        held_out = validation_set if len(validation_set) else train_set
+        steps_per_quarter = int(model.dataset_settings.get("steps_per_quarter", 4))
+        metrics["groove"] = groove_metrics(model, held_out, fit_baselines(train_set), steps_per_quarter)
     if not args.data:
         save_metrics(args.model, metrics)
     if args.plots is not None:
         primary = splits[metrics["primary_split"]]
-        for path in write_plots(model, primary, args.plots):
+        primary_inputs = inputs.get(metrics["primary_split"])
+        for path in write_plots(model, primary, args.plots, inputs=primary_inputs):
             if not args.json:
                 print(f"wrote {path}")
     print(json.dumps(metrics) if args.json else format_table(metrics))
+    if groove and not args.json:
+        print(format_groove_table(metrics["groove"]))
     return 0

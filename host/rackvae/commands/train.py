@@ -84,6 +84,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="squash the encoder's log-variance into ±this (default: unbounded)",
     )
     model.add_argument(
+        "--outputs",
+        default="hits",
+        help="channels the decoder gives per cell, comma-separated: hits, then velocity and/or offset"
+        " (hits,velocity,offset: a groove model, which learns each hit's velocity and timing)",
+    )
+    model.add_argument(
+        "--velocity-weight", type=float, default=1.0, help="groove: weight of the velocity squared error"
+    )
+    model.add_argument(
+        "--offset-weight", type=float, default=1.0, help="groove: weight of the offset squared error"
+    )
+    model.add_argument(
         "--max-decoder-macs",
         type=int,
         default=DEFAULT_MAX_DECODER_MACS,
@@ -149,16 +161,27 @@ def train_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     if not args.resume:
-        config = ModelConfig(
-            ticks=data.ticks,
-            rows=data.rows,
-            latent_dim=args.latent_dim,
-            hidden_layers=args.hidden_layers,
-            latent_scale=args.latent_scale,
-            layer_spacing=args.layer_spacing,
-            hidden_sizes=hidden,
-            log_var_bound=args.log_var_bound,
-        )
+        outputs = tuple(name.strip() for name in args.outputs.split(","))
+        if "offset" in outputs and data.offsets is None:
+            raise SystemExit(
+                f"train: {args.data} holds no offsets (ingested before ingest kept them): ingest again"
+            )
+        try:
+            config = ModelConfig(
+                ticks=data.ticks,
+                rows=data.rows,
+                latent_dim=args.latent_dim,
+                hidden_layers=args.hidden_layers,
+                latent_scale=args.latent_scale,
+                layer_spacing=args.layer_spacing,
+                hidden_sizes=hidden,
+                log_var_bound=args.log_var_bound,
+                outputs=outputs,
+                velocity_weight=args.velocity_weight,
+                offset_weight=args.offset_weight,
+            )
+        except ValueError as error:
+            raise SystemExit(f"train: --outputs/--velocity-weight/--offset-weight: {error}") from error
         if config.decoder_macs() > args.max_decoder_macs:
             raise SystemExit(
                 f"train: decoder {'-'.join(map(str, config.decoder_sizes()))} needs {config.decoder_macs():,}"
@@ -182,17 +205,17 @@ def train_command(args: argparse.Namespace) -> int:
     )
     print(f"saved {directory}")
     if len(validation_set):
-        warn_if_constant_roll_wins(model, validation_set.rolls)
+        warn_if_constant_roll_wins(model, validation_set.rolls, model.inputs(validation_set))
     return 0
 
 
-def warn_if_constant_roll_wins(model: Any, rolls: np.ndarray) -> None:
+def warn_if_constant_roll_wins(model: Any, rolls: np.ndarray, inputs: np.ndarray) -> None:
     """Warn when the best model gets no more cells right on validation than the constant roll (the
-    best guess that ignores its input): it has learned nothing."""
+    best guess that ignores its input): it has learned nothing. ``inputs``: what the model encodes."""
     from rackvae.evaluate import reconstruction_metrics
 
     baseline = np.broadcast_to(np.asarray(model.data["constant_roll"], np.float32), rolls.shape)
-    learned = reconstruction_metrics(rolls, model.reconstruct(rolls))["element_accuracy"]
+    learned = reconstruction_metrics(rolls, model.reconstruct(inputs))["element_accuracy"]
     constant = reconstruction_metrics(rolls, baseline)["element_accuracy"]
     if learned <= constant:
         print(
