@@ -24,7 +24,8 @@ demo: $(BIN)/.installed
 	$(BIN)/rackvae ingest $(RACKVAE_MIDI)/groove --percussion-map extended --time-signature 4/4 \
 		--steps-per-quarter 4 --bars-per-sequence 1 --timing snap -o $(DEMO)/groove.npz
 	$(BIN)/rackvae train $(DEMO)/groove.npz --name groove -o $(DEMO)/models --overwrite \
-		--epochs 400 --patience 40 --stop-patience 120
+		--hidden-sizes 320,192,64 --beta 0.2 --weight-decay 0.1 --learning-rate 0.002 \
+		--epochs 150 --patience 10 --stop-patience 25
 	$(BIN)/rackvae eval $(DEMO)/models/groove --plots $(DEMO)/plots
 	$(BIN)/rackvae export $(DEMO)/models/groove
 	$(BIN)/rackvae sample $(DEMO)/models/groove -n 8 --seed 1 -o $(DEMO)/sample
