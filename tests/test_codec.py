@@ -458,6 +458,25 @@ def test_pitched_roll_to_midi_to_roll(base_note: int, steps: list[tuple[int, int
     assert np.array_equal(encoded.velocities, expected[played])
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_notes_sound_at_their_offsets_and_ingest_gets_them_back(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    played = rng.random((48, 12)) < 0.3  # three bars of the Extended map
+    velocities = np.where(played, rng.integers(1, 128, played.shape), 0).astype(np.uint8)
+    offsets = np.where(played, rng.uniform(-0.5, 0.5, played.shape), 0.0)
+    offsets[0, :] = np.where(played[0], -0.3, 0.0)  # before the file's start: played on it
+    offsets[5, :] = np.where(played[5], 0.5, 0.0)  # half a step late would snap to the next step
+    layout = layout_for(EncodingSettings(percussion_map="extended"))
+    midi_file = roll_to_midi(played, layout, velocities, offsets=offsets, note_steps=0.25)
+    encoded = reencode(midi_file, EncodingSettings(percussion_map="extended", min_notes_per_sequence=1))
+    kept = np.flatnonzero(played.reshape(3, 16, 12).any(axis=(1, 2)))
+    assert np.array_equal(encoded.velocities, velocities.reshape(3, 16, 12)[kept])
+    expected = np.minimum(offsets, 59 / 120)  # the latest tick that stays on the step
+    expected[0] = 0.0
+    # 480 ticks per beat: a step is 120 ticks, an offset is off by at most half a tick.
+    assert np.abs(encoded.offsets - expected.reshape(3, 16, 12)[kept]).max() <= 0.5 / 120 + 1e-6
+
+
 def test_extended_map_rows_in_the_layout() -> None:
     layout = layout_for(EncodingSettings(percussion_map="extended"))
     assert (layout.kind, layout.rows, layout.group_sizes) == ("perc", 12, (1, 1, 6, 2, 2))

@@ -552,17 +552,27 @@ def roll_to_midi(
     ticks_per_beat: int = 480,
     velocity: int = 90,
     accent_velocity: int = 127,
+    offsets: np.ndarray | None = None,
 ) -> mido.MidiFile:
     """A one-track MIDI file playing ``roll`` (``[ticks, rows]``, or ``[n, ticks, rows]`` played in turn).
 
     Note rolls play ``base_note + row`` on channel 1; percussion rolls play each row's ``row_notes``
     on channel 10, and an accent row (``row_notes`` = -1) plays no note but raises the hits of its
-    group at that step to ``accent_velocity``. With ``velocities`` the hits keep their own velocity.
+    group at that step to ``accent_velocity``. With ``velocities`` the hits keep their own velocity,
+    with ``offsets`` (steps, as ingest keeps them) each hit sounds that far from its step: kept within
+    the ticks that ingest snaps back onto the same step, and not before the file's start.
     Notes last ``note_steps`` steps, cut short where the same row plays again.
     """
     roll = np.asarray(roll).reshape(-1, layout.rows) > 0
     if velocities is not None:
         velocities = np.asarray(velocities).reshape(roll.shape)
+    # Half a step rounds later when ingested: the latest tick that stays on the step is one before.
+    latest = 0.5 - steps_per_quarter / ticks_per_beat
+    shift = (
+        np.zeros(roll.shape)
+        if offsets is None
+        else np.clip(np.asarray(offsets).reshape(roll.shape), -0.5, latest)
+    )
     is_percussion = layout.kind == "perc"
     row_notes = np.array(
         layout.row_notes if is_percussion else range(layout.base_note, layout.base_note + layout.rows)
@@ -585,10 +595,11 @@ def roll_to_midi(
         onsets = np.flatnonzero(roll[:, row])
         if not len(onsets):
             continue
-        next_onsets = np.append(onsets[1:], len(roll) + note_steps)
-        ends = np.minimum(onsets + note_steps, next_onsets)
+        starts = np.maximum(onsets + shift[onsets, row], 0.0)
+        next_starts = np.append(starts[1:], len(roll) + note_steps)
+        ends = np.minimum(starts + note_steps, next_starts)
         for start, end, vel in zip(
-            step_tick(onsets), step_tick(ends), hit_velocity[onsets, row], strict=True
+            step_tick(starts), step_tick(ends), hit_velocity[onsets, row], strict=True
         ):
             note = int(row_notes[row])
             events.append(
