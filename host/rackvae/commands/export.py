@@ -114,9 +114,10 @@ def export_model(
     .tflite file itself is not requested), so both decode to the same bits in the C core.
     """
     from rackvae.atomic import atomic_write_bytes
-    from rackvae.export import tflite
+    from rackvae.export import quantfit, tflite
     from rackvae.export.card import model_card, write_model_card
     from rackvae.export.metadata import XenMetadata
+    from rackvae.model import decode_layers
 
     config = model.config
     metadata = XenMetadata.from_layout(
@@ -138,6 +139,7 @@ def export_model(
     for name in needed:
         variant, suffix = TFLITE_FORMATS[name]
         representative = None
+        weights = layers
         if variant == "int8":
             means, source = training_means(model, dataset_path)
             representative = tflite.representative_latents(config.latent_dim, scale, means)
@@ -146,8 +148,16 @@ def export_model(
                 "encoder_means": 0 if means is None else min(len(means), tflite.CALIBRATION_MAX_MEANS),
                 "source": source,
             }
-        data = converted[name] = tflite.tflite_bytes(layers, metadata, variant, representative, model.name)
+            weights = int8_weights(layers, representative, metadata)
+        data = converted[name] = tflite.tflite_bytes(weights, metadata, variant, representative, model.name)
         errors = tflite.check_against_decoder(data, variant, layers, latents)
+        if variant == "int8":
+            grid = quantfit.knob_grid(scale, config.latent_dim)
+            flips = quantfit.note_flips(
+                decode_layers(layers, grid), data, grid, np.array(metadata.row_thresholds())
+            )
+            errors["note_flips_vs_float32"] = flips
+            print(f"int8: {flips:.3%} of the {len(grid)}-point knob grid's cells play unlike float32")
         errors.update(tflite.check_c_core(data, variant, latents, f"{model.name}{suffix}"))
         print(
             f"{variant}: max abs error vs JAX {errors['max_abs_error_vs_jax']:.2e} in LiteRT;"
@@ -191,6 +201,20 @@ def export_model(
     write_model_card(card_path, model_card(model, metadata, export))
     print(f"wrote {card_path} (model card)")
     return [*contents, card_path]
+
+
+def int8_weights(layers: Any, representative: np.ndarray, metadata: Any) -> Any:
+    """The decoder's weights fitted for int8 on the calibration latents and FIT_RANDOM_LATENTS random ones over
+    the knob cube (rackvae.export.quantfit), at the thresholds the file carries."""
+    from rackvae.export import quantfit, tflite
+
+    scale, dim = metadata.latent_scale, metadata.latent_dim
+    cube = np.random.default_rng(1).uniform(-scale, scale, (quantfit.FIT_RANDOM_LATENTS, dim))
+    fit = np.concatenate([representative, cube.astype(np.float32)])
+    thresholds = np.array(metadata.row_thresholds())
+    return quantfit.fitted_int8_layers(
+        layers, lambda weights: tflite.convert_decoder(weights, "int8", representative), fit, thresholds
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -240,6 +240,11 @@ class XenMetadata:
             start += size
         return -1
 
+    def row_thresholds(self) -> tuple[float, ...]:
+        """The threshold each row plays at: its group's (percussion; rows past the groups: the model's)."""
+        groups = (self.group_of_row(row) for row in range(self.rows))
+        return tuple(self.group_thresholds[g] if g >= 0 else self.threshold for g in groups)
+
     def to_dict(self) -> dict[str, Any]:
         """For the model card: the fields, the metadata type and the raw bytes."""
         return {
