@@ -204,8 +204,8 @@ def export_model(
 
 
 def int8_weights(layers: Any, representative: np.ndarray, metadata: Any) -> Any:
-    """The decoder's weights fitted for int8 on the calibration latents and FIT_RANDOM_LATENTS random ones over
-    the knob cube (rackvae.export.quantfit), at the thresholds the file carries."""
+    """The decoder's weights fitted for int8 (rackvae.export.quantfit) on the calibration latents and
+    FIT_RANDOM_LATENTS random ones over the knob cube, at the thresholds the file carries."""
     from rackvae.export import quantfit, tflite
 
     scale, dim = metadata.latent_scale, metadata.latent_dim
