@@ -48,12 +48,11 @@ typedef struct {
 } settings;
 
 
+/* Small fields first: the hot ones within reach of 16-bit loads and stores from the struct's base,
+   the arrays (model list, model, engine, display cells) after them. */
 static struct {
-    model_list models;
     int selected;
     volatile int select_steps; /* encoder detents not yet acted on */
-    rv_model model;
-    rv_engine engine;
     volatile bool engine_ready; /* false while a model loads: the clock must not touch the engine */
     volatile int missed_clocks; /* clock steps during a load, replayed onto the new model's tick */
     bool manual;
@@ -63,21 +62,6 @@ static struct {
     uint32_t inference_button_since_ms;
     const rv_sequence *shown_sequence;
     int shown_tick;
-    uint8_t cells[RV_MAX_TICKS * RV_MAX_ROWS];
-    /* the model's own thresholds: the threshold pot's centre and each group's offset from it */
-    float centre;
-    float model_offsets[PANEL_PERC_TRIGGERS];
-    /* settings and shift layers */
-    settings s;
-    bool dirty;
-    uint32_t changed_ms;
-    int layer;
-    bool layer_used;    /* a pot was turned while the layer's button was held */
-    unsigned turned;    /* bit k: pot k left its position of when the button went down */
-    float held_knob[HAL_KNOBS];
-    uint32_t rng;       /* chaos generator, reseeded by reset */
-    uint32_t last_tap_ms;
-    bool tapped;
     /* clock: divider of a 24 ppqn clock, step timer (internal clock, multiplied 1 and 2 ppqn pulses) */
     volatile uint8_t length;     /* pattern length of this model */
     volatile uint8_t pulse_skip; /* pulses to ignore before the next step */
@@ -91,9 +75,27 @@ static struct {
     volatile int played_tick;
     volatile unsigned played_count;
     unsigned reported_count;
-    uint8_t midi_on[RV_MAX_NOTES]; /* notes of the last MIDI step still sounding, on midi_channel */
+    /* settings and shift layers */
+    bool dirty;
+    uint32_t changed_ms;
+    int layer;
+    bool layer_used;    /* a pot was turned while the layer's button was held */
+    unsigned turned;    /* bit k: pot k left its position of when the button went down */
+    uint32_t rng;       /* chaos generator, reseeded by reset */
+    uint32_t last_tap_ms;
+    bool tapped;
     uint8_t midi_on_count;
     uint8_t midi_channel;
+    uint8_t midi_on[RV_MAX_NOTES]; /* notes of the last MIDI step still sounding, on midi_channel */
+    float held_knob[HAL_KNOBS];
+    /* the model's own thresholds: the threshold pot's centre and each group's offset from it */
+    float centre;
+    float model_offsets[PANEL_PERC_TRIGGERS];
+    settings s;
+    rv_engine engine;
+    rv_model model;
+    uint8_t cells[RV_MAX_TICKS * RV_MAX_ROWS];
+    model_list models;
 } app;
 
 static void set_led(int led, bool on)
