@@ -27,6 +27,13 @@ def main() -> None:
     parser.add_argument("--weights", nargs="+", default=["1,1"], help="velocity,offset loss weights")
     parser.add_argument("--hits-only", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--hidden-sizes", help="encoder widths, e.g. 128,32 (default: ModelConfig's)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="a TrainSettings field, e.g. beta=0.2",
+    )
     args = parser.parse_args()
     data = datasets.load(args.data)
     train_set, validation_set = data.split(0.1, 0)
@@ -50,7 +57,10 @@ def main() -> None:
                     offset_weight=offset_weight,
                 )
             model = new_model(kind, config, data, seed=seed)
-            settings = TrainSettings(epochs=args.epochs, patience=40, stop_patience=120, seed=seed)
+            given = {"epochs": args.epochs, "patience": 40, "stop_patience": 120, "seed": seed}
+            for key, value in (item.split("=") for item in args.set):
+                given[key] = int(value) if value.isdigit() else float(value)
+            settings = TrainSettings.from_dict(given)
             began = time.perf_counter()
             train(model, train_set, validation_set, settings, log=None)
             seconds = time.perf_counter() - began

@@ -15,6 +15,11 @@ its probability reaches the threshold (the model's own by default), at most ``ma
 Encoding needs the encoder, so a model folder.
 
 Rolls are uint8 ``[N, ticks, rows]`` (1 where a note starts), latents float32 ``[N, latent_dim]``.
+
+A groove model (trained with velocity and offset outputs, not exportable yet) plays its hits through the
+C core's post-processing on the hit block of its float32 weights, and its bars carry the velocity and
+offset its JAX decoder gives each played cell; ``to_midi`` writes each note at them. Encoding music
+into a groove model is not offered yet (it needs the velocities and offsets of the bars).
 """
 
 from __future__ import annotations
@@ -52,6 +57,17 @@ class Bars:
 
     latents: np.ndarray  # float32 [N, latent_dim]
     rolls: np.ndarray  # uint8 [N, ticks, rows]
+    velocities: np.ndarray | None = None  # groove models: uint8 [N, ticks, rows], 0 where no note
+    offsets: np.ndarray | None = None  # groove models: float32 [N, ticks, rows] in steps, 0 where no note
+
+    def take(self, index: int) -> Bars:
+        """Bar ``index`` alone."""
+        pick = slice(index, index + 1)
+
+        def part(values: np.ndarray | None) -> np.ndarray | None:
+            return None if values is None else values[pick]
+
+        return Bars(self.latents[pick], self.rolls[pick], part(self.velocities), part(self.offsets))
 
 
 @dataclass(frozen=True)
@@ -225,7 +241,12 @@ class Model:
         for index, sequence in enumerate(probs):
             for tick, notes in enumerate(self.decoder.notes(sequence, threshold, max_notes)):
                 rolls[index, tick, [note.row for note in notes]] = 1
-        return Bars(values, rolls)
+        if self.trained is None or self.trained.config.channels == 1:
+            return Bars(values, rolls)
+        outputs = self.trained.decode_outputs(values)
+        velocities = np.where(rolls > 0, np.clip(np.rint(outputs.get("velocity", 90)), 1, 127), 0)
+        offsets = np.where(rolls > 0, outputs.get("offset", 0.0), 0.0)
+        return Bars(values, rolls, velocities.astype(np.uint8), offsets.astype(np.float32))
 
     def sample(self, n: int = 8, *, temperature: float = 1.0, seed: int = 0, **play: Any) -> Bars:
         """``n`` bars from the prior: normal latents times ``temperature``, kept within the knobs' range.
@@ -266,6 +287,8 @@ class Model:
     def encode(self, rolls: np.ndarray) -> Encoding:
         """Encoder mean and sigma ``[N, latent_dim]`` of rolls ``[N, ticks, rows]``."""
         model = self._trained("encoding")
+        if model.config.channels > 1:
+            raise GenerateError(f"{self.name} is a groove model: encoding music into it is not offered yet")
         values = np.asarray(rolls)
         if values.ndim != 3 or values.shape[1:] != (self.ticks, self.rows):
             raise GenerateError(f"rolls must be [N, {self.ticks}, {self.rows}], got {list(values.shape)}")
@@ -310,17 +333,27 @@ class Model:
 
     # ---- files ----
 
-    def to_midi(self, rolls: np.ndarray, path: str | Path, *, bpm: float = 120.0) -> Path:
-        """Write rolls ``[N, ticks, rows]`` (or one ``[ticks, rows]``) as one MIDI file of consecutive bars:
-        percussion rows as their General MIDI notes on channel 10, pitched rows as ``base_note + row``,
-        velocity 90 (accented percussion 127), one step long, with the model's tempo and meter."""
+    def to_midi(self, rolls: np.ndarray | Bars, path: str | Path, *, bpm: float = 120.0) -> Path:
+        """Write rolls ``[N, ticks, rows]`` (or one ``[ticks, rows]``, or ``Bars``) as one MIDI file of
+        consecutive bars: percussion rows as their General MIDI notes on channel 10, pitched rows as
+        ``base_note + row``, velocity 90 (accented percussion 127), one step long, with the model's tempo
+        and meter. Bars of a groove model play at their own velocities and offsets."""
+        velocities = offsets = None
+        if isinstance(rolls, Bars):
+            rolls, velocities, offsets = rolls.rolls, rolls.velocities, rolls.offsets
         if not bpm > 0:
             raise GenerateError(f"--bpm must be > 0, got {bpm}")
         encoding = self.encoding
         steps_per_quarter = encoding.steps_per_quarter if encoding else TFLITE_STEPS_PER_QUARTER
         meter = encoding.time_signature if encoding else f"{self.ticks // TFLITE_STEPS_PER_QUARTER}/4"
         midi = roll_to_midi(
-            rolls, self.layout, tempo_bpm=bpm, steps_per_quarter=steps_per_quarter, time_signature=meter
+            rolls,
+            self.layout,
+            velocities,
+            tempo_bpm=bpm,
+            steps_per_quarter=steps_per_quarter,
+            time_signature=meter,
+            offsets=offsets,
         )
         save_midi(midi, path)
         return Path(path)
@@ -385,6 +418,9 @@ def load(path: str | Path, engine: EngineName | None = None) -> Model:
         metadata = XenMetadata.from_layout(
             trained.layout, config.ticks, config.latent_scale, config.latent_dim, trained.thresholds
         )
-        decoder = core.Decoder.from_layers(trained.decoder_layers(), metadata)
+        layers = trained.decoder_layers()
+        kernel, bias = layers[-1]  # a groove model's hits: the first block of its outputs
+        layers[-1] = (kernel[:, : config.input_size], bias[: config.input_size])
+        decoder = core.Decoder.from_layers(layers, metadata)
     encoding = EncodingSettings.from_dict(trained.dataset_settings)
     return Model(trained.name, trained.layout, decoder, engine, trained, encoding)

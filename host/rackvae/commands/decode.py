@@ -58,7 +58,7 @@ def decode(args: argparse.Namespace) -> int:
     titles = [f"bar {index + 1}" for index in range(args.bars)]
     shown = bars if args.bernoulli else Bars(bars.latents[:1], bars.rolls[:1])
     for path in (
-        model.to_midi(bars.rolls, args.output / "decode.mid", bpm=args.bpm),
+        model.to_midi(bars, args.output / "decode.mid", bpm=args.bpm),
         model.save_sheet(shown, args.output / "decode.png", titles[: len(shown.rolls)]),
     ):
         print(f"wrote {path}")

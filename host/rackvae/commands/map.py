@@ -45,12 +45,11 @@ def latent_map(args: argparse.Namespace) -> int:
     if len(axes) != 2 or any(a != int(a) for a in axes):
         raise GenerateError(f"--axes: two dimension numbers like 0,1, got {args.axes!r}")
     grid = model.map((int(axes[0]), int(axes[1])), args.points, args.at, **play_options(args))
-    rolls = grid.bars.rolls
     if args.join:
-        written = [model.to_midi(rolls, args.output / "map.mid", bpm=args.bpm)]
+        written = [model.to_midi(grid.bars, args.output / "map.mid", bpm=args.bpm)]
     else:
         written = [
-            model.to_midi(rolls[i * args.points + j], args.output / f"map_{i}_{j}.mid", bpm=args.bpm)
+            model.to_midi(grid.bars.take(i * args.points + j), args.output / f"map_{i}_{j}.mid", bpm=args.bpm)
             for i in range(args.points)
             for j in range(args.points)
         ]

@@ -31,11 +31,11 @@ def sample(args: argparse.Namespace) -> int:
     model = load(args)
     bars = model.sample(args.count, temperature=args.temperature, **play_options(args))
     if args.join:
-        written = [model.to_midi(bars.rolls, args.output / "sample.mid", bpm=args.bpm)]
+        written = [model.to_midi(bars, args.output / "sample.mid", bpm=args.bpm)]
     else:
         written = [
-            model.to_midi(roll, args.output / f"sample_{index + 1:02d}.mid", bpm=args.bpm)
-            for index, roll in enumerate(bars.rolls)
+            model.to_midi(bars.take(index), args.output / f"sample_{index + 1:02d}.mid", bpm=args.bpm)
+            for index in range(len(bars.rolls))
         ]
     titles = [f"sample {index + 1}" for index in range(len(bars.rolls))]
     written.append(model.save_sheet(bars, args.output / "sample.png", titles))
