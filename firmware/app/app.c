@@ -330,12 +330,14 @@ static rv_status start_model(int index, const char **problem)
     app.shown_sequence = NULL;
     app.played_count = app.reported_count = 0;
     app.engine_ready = true;
-    report_model_loaded(meta, app.engine.config.zero_volt_note, name);
-    hal_display_title(model_kind() == RV_KIND_PERC ? "DRUM" : "NOTE", name);
+    const char *type = model_kind() == RV_KIND_PERC ? "DRUM" : "NOTE";
+    report("load %s rows %d ticks %d zero %d name %s", type, meta->rows, meta->ticks,
+           app.engine.config.zero_volt_note, name);
+    hal_display_title(type, name);
     for (int row = 0; row < meta->rows; ++row) {
-        char label[LABEL_CAPACITY];
-        label_row(meta, row, label);
-        hal_display_row_label(row, label);
+        text_line label;
+        label_row(meta, row, &label);
+        hal_display_row_label(row, label.text);
     }
     return RV_OK;
 }
@@ -350,7 +352,12 @@ static void select_model(int index, int step)
         if (status == RV_OK) {
             return;
         }
-        report_model_skipped(model_list_name(&app.models, index), problem ? problem : rv_status_str(status));
+        text_line line;
+        text_clear(&line);
+        text_format(&line, "skip %s: %s", model_list_name(&app.models, index),
+                    problem ? problem : rv_status_str(status));
+        hal_report(line.text);
+        hal_display_message(line.text);
         index = (index + step + app.models.count) % app.models.count;
     }
 }
@@ -377,7 +384,7 @@ static void set_value(uint8_t *value, int set, const char *name, int index, uint
     if (*value != (uint8_t)set) {
         *value = (uint8_t)set;
         changed(now_ms);
-        report_setting(name, index, set);
+        report(index >= 0 ? "set %s %d %d" : "set %s %d", name, index >= 0 ? index : set, set);
     }
 }
 
@@ -393,26 +400,25 @@ static void set_clock(int clock, int bpm, uint32_t now_ms)
     changed(now_ms);
     if (clock < CLOCK_INTERNAL) {
         restart_clock();
-        report_setting("ppqn", -1, clock_ppqn[clock]);
+        report("set ppqn %d", clock_ppqn[clock]);
         return;
     }
     app.timer_period_us = STEP_US_PER_BPM / (uint32_t)bpm;
     if (!was_internal) {
         app.timer_due_us = hal_micros();
     }
-    report_setting("bpm", -1, bpm);
+    report("set bpm %d", bpm);
 }
 
 static void show_status(void)
 {
     text_line line;
     text_clear(&line);
-    text_add(&line, "z");
+    text_format(&line, "z");
     for (int k = 0; k < rv_model_latent_dim(&app.model) && k < HAL_KNOBS - 1; ++k) {
-        text_add(&line, " ");
-        text_add_centi(&line, app.engine.latent[k]);
+        text_format(&line, " %c", app.engine.latent[k]);
     }
-    text_add(&line, app.layer == LAYER_DENSITY ? " DENS" : app.layer == LAYER_PLAY ? " PLAY" : "");
+    text_format(&line, app.layer == LAYER_DENSITY ? " DENS" : app.layer == LAYER_PLAY ? " PLAY" : "");
     hal_display_status(line.text);
 }
 
@@ -522,7 +528,7 @@ void app_power_on(void)
         app.s.clock = 2;
         app.s.bpm = 120;
     }
-    report_settings(restored);
+    report(restored ? "settings restored" : "settings default");
     reset();
     select_model(index, +1);
 }
@@ -647,7 +653,18 @@ static void run_inference(void)
         config->max_notes = app.s.max_notes;
     }
     rv_status status = rv_engine_run_inference(&app.engine, latent, played);
-    report_inference(latent, latent_dim, threshold, status);
+    if (status != RV_OK) {
+        report("infer failed: %s", rv_status_str(status));
+    } else {
+        text_line line;
+        text_clear(&line);
+        text_format(&line, "infer latent");
+        for (int k = 0; k < latent_dim; ++k) {
+            text_format(&line, " %m", latent[k]);
+        }
+        text_format(&line, " threshold %m", threshold);
+        hal_report(line.text);
+    }
     show_status();
 }
 
@@ -660,7 +677,7 @@ static void send_played_step(void)
     }
     app.reported_count = count;
     const rv_step *step = app.played_step;
-    report_tick(app.played_tick);
+    report("tick %d", app.played_tick);
     for (int n = 0; n < app.midi_on_count; ++n) {
         hal_midi_note(app.midi_channel, app.midi_on[n], 0);
     }

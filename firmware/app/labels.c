@@ -1,50 +1,33 @@
 #include "labels.h"
 
+#include <string.h>
+
 #define GM_FIRST 35
 #define GM_LAST 81
 
 /* Three letters per General MIDI drum note from GM_FIRST (the Level 1 percussion map). */
 static const char gm_drums[] = "BD2BD1RIMSD1CLPSD2LFTCHHHFTPHHLTMOHHLMTHMTCR1HTMRD1CHNRBLTMBSPLCWBCR2VSL"
                                "RD2HBGLBGMHCOHCLCGHTBLTBHAGLAGCABMRCSWHLWHSGULGUCLVHWBLWBMCUOCUMTROTR";
-static const char note_names[] = "C C#D D#E F F#G G#A A#B ";
+/* Each note name in 3 bytes, NUL-padded. */
+static const char note_names[] = "C\0\0C#\0D\0\0D#\0E\0\0F\0\0F#\0G\0\0G#\0A\0\0A#\0B\0";
 
-/* Writes the decimal digits of value (0..999) at text; returns the end. */
-static char *digits(char *text, unsigned value)
-{
-    if (value >= 10u) {
-        text = digits(text, value / 10u);
-    }
-    *text++ = (char)('0' + value % 10u);
-    return text;
-}
-
-void label_row(const rv_metadata *meta, int row, char label[LABEL_CAPACITY])
+void label_row(const rv_metadata *meta, int row, text_line *label)
 {
     unsigned note = meta->row_notes[row];
-    char *end = label;
+    text_clear(label);
     if (meta->kind == RV_KIND_NOTE) {
-        /* base_note + row, at most 127 (C arrays written before metadata version 2 hold no row notes) */
+        /* base_note + row, at most 127 (C arrays written before metadata version 2 hold no row notes);
+           octave -1 holds MIDI notes 0-11 (note 60 is C4) */
         note = meta->base_note + (unsigned)row < 127u ? meta->base_note + (unsigned)row : 127u;
-        const char *name = &note_names[note % 12u * 2u];
-        *end++ = name[0];
-        if (name[1] != ' ') {
-            *end++ = name[1];
-        }
-        if (note < 12u) {
-            *end++ = '-'; /* octave -1: MIDI note 60 is C4 */
-        }
-        end = digits(end, note < 12u ? 1u : note / 12u - 1u);
+        text_format(label, "%s%d", &note_names[note % 12u * 3u], (int)(note / 12u) - 1);
     } else if (meta->extension_version < 2) {
-        *end++ = 'R';
-        end = digits(end, (unsigned)row);
+        text_format(label, "R%d", row);
     } else if (note == RV_ACCENT_ROW) {
-        *end++ = 'A', *end++ = 'C', *end++ = 'C';
+        text_format(label, "ACC");
     } else if (note >= GM_FIRST && note <= GM_LAST) {
-        const char *name = &gm_drums[(note - GM_FIRST) * 3u];
-        *end++ = name[0], *end++ = name[1], *end++ = name[2];
+        memcpy(label->text, &gm_drums[(note - GM_FIRST) * 3u], 3);
+        label->text[3] = '\0';
     } else {
-        *end++ = 'N';
-        end = digits(end, note);
+        text_format(label, "N%d", (int)note);
     }
-    *end = '\0';
 }

@@ -44,12 +44,34 @@ long text_milli(float value)
     return (float)truncated > scaled ? truncated - 1 : truncated;
 }
 
-void text_add_centi(text_line *line, float value)
+void text_vformat(text_line *line, const char *format, va_list args)
 {
-    long centi = text_milli(value * 0.1f);
-    unsigned long magnitude = centi < 0 ? 0ul - (unsigned long)centi : (unsigned long)centi;
-    text_add(line, centi < 0 ? "-" : "");
-    text_add_uint(line, magnitude / 100u);
-    text_add(line, magnitude % 100u < 10u ? ".0" : ".");
-    text_add_uint(line, magnitude % 100u);
+    for (char c; (c = *format++) != '\0';) {
+        if (c != '%') {
+            char text[2] = {c, '\0'};
+            text_add(line, text);
+        } else if ((c = *format++) == 's') {
+            text_add(line, va_arg(args, const char *));
+        } else if (c == 'd') {
+            text_add_int(line, va_arg(args, int));
+        } else { /* a float, promoted to double: converting back is exact */
+            float value = (float)va_arg(args, double);
+            if (c == 'm') {
+                text_add_int(line, text_milli(value));
+            } else {
+                long centi = text_milli(value * 0.1f);
+                int magnitude = (int)(centi < 0 ? -centi : centi);
+                text_format(line, "%s%d.%s%d", centi < 0 ? "-" : "", magnitude / 100,
+                            magnitude % 100 < 10 ? "0" : "", magnitude % 100);
+            }
+        }
+    }
+}
+
+void text_format(text_line *line, const char *format, ...)
+{
+    va_list args;
+    va_start(args, format);
+    text_vformat(line, format, args);
+    va_end(args);
 }
