@@ -263,6 +263,7 @@ def test_train_and_eval_a_groove_model_from_the_command_line(
     model_dir = str(tmp_path / "models" / "g")
     assert main(["eval", model_dir, "--plots", str(tmp_path / "plots"), "--prior-samples", "100"]) == 0
     printed = capsys.readouterr().out
+    assert (tmp_path / "plots" / "groove_rolls.png").stat().st_size > 10_000
     assert "velocity MAE" in printed and "template" in printed and "straight" in printed
     stored = json.loads((tmp_path / "models" / "g" / "model.json").read_text())["metrics"]["groove"]
     _, validation_set = datasets.load(data).split(0.25, 0)

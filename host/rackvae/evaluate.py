@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from rackvae import plots
+from rackvae.model import split_outputs
 from rackvae.train import TrainedModel, constant_roll
 
 THRESHOLD = 0.5
@@ -253,9 +254,26 @@ def write_plots(
         ),
         "latent_map.png": plots.latent_map(model.decode, model.config.latent_dim, scale, threshold=threshold),
     }
+    if model.config.channels > 1 and inputs is not None:
+        figures["groove_rolls.png"] = plots.groove_rolls(
+            _groove_channels(model, split_outputs(model.config, inputs[chosen])),
+            _groove_channels(model, model.decode_outputs(means[chosen]), threshold),
+            plots.row_labels(model.layout),
+            chosen.tolist(),
+        )
     if model.history.get("loss"):
         figures["loss_curves.png"] = plots.loss_curves(model.history)
     return [plots.save_png(figure, directory / name) for name, figure in figures.items()]
+
+
+def _groove_channels(
+    model: TrainedModel, channels: dict[str, np.ndarray], threshold: Threshold = 0.5
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(hits, velocities, offsets) of each sequence; a channel the model lacks plays straight at 90."""
+    hits = channels["hits"] >= threshold
+    velocities = channels.get("velocity", np.full(hits.shape, 90.0))
+    offsets = channels.get("offset", np.zeros(hits.shape))
+    return list(zip(hits, velocities, offsets, strict=True))
 
 
 def _align(rows: list[list[str]]) -> list[str]:

@@ -1,4 +1,5 @@
-"""PNG plots of a model: latent pairs, output histogram, input vs output rolls, loss curves, latent map.
+"""PNG plots of a model: latent pairs, output histogram, input vs output rolls (and, for groove models,
+their velocities and offsets), loss curves, latent map.
 
 Every function takes numpy arrays and returns a ``matplotlib.figure.Figure`` (no pyplot, no display, no
 global backend state); ``save_png`` writes one atomically. In a notebook a returned figure shows itself.
@@ -96,6 +97,43 @@ def input_output(
                 figure.add_subplot(len(indices), 3, 3 * row + col + 1), np.asarray(roll, float), labels, title
             )
     figure.tight_layout()
+    return figure
+
+
+def groove_rolls(
+    inputs: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    outputs: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    labels: Sequence[str],
+    indices: Sequence[int] = (),
+) -> Figure:
+    """Velocity/offset rolls of groove sequences, input beside output: each hit ``(hits, velocities,
+    offsets)``, all ``[ticks, rows]``, drawn as a mark on its row at step + offset, coloured by its
+    velocity (0..127)."""
+    indices = list(indices) or list(range(len(inputs)))
+    figure = Figure(figsize=(12, 3 * len(indices)))
+    colours = None
+    for row, (source, result, index) in enumerate(zip(inputs, outputs, indices, strict=True)):
+        for col, ((hits, velocities, offsets), title) in enumerate(
+            ((source, f"input #{index}"), (result, "output (model's thresholds)"))
+        ):
+            axes = figure.add_subplot(len(indices), 2, 2 * row + col + 1)
+            tick, cell = np.nonzero(np.asarray(hits) > 0)
+            start = tick + np.asarray(offsets, float)[tick, cell]
+            colours = axes.scatter(
+                start, cell, c=np.asarray(velocities, float)[tick, cell], cmap="viridis", vmin=0, vmax=127,
+                marker="|", s=160, linewidths=3,
+            )  # fmt: skip
+            for step in range(hits.shape[0]):  # the grid: a hit on its step sits on the line
+                axes.axvline(step, color="0.6" if step % 4 == 0 else "0.88", lw=0.5, zorder=0)
+            axes.set_yticks(range(len(labels)), labels, fontsize=7)
+            axes.set(
+                title=title,
+                xlabel="step (+ offset)",
+                xlim=(-0.6, hits.shape[0]),
+                ylim=(-0.5, len(labels) - 0.5),
+            )
+    if colours is not None:
+        figure.colorbar(colours, ax=figure.axes, label="velocity", fraction=0.02)
     return figure
 
 
