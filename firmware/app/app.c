@@ -433,7 +433,7 @@ typedef struct {
     const char *name;
 } pot_setting;
 
-enum { POT_DENSITY, POT_NOTE_DENSITY, POT_MAX_NOTES, POT_CHAOS, POT_LENGTH };
+enum { POT_DENSITY, POT_NOTE_DENSITY, POT_MAX_NOTES, POT_CHAOS, POT_LENGTH, POT_CLOCK, POT_NONE };
 static const pot_setting pot_settings[] = {
     {offsetof(settings, density), 0, -100, 100, 20.0f, "density"},
     {offsetof(settings, note_density), 0, -100, 100, 20.0f, "density"},
@@ -442,30 +442,31 @@ static const pot_setting pot_settings[] = {
     {offsetof(settings, length), 5, 1, 0, 0.0f, "length"},
 };
 
+/* What pot k sets on each layer, for note and percussion models. The density layer: percussion
+   groups 0-3, or a note model's density and max notes; the play layer: chaos, group 4's density,
+   pattern length, clock. */
+static const uint8_t layer_pots[2][2][HAL_KNOBS] = {
+    {{POT_NOTE_DENSITY, POT_MAX_NOTES, POT_NONE, POT_NONE}, {POT_DENSITY, POT_DENSITY, POT_DENSITY, POT_DENSITY}},
+    {{POT_CHAOS, POT_NONE, POT_LENGTH, POT_CLOCK}, {POT_CHAOS, POT_DENSITY, POT_LENGTH, POT_CLOCK}},
+};
+
 /* Pot k turned to volts while a layer is held. */
 static void turn(int k, float volts, uint32_t now_ms)
 {
-    bool perc = model_kind() == RV_KIND_PERC;
-    int ticks = app.model.metadata.ticks, which = -1, group = -1;
-    if (app.layer == LAYER_DENSITY) {
-        /* percussion: groups 0-3; notes: density, max notes */
-        which = perc ? POT_DENSITY : k < 2 ? POT_NOTE_DENSITY + k : -1;
-        group = perc ? k : -1;
-    } else if (k == 0) {
-        which = POT_CHAOS;
-    } else if (k == 1) {
-        which = perc ? POT_DENSITY : -1; /* group 4 */
-        group = 4;
-    } else if (k == 2) {
-        which = POT_LENGTH;
-    } else if (volts < -3.0f) { /* -5..-3 V: external clock at 1, 2, 4, 24 ppqn */
-        set_clock(pot_value(volts, 4.75f, 2.0f, 0, 3), app.s.bpm, now_ms);
-    } else { /* -3..5 V: internal clock, 40..240 BPM */
-        set_clock(CLOCK_INTERNAL, 40 + pot_value(volts, 3.0f, 25.0f, 0, 200), now_ms);
-    }
-    if (which < 0) {
+    int ticks = app.model.metadata.ticks;
+    int which = layer_pots[app.layer - LAYER_DENSITY][model_kind() == RV_KIND_PERC][k];
+    if (which == POT_CLOCK) {
+        if (volts < -3.0f) { /* -5..-3 V: external clock at 1, 2, 4, 24 ppqn */
+            set_clock(pot_value(volts, 4.75f, 2.0f, 0, 3), app.s.bpm, now_ms);
+        } else { /* -3..5 V: internal clock, 40..240 BPM */
+            set_clock(CLOCK_INTERNAL, 40 + pot_value(volts, 3.0f, 25.0f, 0, 200), now_ms);
+        }
         return;
     }
+    if (which == POT_NONE) {
+        return;
+    }
+    int group = which != POT_DENSITY ? -1 : app.layer == LAYER_DENSITY ? k : 4;
     const pot_setting *pot = &pot_settings[which];
     float scale = pot->high ? pot->scale : (float)ticks * 0.1f;
     int set = pot_value(volts, pot->shift, scale, pot->low, pot->high ? pot->high : ticks);

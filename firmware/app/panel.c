@@ -2,10 +2,10 @@
 
 #include "hal.h"
 
-const int panel_perc_trigger_jack[PANEL_PERC_TRIGGERS] = {0, 4, 1, 2, 3};
-const int panel_perc_accent_jack[PANEL_PERC_TRIGGERS] = {-1, -1, 5, 6, 7};
-const int panel_note_trigger_jack[PANEL_NOTE_VOICES] = {0, 1, 2, 3};
-const int panel_note_pitch_jack[PANEL_NOTE_VOICES] = {4, 5, 6, 7};
+const int8_t panel_perc_trigger_jack[PANEL_PERC_TRIGGERS] = {0, 4, 1, 2, 3};
+const int8_t panel_perc_accent_jack[PANEL_PERC_TRIGGERS] = {-1, -1, 5, 6, 7};
+const int8_t panel_note_trigger_jack[PANEL_NOTE_VOICES] = {0, 1, 2, 3};
+const int8_t panel_note_pitch_jack[PANEL_NOTE_VOICES] = {4, 5, 6, 7};
 
 static void play_percussion(const rv_step *step)
 {

@@ -13,10 +13,10 @@
 #define PANEL_NOTE_VOICES 4
 #define PANEL_ACCENT_FULL_SCALE_VOLTS 3.0f
 
-extern const int panel_perc_trigger_jack[PANEL_PERC_TRIGGERS];
-extern const int panel_perc_accent_jack[PANEL_PERC_TRIGGERS]; /* -1: no accent output */
-extern const int panel_note_trigger_jack[PANEL_NOTE_VOICES];
-extern const int panel_note_pitch_jack[PANEL_NOTE_VOICES];
+extern const int8_t panel_perc_trigger_jack[PANEL_PERC_TRIGGERS];
+extern const int8_t panel_perc_accent_jack[PANEL_PERC_TRIGGERS]; /* -1: no accent output */
+extern const int8_t panel_note_trigger_jack[PANEL_NOTE_VOICES];
+extern const int8_t panel_note_pitch_jack[PANEL_NOTE_VOICES];
 
 /* Writes one step to the jacks: control voltages first, then the triggers they qualify. */
 void panel_play_step(const rv_step *step, rv_kind kind);
