@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import flatbuffers
 import numpy as np
 
-from rackvae.export.container import with_metadata_buffer
+from rackvae.export.container import with_metadata_buffer, with_xen_metadata
 from rackvae.export.metadata import XenMetadata
 from rackvae.export.tflite import VARIANTS, operator_names, tflite_bytes
 from rackvae.model import DecoderLayers, random_decoder_layers
@@ -106,3 +106,32 @@ def test_original_style_file_keeps_the_original_metadata_bytes() -> None:
     assert at > 0
     assert data[at + len(raw)] == 0  # the string's terminator: no rackvae extension, no padding
     assert np.frombuffer(data[:8], np.uint8)[4:].tobytes() == b"TFL3"
+
+
+def test_files_without_thresholds_play_at_the_default_threshold() -> None:
+    """The original exporter's file and a version 1 file (ours before thresholds): the core plays them
+    at RV_DEFAULT_THRESHOLD (0.3) in every group, percussion rows sending their index as before."""
+    from rackvae.core import Decoder, lib
+    from rackvae.export.metadata import DEFAULT_THRESHOLD
+
+    original = core_models()["original_float32"]
+    demo = core_models()["demo_float32"]
+    meta1 = XenMetadata(
+        "perc", rows=12, ticks=16, latent_scale=3, group_sizes=(1, 1, 6, 2, 2), extension_version=1
+    )
+    version1 = with_xen_metadata(demo.tflite, meta1, "demo_dec")
+    for data, rows in ((original.tflite, 11), (version1, 12)):
+        decoder = Decoder.from_bytes(data)
+        meta = decoder.metadata
+        assert meta.extension_version in (0, 1) and meta.threshold == DEFAULT_THRESHOLD
+        assert meta.group_thresholds == (DEFAULT_THRESHOLD,) * 5 and meta.row_notes == tuple(range(rows))
+        assert decoder.threshold == np.float32(0.3) == lib.RV_DEFAULT_THRESHOLD
+        probabilities = decoder.decode(np.full((1, 3), 1.5, np.float32))[0]
+        notes = decoder.notes(probabilities)
+        expected = [
+            sorted(sorted(np.flatnonzero(t >= np.float32(0.3)), key=lambda r: -t[r])[:4])
+            for t in probabilities
+        ]
+        assert [[n.row for n in tick] for tick in notes] == expected
+        assert all(n.midi_note == n.row for tick in notes for n in tick)
+        assert sum(map(len, notes)) > 0
