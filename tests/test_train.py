@@ -442,7 +442,11 @@ def test_cli_prints_the_decoder_macs_and_refuses_a_bigger_decoder(
     )
     assert accepted.returncode == 0, accepted.stderr
     assert "decoder 3-64-192-320-192 (135,360 MACs per decode)" in accepted.stdout
+    # The model's thresholds and the F1 there, on the held-out split (here none: the training split).
     model = load_model(tmp_path / "models" / "wide")
+    line = accepted.stdout.strip().splitlines()[-1]
+    assert line.startswith(f"threshold {model.thresholds.threshold:.3f} (per group ")
+    assert ": training notes per bar as the data's, F1 0." in line and "(at 0.5: 0." in line
     assert model.config.log_var_bound == 6.0 and model.training["weight_decay"] == 0.1
     assert model.thresholds is not None
 

@@ -204,9 +204,28 @@ def train_command(args: argparse.Namespace) -> int:
         log=None if args.quiet else print,
     )
     print(f"saved {directory}")
+    held_out, name = (validation_set, "validation") if len(validation_set) else (train_set, "training")
+    print(calibration_line(model, held_out.rolls, model.inputs(held_out), name))
     if len(validation_set):
         warn_if_constant_roll_wins(model, validation_set.rolls, model.inputs(validation_set))
     return 0
+
+
+def calibration_line(model: Any, rolls: np.ndarray, inputs: np.ndarray, split: str) -> str:
+    """The model's thresholds (chosen on ``rolls``, the held-out split) and its F1 and step accuracy
+    there beside 0.5's. ``inputs``: what the model encodes."""
+    from rackvae.evaluate import reconstruction_metrics
+
+    probs = model.reconstruct(inputs)
+    at_model = reconstruction_metrics(rolls, probs, model.cell_thresholds())
+    at_half = reconstruction_metrics(rolls, probs)
+    groups = model.thresholds.group_thresholds
+    return (
+        f"threshold {model.thresholds.threshold:.3f}"
+        + (f" (per group {' '.join(f'{t:.3f}' for t in groups)})" if groups else "")
+        + f": {split} notes per bar as the data's, F1 {at_model['note_f1']:.3f}, step accuracy"
+        f" {at_model['step_accuracy']:.3f} (at 0.5: {at_half['note_f1']:.3f}, {at_half['step_accuracy']:.3f})"
+    )
 
 
 def warn_if_constant_roll_wins(model: Any, rolls: np.ndarray, inputs: np.ndarray) -> None:
