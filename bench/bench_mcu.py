@@ -202,7 +202,7 @@ def main() -> None:
 
     parts = code_size(module_elf.with_name("rackvae-qemu.map"))
     print(
-        "Code linked into the virtual-module image (arm-none-eabi, -O2, load-time files -Os;"
+        "Code linked into the virtual-module image (arm-none-eabi, core and app -Os;"
         " bytes of .text + .rodata)\n"
     )
     for part, size in parts.items():
