@@ -44,6 +44,14 @@ CANDIDATES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {"hidden_sizes": WIDE},
         {"beta": 0.2, "weight_decay": 0.1, "learning_rate": 0.002},
     ),
+    "wide; β 0.2; wd 0.3; lr 0.002": (
+        {"hidden_sizes": WIDE},
+        {"beta": 0.2, "weight_decay": 0.3, "learning_rate": 0.002},
+    ),
+    "wide; β 0.1; wd 0.1; lr 0.002": (
+        {"hidden_sizes": WIDE},
+        {"beta": 0.1, "weight_decay": 0.1, "learning_rate": 0.002},
+    ),
     "wide; β 0.2; wd 0.1; warm-up 10": (
         {"hidden_sizes": WIDE},
         {"beta": 0.2, "weight_decay": 0.1, "kl_warmup": 10},
