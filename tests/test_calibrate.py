@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from rackvae._core import lib
 
 from rackvae.calibrate import Thresholds, density_threshold, fit_thresholds
 from rackvae.codec import EncodingSettings
@@ -100,7 +101,7 @@ def test_thresholds_are_saved_with_the_model_and_old_models_load_without(
         "group_thresholds": list(model.thresholds.group_thresholds),
     }
     assert load_model(directory).thresholds == model.thresholds
-    # A model.json written before calibration existed: no thresholds, 0.5 for every row.
+    # A model.json written before calibration existed: no thresholds, the C core's default for every row.
     info = json.loads((directory / "model.json").read_text())
     del info["thresholds"]
     old = tmp_path / "old"
@@ -109,4 +110,4 @@ def test_thresholds_are_saved_with_the_model_and_old_models_load_without(
     (old / "params.msgpack").write_bytes((directory / "params.msgpack").read_bytes())
     loaded = load_model(old)
     assert loaded.thresholds is None
-    np.testing.assert_array_equal(loaded.cell_thresholds(), np.full(12, 0.5, np.float32))
+    np.testing.assert_array_equal(loaded.cell_thresholds(), np.full(12, lib.RV_DEFAULT_THRESHOLD, np.float32))

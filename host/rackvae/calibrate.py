@@ -19,7 +19,9 @@ from typing import Any
 
 import numpy as np
 
-DEFAULT_THRESHOLD = 0.5  # models without calibration (the original's recall threshold)
+# Models and files without calibration play here: the C core's RV_DEFAULT_THRESHOLD (the top of the original
+# module's threshold knob; rv_limits.h says why), so JAX, exported files and the module agree.
+DEFAULT_THRESHOLD = 0.3
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING, Any
 import flatbuffers
 from flatbuffers.table import Table
 
+from rackvae.calibrate import DEFAULT_THRESHOLD
+
 if TYPE_CHECKING:
     from rackvae.calibrate import Thresholds
     from rackvae.dataset import RollKind, RollLayout
@@ -44,8 +46,6 @@ TYPE_BY_KIND: dict[str, bytes] = {"note": b"seqdec", "perc": b"perdec"}
 KIND_BY_TYPE = {value: key for key, value in TYPE_BY_KIND.items()}
 EXTENSION_TAG = b"rv"
 EXTENSION_VERSION = 2
-# The threshold of files that hold none: the C core's RV_DEFAULT_THRESHOLD (a test checks they agree).
-DEFAULT_THRESHOLD = 0.3
 ACCENT_ROW = 255  # row_notes entry of a percussion accent row (RV_ACCENT_ROW)
 # What the original firmware copies after finding MAGIC: 6 type bytes, then 12 data bytes.
 FIRMWARE_COPY_SIZE = len(MAGIC) + 6 + 12
