@@ -78,9 +78,9 @@ def c_sources(decoder: Decoder, stem: str, symbol: str | None = None) -> dict[st
         layer_inits.append(_layer_init(ident, index, layer))
     if model.dtype == lib.RV_S8:
         table = np.frombuffer(ffi.buffer(model.logistic_table, 256), np.int8)
-        arrays.append(_array("int8_t", f"{ident}_logistic_table", [str(v) for v in table]))
+        arrays.append(c_array("int8_t", f"{ident}_logistic_table", [str(v) for v in table]))
     arrays.append(
-        _array("uint8_t", f"{ident.upper()}_ROW_NOTES", _row_notes(model.metadata), flash=False, public=True)
+        c_array("uint8_t", f"{ident.upper()}_ROW_NOTES", _row_notes(model.metadata), flash=False, public=True)
     )
     source = "\n".join(
         [
@@ -154,7 +154,8 @@ def _header(stem: str, ident: str, symbol: str, summary: str, decoder: Decoder) 
     )
 
 
-def _float_literal(value: float) -> str:
+def float_literal(value: float) -> str:
+    """A C float literal that reads back as the same float32 (9 significant digits)."""
     if not np.isfinite(value):
         raise ValueError(f"cannot write a non-finite weight ({value}) as C")
     text = format(float(value), ".9g")
@@ -167,7 +168,8 @@ def _int32_literal(value: int) -> str:
     return "(-2147483647 - 1)" if value == -(2**31) else str(int(value))
 
 
-def _array(c_type: str, name: str, values: list[str], flash: bool = True, public: bool = False) -> str:
+def c_array(c_type: str, name: str, values: list[str], flash: bool = True, public: bool = False) -> str:
+    """A const C array definition of ``values`` (C literals), in flash (``RV_FLASH``) unless told not to."""
     lines = [
         "    " + ", ".join(values[i : i + _VALUES_PER_LINE]) + ","
         for i in range(0, len(values), _VALUES_PER_LINE)
@@ -186,28 +188,28 @@ def _layer_arrays(ident: str, index: int, layer: Any) -> list[str]:
     prefix = f"{ident}_layer{index}"
     arrays = []
     if layer.dtype == lib.RV_F32:
-        weights = [_float_literal(v) for v in _values(layer.weights, "<f4", count)]
-        arrays.append(_array("float", f"{prefix}_weights", weights))
+        weights = [float_literal(v) for v in _values(layer.weights, "<f4", count)]
+        arrays.append(c_array("float", f"{prefix}_weights", weights))
     elif layer.dtype == lib.RV_F16:
         weights = [f"0x{v:04x}" for v in _values(layer.weights, "<u2", count)]
-        arrays.append(_array("uint16_t", f"{prefix}_weights", weights))
+        arrays.append(c_array("uint16_t", f"{prefix}_weights", weights))
     else:
         arrays.append(
-            _array("int8_t", f"{prefix}_weights", [str(v) for v in _values(layer.weights, "i1", count)])
+            c_array("int8_t", f"{prefix}_weights", [str(v) for v in _values(layer.weights, "i1", count)])
         )
     if layer.bias != ffi.NULL:
         if layer.dtype == lib.RV_S8:
             bias = [_int32_literal(v) for v in _values(layer.bias, "<i4", layer.out)]
-            arrays.append(_array("int32_t", f"{prefix}_bias", bias))
+            arrays.append(c_array("int32_t", f"{prefix}_bias", bias))
         elif layer.bias_dtype == lib.RV_F16:
             bias = [f"0x{v:04x}" for v in _values(layer.bias, "<u2", layer.out)]
-            arrays.append(_array("uint16_t", f"{prefix}_bias", bias))
+            arrays.append(c_array("uint16_t", f"{prefix}_bias", bias))
         else:
             arrays.append(
-                _array(
+                c_array(
                     "float",
                     f"{prefix}_bias",
-                    [_float_literal(v) for v in _values(layer.bias, "<f4", layer.out)],
+                    [float_literal(v) for v in _values(layer.bias, "<f4", layer.out)],
                 )
             )
     if layer.dtype == lib.RV_S8:
@@ -215,13 +217,13 @@ def _layer_arrays(ident: str, index: int, layer: Any) -> list[str]:
         # read on every decode: kept in RAM (small)
         multipliers = [_int32_literal(v) for v in _values(layer.multipliers, "<i4", n)]
         shifts = [_int32_literal(v) for v in _values(layer.shifts, "<i4", n)]
-        arrays.append(_array("int32_t", f"{prefix}_multipliers", multipliers, flash=False))
-        arrays.append(_array("int32_t", f"{prefix}_shifts", shifts, flash=False))
+        arrays.append(c_array("int32_t", f"{prefix}_multipliers", multipliers, flash=False))
+        arrays.append(c_array("int32_t", f"{prefix}_shifts", shifts, flash=False))
     return arrays
 
 
 def _quant_init(quant: Any) -> str:
-    return f"{{.scale = {_float_literal(quant.scale)}, .zero_point = {_int32_literal(quant.zero_point)}}}"
+    return f"{{.scale = {float_literal(quant.scale)}, .zero_point = {_int32_literal(quant.zero_point)}}}"
 
 
 def _layer_init(ident: str, index: int, layer: Any) -> str:
@@ -251,13 +253,13 @@ def _layer_init(ident: str, index: int, layer: Any) -> str:
 
 def _metadata_init(meta: Any) -> str:
     sizes = ", ".join(str(meta.group_sizes[g]) for g in range(meta.n_groups)) or "0"
-    thresholds = ", ".join(_float_literal(meta.group_thresholds[g]) for g in range(meta.n_groups)) or "0"
+    thresholds = ", ".join(float_literal(meta.group_thresholds[g]) for g in range(meta.n_groups)) or "0"
     kind = "RV_KIND_PERC" if meta.kind == lib.RV_KIND_PERC else "RV_KIND_NOTE"
     return (
         f"{{.kind = {kind}, .rows = {meta.rows}, .ticks = {meta.ticks}, .latent_scale = {meta.latent_scale}, "
         f".n_groups = {meta.n_groups}, .group_sizes = {{{sizes}}}, .has_extension = {meta.has_extension}, "
         f".base_note = {meta.base_note}, .latent_dim = {meta.latent_dim}, "
-        f".extension_version = {meta.extension_version}, .threshold = {_float_literal(meta.threshold)}, "
+        f".extension_version = {meta.extension_version}, .threshold = {float_literal(meta.threshold)}, "
         f".group_thresholds = {{{thresholds}}}, .row_notes = {{{', '.join(_row_notes(meta))}}}}}"
     )
 

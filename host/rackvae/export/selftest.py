@@ -16,7 +16,7 @@ import itertools
 import numpy as np
 
 from rackvae.core import Decoder, lib
-from rackvae.export.carray import _array, _float_literal, c_identifier
+from rackvae.export.carray import c_array, c_identifier, float_literal
 from rackvae.export.tflite import Variant, run_litert, run_tflite_micro
 
 FLOAT_TOLERANCE = 1e-5  # the project's float parity: C core vs LiteRT
@@ -73,15 +73,15 @@ def selftest_files(tflite: bytes, variant: Variant, model_name: str) -> dict[str
             f"long {function}(void);",
             "",
             f"#define {ident.upper()}_SELFTEST_LATENTS {len(latents)}u",
-            f"#define {ident.upper()}_SELFTEST_TOLERANCE {_float_literal(tolerance)}",
+            f"#define {ident.upper()}_SELFTEST_TOLERANCE {float_literal(tolerance)}",
             "",
-            _array(
+            c_array(
                 "float",
                 f"{ident}_selftest_latents",
-                [_float_literal(v) for v in latents.ravel()],
+                [float_literal(v) for v in latents.ravel()],
                 flash=False,
             ),
-            _array("float", f"{ident}_selftest_expected", [_float_literal(v) for v in expected.ravel()]),
+            c_array("float", f"{ident}_selftest_expected", [float_literal(v) for v in expected.ravel()]),
             f"static float {ident}_selftest_at(size_t i) {{",
             "#if defined(__AVR__) /* RV_FLASH is program memory there */",
             f"    return pgm_read_float(&{ident}_selftest_expected[i]);",
