@@ -271,6 +271,8 @@ def test_train_and_eval_a_groove_model_from_the_command_line(
     assert stored["template"]["velocity_mae"] < stored["straight"]["velocity_mae"]
     with pytest.raises(SystemExit, match="groove model"):
         main(["eval", str(tmp_path / "models" / "g"), str(files[0])])
+    with pytest.raises(SystemExit, match=r"is a groove model \(outputs hits,velocity,offset\): the metadata"):
+        main(["export", model_dir])
 
 
 def test_a_groove_decoder_exports_and_decodes_in_the_c_core_for_every_channel(trained) -> None:
