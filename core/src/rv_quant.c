@@ -139,7 +139,8 @@ rv_status rv_logistic_s8_table(rv_quant input_quant, int8_t table[256]) {
         return RV_ERR_QUANTIZATION;
     }
     multiplier = (int32_t)q;
-    radius = (int32_t)floor(15.0 * (double)((int32_t)1 << 27) / ldexp(1.0, left_shift));
+    /* floor(15 * 2^27 / 2^left_shift): exact as an integer shift (15 * 2^27 < 2^31) */
+    radius = (int32_t)(((uint32_t)15 << 27) >> left_shift);
     for (v = -128; v < 128; v++) {
         const int32_t input = v - input_quant.zero_point;
         int32_t out;
