@@ -137,21 +137,19 @@ static rv_status load_card_model(const char *path, rv_model *model, uint8_t **sc
     if (status != RV_OK) {
         return status;
     }
-    /* Weights repacked row-per-input run the faster kernels; skipped when memory is short. */
-    size_t repack_needed = 0;
-    rv_model packed;
-    rv_model_repack(model, &packed, NULL, 0, &repack_needed);
-    size_t repacked_end = align_up(used + repack_needed);
-    if (repack_needed > 0 && repacked_end <= capacity &&
-        rv_engine_scratch_size(model) <= capacity - repacked_end &&
-        rv_model_repack(model, &packed, buffer + used, repack_needed, &repack_needed) == RV_OK) {
-        *model = packed;
-        used = repacked_end;
-    }
+    /* Weights repacked row-per-input run the faster kernels (the same scratch size); skipped when they
+       do not fit before the scratch (the repack then fails and changes nothing). */
     *scratch_len = rv_engine_scratch_size(model);
     if (*scratch_len > capacity - used) {
         *problem = "not enough memory for the model";
         return RV_ERR_BUFFER_TOO_SMALL;
+    }
+    size_t repack_needed = 0;
+    rv_model packed;
+    if (rv_model_repack(model, &packed, buffer + used, (capacity - used - *scratch_len) & ~(size_t)15u,
+                        &repack_needed) == RV_OK) {
+        *model = packed;
+        used = align_up(used + repack_needed);
     }
     *scratch = buffer + used;
     return RV_OK;
