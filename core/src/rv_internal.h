@@ -364,9 +364,7 @@ uint16_t rv_model_max_width(const rv_model *model);
 #define RV_MODEL_VERIFIED 0x52564d43u
 
 /* RV_OK for a verified model, else rv_model_check (NULL: RV_ERR_ARGUMENT). */
-static inline rv_status rv_model_ready(const rv_model *model) {
-    return (model != NULL && model->verified == RV_MODEL_VERIFIED) ? RV_OK : rv_model_check(model);
-}
+rv_status rv_model_ready(const rv_model *model);
 
 /* rv_metadata_parse of bytes known to start with "xen:" (len >= 4): no second search. */
 rv_status rv_metadata_parse_at(const uint8_t *data, size_t len, rv_metadata *out);

@@ -141,6 +141,10 @@ rv_status rv_model_check(const rv_model *model) {
     return rv_metadata_check(&model->metadata, rv_model_latent_dim(model), rv_model_output_size(model));
 }
 
+rv_status rv_model_ready(const rv_model *model) {
+    return (model != NULL && model->verified == RV_MODEL_VERIFIED) ? RV_OK : rv_model_check(model);
+}
+
 rv_status rv_model_verify(rv_model *model) {
     const rv_status status = rv_model_check(model);
     if (status == RV_OK) {
