@@ -269,33 +269,21 @@ rv_status rv_model_repack(const rv_model *src, rv_model *dst, void *mem, size_t 
     for (l = 0; l < src->n_layers; l++) {
         const rv_layer *layer = &src->layers[l];
         rv_layer *out_layer = &dst->layers[l];
-        const size_t in = layer->in;
-        const size_t out = layer->out;
+        /* float32 or float16 weights: one transpose for both element sizes */
+        const size_t in = layer->in, out = layer->out, size = layer->dtype == RV_F32 ? 4u : 2u;
+        const uint8_t *w = (const uint8_t *)layer->weights;
+        uint8_t *t = (uint8_t *)mem;
         size_t i, j;
         if (repacked_bytes(layer) == 0) {
             continue;
         }
-        if (layer->dtype == RV_F32) {
-            const float *w = (const float *)layer->weights;
-            float *t = (float *)mem;
-            for (i = 0; i < in; i++) {
-                for (j = 0; j < out; j++) {
-                    t[i * out + j] = w[j * in + i];
-                }
+        for (i = 0; i < in; i++) {
+            for (j = 0; j < out; j++) {
+                memcpy(t + (i * out + j) * size, w + (j * in + i) * size, size);
             }
-            mem = t + in * out;
-            out_layer->weights = t;
-        } else {
-            const uint16_t *w = (const uint16_t *)layer->weights;
-            uint16_t *t = (uint16_t *)mem;
-            for (i = 0; i < in; i++) {
-                for (j = 0; j < out; j++) {
-                    t[i * out + j] = w[j * in + i];
-                }
-            }
-            mem = t + ((in * out + 1u) & ~(size_t)1u);
-            out_layer->weights = t;
         }
+        mem = t + repacked_bytes(layer);
+        out_layer->weights = t;
         out_layer->layout = RV_LAYOUT_IN_OUT;
     }
     return RV_OK;
