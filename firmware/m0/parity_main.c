@@ -25,15 +25,6 @@ static float probabilities[2048];
 /* The instruction-counting plugin records each call (bench/qemu_plugin/insn_count.c). */
 __attribute__((noinline)) void rv_bench_mark(void) { __asm__ volatile("" ::: "memory"); }
 
-static int fail(const char *what, const char *reason, int status)
-{
-    sh_write0(what);
-    sh_write0(": ");
-    sh_write0(reason);
-    sh_write0("\n");
-    return status;
-}
-
 static void print_value(const char *name, uint32_t value)
 {
     char text[12];
@@ -77,19 +68,19 @@ int main(void)
     long remaining;
     uint32_t first = 1;
     if (input < 0) {
-        return fail("latents.bin", "cannot read", 1);
+        return sh_fail("latents.bin", "cannot read", 1);
     }
     if (output_size > sizeof probabilities || rv_scratch_size(model) > sizeof scratch) {
-        return fail("model", "too large for this program's buffers", 1);
+        return sh_fail("model", "too large for this program's buffers", 1);
     }
     output = sh_open_write("probabilities.bin");
     if (output < 0) {
-        return fail("probabilities.bin", "cannot open for writing", 1);
+        return sh_fail("probabilities.bin", "cannot open for writing", 1);
     }
     for (remaining = sh_flen(input); remaining >= (long)latent_size && result == 0; remaining -= (long)latent_size) {
         rv_status status;
         if (sh_read(input, latent, latent_size) != (long)latent_size) {
-            result = fail("latents.bin", "read failed", 1);
+            result = sh_fail("latents.bin", "read failed", 1);
             break;
         }
         if (first) {
@@ -104,9 +95,9 @@ int main(void)
             first = 0;
         }
         if (status != RV_OK) {
-            result = fail("decode", rv_status_str(status), (int)status);
+            result = sh_fail("decode", rv_status_str(status), (int)status);
         } else if (sh_write(output, probabilities, output_size) != 0) {
-            result = fail("probabilities.bin", "write failed", 1);
+            result = sh_fail("probabilities.bin", "write failed", 1);
         }
     }
     sh_close(input);

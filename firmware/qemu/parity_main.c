@@ -42,15 +42,6 @@ static long read_host_file(const char *path, void *buffer, size_t capacity)
     return result == size ? result : -1;
 }
 
-static int fail(const char *what, const char *reason, int status)
-{
-    sh_write0(what);
-    sh_write0(": ");
-    sh_write0(reason);
-    sh_write0("\n");
-    return status;
-}
-
 /* Decodes the n latents (float, or int8 through the integer graph when quantized) in chunks that fit
    the output buffer and writes them to path. */
 static int decode_to_file(const rv_model *model, size_t n, int quantized, const char *path)
@@ -60,7 +51,7 @@ static int decode_to_file(const rv_model *model, size_t n, int quantized, const 
     size_t chunk = sizeof probabilities / (outputs * value_size);
     int handle = sh_open_write(path);
     if (handle < 0) {
-        return fail(path, "cannot open for writing", 1);
+        return sh_fail(path, "cannot open for writing", 1);
     }
     int result = 0;
     for (size_t first = 0; first < n && result == 0; first += chunk) {
@@ -70,9 +61,9 @@ static int decode_to_file(const rv_model *model, size_t n, int quantized, const 
                                      : rv_decode(model, &latents[first * latent_dim], count, probabilities,
                                                  scratch, sizeof scratch);
         if (status != RV_OK) {
-            result = fail("decode", rv_status_str(status), (int)status);
+            result = sh_fail("decode", rv_status_str(status), (int)status);
         } else if (sh_write(handle, probabilities, count * outputs * value_size) != 0) {
-            result = fail(path, "write failed", 1);
+            result = sh_fail(path, "write failed", 1);
         }
     }
     sh_close(handle);
@@ -83,26 +74,26 @@ int main(void)
 {
     long file_size = read_host_file("model.tflite", file_bytes, sizeof file_bytes);
     if (file_size < 0) {
-        return fail("model.tflite", "cannot read", 1);
+        return sh_fail("model.tflite", "cannot read", 1);
     }
     long latent_bytes = read_host_file("latents.bin", latents, sizeof latents);
     if (latent_bytes < 0) {
-        return fail("latents.bin", "cannot read", 1);
+        return sh_fail("latents.bin", "cannot read", 1);
     }
 
     rv_model model, fast;
     size_t aux_needed = 0, repack_needed = 0;
     rv_status status = rv_model_load_tflite(&model, file_bytes, (size_t)file_size, aux, sizeof aux, &aux_needed);
     if (status != RV_OK) {
-        return fail("load", rv_status_str(status), (int)status);
+        return sh_fail("load", rv_status_str(status), (int)status);
     }
     status = rv_model_repack(&model, &fast, repacked, sizeof repacked, &repack_needed);
     if (status != RV_OK) {
-        return fail("repack", rv_status_str(status), (int)status);
+        return sh_fail("repack", rv_status_str(status), (int)status);
     }
     size_t latent_size = rv_model_latent_dim(&model) * sizeof(float);
     if ((size_t)latent_bytes % latent_size != 0) {
-        return fail("latents.bin", "size is not a multiple of latent_dim float32 values", 1);
+        return sh_fail("latents.bin", "size is not a multiple of latent_dim float32 values", 1);
     }
     size_t n = (size_t)latent_bytes / latent_size;
     int result = decode_to_file(&fast, n, 0, "probabilities.bin");
@@ -114,7 +105,7 @@ int main(void)
         return result;
     }
     if ((size_t)s8_bytes % rv_model_latent_dim(&model) != 0) {
-        return fail("latents_s8.bin", "size is not a multiple of latent_dim int8 values", 1);
+        return sh_fail("latents_s8.bin", "size is not a multiple of latent_dim int8 values", 1);
     }
     n = (size_t)s8_bytes / rv_model_latent_dim(&model);
     result = decode_to_file(&fast, n, 1, "quantized.bin");

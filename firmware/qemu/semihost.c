@@ -30,6 +30,15 @@ static intptr_t semihost_call(uintptr_t operation, const void *argument)
 
 void sh_write0(const char *text) { semihost_call(SYS_WRITE0, text); }
 
+int sh_fail(const char *what, const char *reason, int status)
+{
+    sh_write0(what);
+    sh_write0(": ");
+    sh_write0(reason);
+    sh_write0("\n");
+    return status;
+}
+
 static int open_mode(const char *path, uintptr_t mode)
 {
     uintptr_t block[3] = {(uintptr_t)path, mode, strlen(path)};

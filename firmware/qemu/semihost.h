@@ -7,6 +7,9 @@
 /* Writes a NUL-terminated string to the host's stdout. */
 void sh_write0(const char *text);
 
+/* Writes "what: reason" and a newline to the host's stdout; returns status (for `return sh_fail(...)`). */
+int sh_fail(const char *what, const char *reason, int status);
+
 /* Opens a host file for binary reading; returns a handle >= 0 or -1. */
 int sh_open_read(const char *path);
 
