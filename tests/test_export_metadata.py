@@ -3,6 +3,8 @@ search-and-copy, files in the original exporter's style, and damaged files."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import flatbuffers
 import numpy as np
 import pytest
@@ -15,7 +17,9 @@ from rackvae.dataset import RollLayout
 from rackvae.export.container import with_metadata_buffer, with_xen_metadata
 from rackvae.export.metadata import (
     ACCENT_ROW,
+    CHANNEL_NAMES,
     DEFAULT_THRESHOLD,
+    MAX_CHANNELS,
     MetadataError,
     XenMetadata,
     description_bytes,
@@ -47,6 +51,18 @@ V1_NOTE = XenMetadata("note", rows=24, ticks=16, latent_scale=3, base_note=36, e
 V1_PERC = XenMetadata(
     "perc", rows=12, ticks=16, latent_scale=3, group_sizes=(1, 1, 6, 2, 2), extension_version=1
 )
+# A groove model's metadata: the version 2 fields of PERC, then channels 3 and the ids 0 1 2.
+GROOVE = XenMetadata(
+    "perc",
+    rows=12,
+    ticks=16,
+    latent_scale=3,
+    group_sizes=(1, 1, 6, 2, 2),
+    threshold=0.35,
+    group_thresholds=(0.4, 0.3, 0.25, 0.1, 0.0),
+    row_notes=GM_NOTES,
+    channel_ids=(0, 1, 2),
+)
 # Converted decoders without our metadata, by (inputs, outputs).
 Plain = dict[tuple[int, int], bytes]
 CASES = {
@@ -56,6 +72,7 @@ CASES = {
     "perc_wide": WIDE_PERC,
     "note_v1": V1_NOTE,
     "perc_v1": V1_PERC,
+    "perc_groove": GROOVE,
 }
 
 
@@ -207,7 +224,7 @@ def test_truncated_or_unknown_bytes_are_refused(data: bytes) -> None:
 
 
 def shape(meta: XenMetadata) -> tuple[int, int]:
-    return meta.latent_dim, meta.rows * meta.ticks
+    return meta.latent_dim, meta.output_size
 
 
 @pytest.fixture(scope="module")
@@ -360,11 +377,97 @@ def test_rows_of_a_percussion_model_map_to_consecutive_groups() -> None:
     assert np.bincount(groups).tolist() == list(PERC.group_sizes)
 
 
-def test_a_later_version_reads_as_the_fields_version_2_knows() -> None:
-    """Version 3 appends fields: a reader of version 2 takes its own and leaves the rest."""
-    later = b"xen:perdec" + bytes([2, 16, 3, 1, 2]) + b"rv" + bytes([3, 0, 3, 89, 102, 36, 255, 7, 7, 7])
+def test_a_later_version_reads_as_the_fields_version_3_knows() -> None:
+    """Version 4 appends fields: a reader of version 3 takes its own and leaves the rest."""
+    later = (
+        b"xen:perdec" + bytes([2, 16, 3, 1, 2]) + b"rv" + bytes([4, 0, 3, 89, 102, 36, 255, 2, 0, 2, 7, 7])
+    )
     meta = XenMetadata.from_bytes(later)
-    assert (meta.extension_version, meta.threshold, meta.group_thresholds) == (3, 89 / 255, (102 / 255,))
-    assert meta.row_notes == (36, ACCENT_ROW)
-    with pytest.raises(MetadataError, match="cannot write extension version 3"):
+    assert (meta.extension_version, meta.threshold, meta.group_thresholds) == (4, 89 / 255, (102 / 255,))
+    assert meta.row_notes == (36, ACCENT_ROW) and meta.channel_ids == (0, 2)
+    assert meta.channel_names == ("hits", "offset") and meta.output_size == 2 * 16 * 2
+    with pytest.raises(MetadataError, match="cannot write extension version 4"):
         meta.to_bytes()
+
+
+def test_groove_bytes_are_version_3_the_version_2_fields_then_the_channels() -> None:
+    assert GROOVE.extension_version == 3 and GROOVE.channels == 3
+    assert GROOVE.to_bytes() == (
+        b"xen:perdec"
+        + bytes([12, 16, 3, 5, 1, 1, 6, 2, 2])
+        + b"rv"
+        + bytes([3, 0, 3, 89, 102, 77, 64, 26, 0, *GM_NOTES, 3, 0, 1, 2])
+    )
+    offset_only = XenMetadata("note", rows=24, ticks=16, latent_scale=3, base_note=36, channel_ids=(0, 2))
+    assert offset_only.to_bytes() == b"xen:seqdec" + bytes([24, 16, 3]) + b"rv" + bytes(
+        [3, 36, 3, 77, 2, 0, 2]
+    )
+    assert XenMetadata.from_bytes(description_bytes(GROOVE)) == GROOVE
+    assert XenMetadata.from_bytes(offset_only.to_bytes()).channel_names == ("hits", "offset")
+    assert GROOVE.to_dict()["channels"] == ["hits", "velocity", "offset"]
+    assert GROOVE.output_size == 3 * 16 * 12 and PERC.output_size == 16 * 12
+
+
+def test_a_version_2_reader_finds_its_fields_in_a_groove_file() -> None:
+    """What an old reader sees: the version 2 bytes unchanged at their offsets, the channels after them."""
+    hits_only = dataclasses.replace(GROOVE, channel_ids=(0,), extension_version=None)
+    assert hits_only.extension_version == 2 and hits_only == PERC
+    old, new = PERC.to_bytes(), GROOVE.to_bytes()
+    version_at = old.index(b"rv") + 2
+    assert new[:version_at] == old[:version_at] and new[version_at + 1 : len(old)] == old[version_at + 1 :]
+    assert new[len(old) :] == bytes([3, 0, 1, 2])
+
+
+def test_hits_only_models_stay_version_2_byte_for_byte() -> None:
+    """Every layout of the shipped kinds, from from_layout with and without thresholds: the bytes a
+    hits-only model writes are the version 2 table's, no channel fields (GROOVE's tail) anywhere."""
+    perc = RollLayout(
+        "perc", 12, group_sizes=(1, 1, 6, 2, 2), row_notes=tuple(-1 if n == 255 else n for n in GM_NOTES)
+    )
+    note = RollLayout("note", 24, base_note=36, row_notes=tuple(range(36, 60)))
+    thresholds = Thresholds(0.35, (0.4, 0.3, 0.25, 0.1, 0.0))
+    assert XenMetadata.from_layout(perc, 16, 3.0, 3, thresholds, ("hits",)).to_bytes() == PERC.to_bytes()
+    assert XenMetadata.from_layout(note, 16, 3.0, 3, Thresholds(0.35)).to_bytes() == NOTE.to_bytes()
+    assert XenMetadata.from_layout(perc, 16, 3.0, 3, thresholds, ("hits", "velocity", "offset")) == GROOVE
+
+
+def test_channel_names_are_the_models_outputs_in_order() -> None:
+    from rackvae.model import OUTPUTS
+
+    assert CHANNEL_NAMES == OUTPUTS and MAX_CHANNELS == 3
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"channel_ids": (1, 0)}, "start with 0"),
+        ({"channel_ids": (0, 0)}, "no repeats"),
+        ({"channel_ids": (0, 3)}, "0..2"),
+        ({"channel_ids": (0, 1, 2, 1)}, "1..3 of them"),
+        ({"channel_ids": ()}, "1..3 of them"),
+        ({"channel_ids": (0, 1), "extension_version": 2}, "from extension version 3"),
+    ],
+)
+def test_channels_that_the_format_cannot_hold_are_refused(fields: dict, message: str) -> None:
+    with pytest.raises(MetadataError, match=message):
+        XenMetadata("note", rows=24, ticks=16, latent_scale=3, **fields)
+    with pytest.raises(MetadataError, match="unknown output channels"):
+        XenMetadata.from_layout(RollLayout("note", 24, base_note=36), 16, 3.0, 3, outputs=("hits", "pitch"))
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        bytes([]),  # ends before the channel count
+        bytes([2, 0]),  # ends before the second id
+        bytes([0]),  # no channel
+        bytes([4, 0, 1, 2, 0]),  # more than RV_MAX_CHANNELS
+        bytes([2, 1, 0]),  # velocity first
+        bytes([2, 0, 0]),  # a repeat
+        bytes([2, 0, 5]),  # an unknown channel
+    ],
+)
+def test_bad_channel_fields_are_refused(tail: bytes) -> None:
+    head = b"xen:seqdec" + bytes([24, 16, 3]) + b"rv" + bytes([3, 36, 3, 77])
+    with pytest.raises(MetadataError):
+        XenMetadata.from_bytes(head + tail)

@@ -7,11 +7,15 @@ Byte layout (the original xen_machinelearning tables, then our extension, so old
 
 then, from extension version 2: ``threshold`` and, percussion only, ``group_thresholds[n_groups]`` and
 ``row_notes[rows]``. A threshold p is the byte round(p * 255) (half up), read back as byte / 255; a row
-note is the MIDI note the row plays (``ACCENT_ROW``: an accent row, which plays none). Later versions
-append fields; a reader takes the ones its version knows. Files without them (the original exporter's,
-ours before version 2) get ``DEFAULT_THRESHOLD`` (the C core's ``RV_DEFAULT_THRESHOLD``, see rv_limits.h
-for why 0.3) and the notes rows played before: percussion the row index, notes ``base_note + row`` (both
-at most 127).
+note is the MIDI note the row plays (``ACCENT_ROW``: an accent row, which plays none). Version 3 (groove
+models, docs/groove_format.md) then appends ``channels`` (1..``MAX_CHANNELS``) and that many channel ids
+(``CHANNEL_NAMES``' indices: 0 hits, 1 velocity, 2 offset; hits first, no repeats): the decoder's output
+is ``channels`` blocks of ``ticks * rows`` in that order. Writers emit version 3 only for models with
+more than one channel, so a hits-only model's bytes are those of version 2. Later versions append
+fields; a reader takes the ones its version knows. Files without them (the original exporter's, ours
+before version 2) get ``DEFAULT_THRESHOLD`` (the C core's ``RV_DEFAULT_THRESHOLD``, see rv_limits.h for
+why 0.3) and the notes rows played before: percussion the row index, notes ``base_note + row`` (both at
+most 127); files before version 3 decode hits alone (channels 1, ids (0,)).
 
 As the original did, the bytes are the ``description`` of a TFLite ``ModelMetadata`` flatbuffer (file
 identifier ``M001``) held in the buffer of the model's metadata entry ``TFLITE_METADATA``. Unlike the
@@ -45,7 +49,12 @@ MAGIC = b"xen:"
 TYPE_BY_KIND: dict[str, bytes] = {"note": b"seqdec", "perc": b"perdec"}
 KIND_BY_TYPE = {value: key for key, value in TYPE_BY_KIND.items()}
 EXTENSION_TAG = b"rv"
-EXTENSION_VERSION = 2
+EXTENSION_VERSION = 3  # the newest version written (by models with more than one channel)
+HITS_ONLY_VERSION = 2  # the version a hits-only model's file carries (byte-identical to before version 3)
+# Channel ids (RV_CHANNEL_HITS, RV_CHANNEL_VELOCITY, RV_CHANNEL_OFFSET) are indices into this tuple,
+# which is rackvae.model.OUTPUTS (tests/test_export_metadata.py holds them equal).
+CHANNEL_NAMES = ("hits", "velocity", "offset")
+MAX_CHANNELS = len(CHANNEL_NAMES)  # RV_MAX_CHANNELS
 ACCENT_ROW = 255  # row_notes entry of a percussion accent row (RV_ACCENT_ROW)
 # What the original firmware copies after finding MAGIC: 6 type bytes, then 12 data bytes.
 FIRMWARE_COPY_SIZE = len(MAGIC) + 6 + 12
@@ -81,7 +90,9 @@ class XenMetadata:
 
     Version 2 fields (defaults when left out or absent, see the module docstring): ``threshold`` and
     ``group_thresholds`` (percussion: one per group), held as the byte's value (k / 255), and
-    ``row_notes`` (the MIDI note of each row; percussion files store theirs).
+    ``row_notes`` (the MIDI note of each row; percussion files store theirs). Version 3: ``channel_ids``
+    (see ``CHANNEL_NAMES``; ``(0,)``, hits alone, when absent). ``extension_version`` left out (None)
+    becomes the version the channels need: 3 with more than one channel, else 2.
     """
 
     kind: RollKind
@@ -91,12 +102,17 @@ class XenMetadata:
     group_sizes: tuple[int, ...] = ()
     base_note: int = 0
     latent_dim: int = 3
-    extension_version: int = EXTENSION_VERSION
+    extension_version: int | None = None
     threshold: float = DEFAULT_THRESHOLD
     group_thresholds: tuple[float, ...] = ()
     row_notes: tuple[int, ...] = ()
+    channel_ids: tuple[int, ...] = (0,)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "channel_ids", tuple(self.channel_ids))
+        if self.extension_version is None:
+            needed = EXTENSION_VERSION if len(self.channel_ids) > 1 else HITS_ONLY_VERSION
+            object.__setattr__(self, "extension_version", needed)
         if self.kind not in TYPE_BY_KIND:
             raise MetadataError(f"kind must be 'note' or 'perc', got {self.kind!r}")
         for name in ("rows", "ticks", "latent_scale", "latent_dim"):
@@ -112,11 +128,27 @@ class XenMetadata:
                 raise MetadataError(f"percussion needs 1..255 groups of 1..255 rows, got {self.group_sizes}")
         elif self.group_sizes:
             raise MetadataError(f"a note model has no percussion groups, got {self.group_sizes}")
+        self._check_channels()
         self._set_thresholds_and_notes()
+
+    def _check_channels(self) -> None:
+        ids = self.channel_ids
+        if not 1 <= len(ids) <= MAX_CHANNELS or ids[0] != 0 or len(set(ids)) != len(ids):
+            raise MetadataError(
+                f"channel ids must start with 0 (hits), 1..{MAX_CHANNELS} of them, no repeats; got {ids}"
+            )
+        if not all(0 <= i < MAX_CHANNELS for i in ids):
+            raise MetadataError(
+                f"channel ids are 0..{MAX_CHANNELS - 1} ({', '.join(CHANNEL_NAMES)}), got {ids}"
+            )
+        if len(ids) > 1 and self.version < 3:
+            raise MetadataError(
+                f"channels beyond hits are stored from extension version 3, got {self.version}"
+            )
 
     def _set_thresholds_and_notes(self) -> None:
         """Fill the defaults and hold each threshold as its byte's value (what a file reads back)."""
-        stored = self.extension_version >= 2
+        stored = self.version >= 2
         threshold = threshold_byte(self.threshold) / 255 if stored else self.threshold
         groups = self.group_thresholds or (self.threshold,) * len(self.group_sizes)
         if len(groups) != len(self.group_sizes):
@@ -143,8 +175,28 @@ class XenMetadata:
         object.__setattr__(self, "row_notes", tuple(notes))
 
     @property
+    def version(self) -> int:
+        """``extension_version`` (never None once constructed)."""
+        assert self.extension_version is not None
+        return self.extension_version
+
+    @property
     def has_extension(self) -> bool:
-        return self.extension_version > 0
+        return self.version > 0
+
+    @property
+    def channels(self) -> int:
+        """Decoded channels: blocks of ``ticks * rows`` outputs, ``channel_ids`` in order."""
+        return len(self.channel_ids)
+
+    @property
+    def channel_names(self) -> tuple[str, ...]:
+        return tuple(CHANNEL_NAMES[i] for i in self.channel_ids)
+
+    @property
+    def output_size(self) -> int:
+        """The decoder's outputs: ``channels * ticks * rows`` (rv_model_output_size)."""
+        return self.channels * self.ticks * self.rows
 
     @classmethod
     def from_layout(
@@ -154,10 +206,15 @@ class XenMetadata:
         latent_scale: float,
         latent_dim: int,
         thresholds: Thresholds | None = None,
+        outputs: tuple[str, ...] = ("hits",),
     ) -> XenMetadata:
-        """Metadata of a model trained on rolls of ``layout`` with ``thresholds`` (None: the default);
-        the scale byte is rounded half up, accent rows (note -1 in the layout) become ``ACCENT_ROW``."""
+        """Metadata of a model trained on rolls of ``layout`` with ``thresholds`` (None: the default)
+        decoding ``outputs`` (ModelConfig.outputs; more than hits: version 3); the scale byte is rounded
+        half up, accent rows (note -1 in the layout) become ``ACCENT_ROW``."""
         perc = layout.kind == "perc"
+        unknown = [name for name in outputs if name not in CHANNEL_NAMES]
+        if unknown:
+            raise MetadataError(f"unknown output channels {unknown} (known: {', '.join(CHANNEL_NAMES)})")
         return cls(
             kind=layout.kind,
             rows=layout.rows,
@@ -169,6 +226,7 @@ class XenMetadata:
             threshold=DEFAULT_THRESHOLD if thresholds is None else thresholds.threshold,
             group_thresholds=tuple(thresholds.group_thresholds) if thresholds is not None and perc else (),
             row_notes=tuple(ACCENT_ROW if n < 0 else n for n in layout.row_notes) if perc else (),
+            channel_ids=tuple(CHANNEL_NAMES.index(name) for name in outputs),
         )
 
     def to_bytes(self) -> bytes:
@@ -177,14 +235,18 @@ class XenMetadata:
         if self.kind == "perc":
             data += [len(self.group_sizes), *self.group_sizes]
         out = MAGIC + TYPE_BY_KIND[self.kind] + bytes(data)
-        if self.extension_version > EXTENSION_VERSION:
-            raise MetadataError(f"cannot write extension version {self.extension_version} (knows 1..2)")
+        if self.version > EXTENSION_VERSION:
+            raise MetadataError(
+                f"cannot write extension version {self.version} (knows 1..{EXTENSION_VERSION})"
+            )
         if self.has_extension:
-            out += EXTENSION_TAG + bytes([self.extension_version, self.base_note, self.latent_dim])
-        if self.extension_version >= 2:
+            out += EXTENSION_TAG + bytes([self.version, self.base_note, self.latent_dim])
+        if self.version >= 2:
             out += bytes([threshold_byte(self.threshold)])
             if self.kind == "perc":
                 out += bytes(threshold_byte(t) for t in self.group_thresholds) + bytes(self.row_notes)
+        if self.version >= 3:
+            out += bytes([self.channels, *self.channel_ids])
         return out
 
     @classmethod
@@ -219,7 +281,7 @@ class XenMetadata:
             (version,) = take(1, "the extension version")
             if version < 1:
                 raise MetadataError(f"extension version must be >= 1, got {version}")
-            # Later versions only append fields: read the ones versions 1 and 2 define.
+            # Later versions only append fields: read the ones versions 1 to 3 define.
             base_note, latent_dim = take(2, "base_note and latent_dim")
             fields = {"extension_version": version, "base_note": base_note, "latent_dim": latent_dim}
             if version >= 2:
@@ -229,6 +291,11 @@ class XenMetadata:
                         b / 255 for b in take(n_groups, "the group thresholds")
                     )
                     fields["row_notes"] = tuple(take(rows, "the row notes"))
+            if version >= 3:
+                (channels,) = take(1, "the channel count")
+                if not 1 <= channels <= MAX_CHANNELS:
+                    raise MetadataError(f"channels must be 1..{MAX_CHANNELS}, got {channels}")
+                fields["channel_ids"] = tuple(take(channels, "the channel ids"))
         return cls(kind, rows, ticks, latent_scale, group_sizes, **fields)
 
     def group_of_row(self, row: int) -> int:
@@ -260,6 +327,7 @@ class XenMetadata:
             "threshold": self.threshold,
             "group_thresholds": list(self.group_thresholds),
             "row_notes": list(self.row_notes),
+            "channels": list(self.channel_names),
             "bytes": list(self.to_bytes()),
         }
 
