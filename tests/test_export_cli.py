@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from rackvae.commands.export import training_means
 from rackvae.core import Decoder
 from rackvae.dataset import Dataset, load
 from rackvae.export import carray, quantfit, tflite
-from rackvae.export.metadata import XenMetadata, read_xen_metadata
+from rackvae.export.metadata import XenMetadata, locate_xen_metadata, read_xen_metadata
 from rackvae.export.tflite import int8_error_budget, run_litert
 from rackvae.train import load_model
 from test_carray import CORE_SOURCES, STRICT
@@ -147,6 +148,32 @@ def test_model_card_describes_model_data_training_metadata_and_files(trained: Pa
     train_sequences = load_model(trained).data["train_sequences"]
     assert card["export"]["calibration"]["encoder_means"] == train_sequences
     assert card["export"]["calibration"]["latents"] == 1000 + train_sequences
+
+
+def test_a_hits_only_model_stays_version_2_byte_for_byte(trained: Path, exported: Path) -> None:
+    """Version 3 (groove channels) is written only for more than one channel: every file of this
+    trained hits-only model holds the version 2 bytes, and the description ends right after them
+    (zero padding, no channel fields); the card lists one channel, the hits block."""
+    thresholds = load_model(trained).thresholds
+    assert thresholds is not None
+    stored = [math.floor(t * 255 + 0.5) for t in (thresholds.threshold, *thresholds.group_thresholds)]
+    version_2 = (
+        b"xen:perdec"
+        + bytes([12, 16, 3, 5, 1, 1, 6, 2, 2])
+        + b"rv"
+        + bytes([2, 0, 3, *stored, *EXTENDED_NOTES])
+    )
+    for name in TFLITE_NAMES:
+        data = (exported / name).read_bytes()
+        location = locate_xen_metadata(data)
+        end = location.magic_offset + len(version_2)
+        assert data[location.magic_offset : end] == version_2, name
+        assert data[end] == 0, name  # the string's terminator, where a version 3 file has its channel count
+    card = yaml.safe_load((exported / "tiny.yml").read_text())
+    assert card["metadata"]["channels"] == ["hits"]
+    assert card["channels"] == [
+        {"name": "hits", "outputs": [0, 191], "value": "probability of a hit (output)"}
+    ]
 
 
 def test_default_output_is_the_model_folder_and_formats_select_files(trained: Path) -> None:

@@ -9,6 +9,10 @@ encoder means of the model's training split plus a grid over the ±scale cube. E
 is run in LiteRT on random latents before anything is written; one that does not compute the
 decoder stops the export (``rackvae.export.tflite.check_against_decoder``).
 
+A groove model (``rackvae train --outputs hits,velocity,offset``) exports the same way: every file
+holds all its channels (docs/groove_format.md: one LOGISTIC over the channel-major vector, metadata
+version 3); for int8 the card also gives velocity and offset against float32 on the knob grid.
+
 TensorFlow, absl and CUDA write their log lines to file descriptor 2 from native code; without
 ``--verbose`` those go to a temporary file, shown only when the export fails unexpectedly. Without the
 export extra (the converter and the reference interpreters) the command says so in one line.
@@ -98,7 +102,7 @@ def training_means(model: Any, dataset_path: Path | None) -> tuple[np.ndarray | 
             f" {model.config.ticks}x{model.config.rows}"
         )
     train_set, _ = data.split(model.data.get("validation_fraction", 0.0), model.data.get("split_seed", 0))
-    return model.encode(train_set.rolls)[0], str(dataset_path)
+    return model.encode(model.inputs(train_set))[0], str(dataset_path)
 
 
 def export_model(
@@ -121,7 +125,7 @@ def export_model(
 
     config = model.config
     metadata = XenMetadata.from_layout(
-        model.layout, config.ticks, config.latent_scale, config.latent_dim, model.thresholds
+        model.layout, config.ticks, config.latent_scale, config.latent_dim, model.thresholds, config.outputs
     )
     layers = model.decoder_layers()
     scale = metadata.latent_scale
@@ -153,11 +157,19 @@ def export_model(
         errors = tflite.check_against_decoder(data, variant, layers, latents)
         if variant == "int8":
             grid = quantfit.knob_grid(scale, config.latent_dim)
-            flips = quantfit.note_flips(
+            grid_errors = quantfit.grid_errors(
                 decode_layers(layers, grid), data, grid, np.array(metadata.row_thresholds())
             )
-            errors["note_flips_vs_float32"] = flips
+            errors.update(grid_errors)
+            flips = grid_errors["note_flips_vs_float32"]
             print(f"int8: {flips:.3%} of the {len(grid)}-point knob grid's cells play unlike float32")
+            for channel, unit in (("velocity", ""), ("offset", " step")):
+                if channel in metadata.channel_names:
+                    print(
+                        f"int8: {channel} vs float32 on the knob grid's notes: max"
+                        f" {grid_errors[f'{channel}_max_abs_error_on_notes']:.3g}{unit}, mean"
+                        f" {grid_errors[f'{channel}_mean_abs_error_on_notes']:.3g}{unit}"
+                    )
         errors.update(tflite.check_c_core(data, variant, latents, f"{model.name}{suffix}"))
         print(
             f"{variant}: max abs error vs JAX {errors['max_abs_error_vs_jax']:.2e} in LiteRT;"
@@ -213,7 +225,11 @@ def int8_weights(layers: Any, representative: np.ndarray, metadata: Any) -> Any:
     fit = np.concatenate([representative, cube.astype(np.float32)])
     thresholds = np.array(metadata.row_thresholds())
     return quantfit.fitted_int8_layers(
-        layers, lambda weights: tflite.convert_decoder(weights, "int8", representative), fit, thresholds
+        layers,
+        lambda weights: tflite.convert_decoder(weights, "int8", representative),
+        fit,
+        thresholds,
+        metadata.channels,
     )
 
 

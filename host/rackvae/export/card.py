@@ -1,5 +1,6 @@
 """The model card ``NAME.yml``: what a set of exported files is, as the original trainer's ``NAME.yml``
-(name, training runs, dataset, model, metadata), plus what the export wrote and measured."""
+(name, training runs, dataset, model, metadata), plus the decoded channels (where each sits in the
+output and what its value means, docs/groove_format.md) and what the export wrote and measured."""
 
 from __future__ import annotations
 
@@ -14,6 +15,12 @@ from rackvae.train import TrainedModel
 
 # Per-sequence statistics in model.json's data record: too long for a card.
 _DATA_KEYS_LEFT_OUT = ("constant_roll",)
+# What a channel's output (the sigmoid, 0..1) means (rackvae.model.split_outputs computes it).
+_CHANNEL_VALUES = {
+    "hits": "probability of a hit (output)",
+    "velocity": "velocity 0..127 (127 * output)",
+    "offset": "timing offset in steps, -0.5..0.5 (output - 0.5)",
+}
 
 
 def model_card(model: TrainedModel, metadata: XenMetadata, export: dict[str, Any]) -> dict[str, Any]:
@@ -31,8 +38,19 @@ def model_card(model: TrainedModel, metadata: XenMetadata, export: dict[str, Any
         "training": [{**model.training, **model.summary}] if model.training or model.summary else [],
         "metrics": model.metrics,
         "metadata": metadata.to_dict(),
+        "channels": channel_layout(metadata),
         "export": export,
     }
+
+
+def channel_layout(metadata: XenMetadata) -> list[dict[str, Any]]:
+    """Per channel, in output order: its name, its block of outputs ``[first, last]`` (each block
+    tick-major: index = first + tick * rows + row) and what its value means."""
+    cells = metadata.ticks * metadata.rows
+    return [
+        {"name": name, "outputs": [index * cells, (index + 1) * cells - 1], "value": _CHANNEL_VALUES[name]}
+        for index, name in enumerate(metadata.channel_names)
+    ]
 
 
 def write_model_card(path: str | Path, card: dict[str, Any]) -> None:

@@ -3,6 +3,8 @@
 Route: a ``tf.function`` over the numpy weights (matmul + bias, ReLU, sigmoid) converted with
 ``TFLiteConverter.from_concrete_functions``; that yields FULLY_CONNECTED (fused RELU) layers and one
 LOGISTIC, the only ops the module registers. ``check_decoder_graph`` refuses anything else.
+A groove decoder's channels (docs/groove_format.md) are more outputs of the same graph: one LOGISTIC
+over the channel-major vector, so int8 gives every channel its output scale (1/256, zero point -128).
 The int8 file is calibrated on ``representative_latents`` and its logit range narrowed to ±8;
 ``check_against_decoder`` runs every file in LiteRT against the JAX decoder (int8 against
 ``int8_error_budget``). TensorFlow is imported on first conversion only (it takes seconds).
@@ -194,10 +196,10 @@ def tflite_bytes(
     int8 without ``representative`` latents calibrates on the ±scale cube alone.
     """
     sizes = (layers[0][0].shape[0], *(kernel.shape[1] for kernel, _ in layers))
-    if sizes[0] != metadata.latent_dim or sizes[-1] != metadata.rows * metadata.ticks:
+    if sizes[0] != metadata.latent_dim or sizes[-1] != metadata.output_size:
         raise ExportError(
             f"decoder {sizes[0]} -> {sizes[-1]} does not match metadata latent_dim {metadata.latent_dim}, "
-            f"rows {metadata.rows} x ticks {metadata.ticks}"
+            f"{metadata.channels} channel(s) x rows {metadata.rows} x ticks {metadata.ticks}"
         )
     if variant == "int8" and representative is None:
         representative = representative_latents(metadata.latent_dim, metadata.latent_scale)
