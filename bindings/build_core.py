@@ -26,6 +26,8 @@ CDEF = """
 #define RV_MAX_LATENT ...
 #define RV_DECODE_BLOCK ...
 #define RV_ACCENT_ROW ...
+#define RV_MAX_CHANNELS ...
+#define RV_DEFAULT_VELOCITY ...
 
 typedef int... rv_status;
 static const int RV_OK;
@@ -43,6 +45,9 @@ static const int RV_LAYOUT_OUT_IN;
 static const int RV_LAYOUT_IN_OUT;
 static const int RV_KIND_NOTE;
 static const int RV_KIND_PERC;
+static const int RV_CHANNEL_HITS;
+static const int RV_CHANNEL_VELOCITY;
+static const int RV_CHANNEL_OFFSET;
 static const float RV_DEFAULT_THRESHOLD;
 
 typedef struct rv_metadata {
@@ -59,6 +64,8 @@ typedef struct rv_metadata {
     float threshold;
     float group_thresholds[];
     uint8_t row_notes[];
+    uint8_t channels;
+    uint8_t channel_ids[];
     ...;
 } rv_metadata;
 
@@ -108,6 +115,8 @@ typedef struct rv_note {
     uint8_t row;
     uint8_t midi_note;
     int8_t group;
+    uint8_t velocity;
+    float offset;
     ...;
 } rv_note;
 typedef struct rv_step { uint8_t count; rv_note notes[]; ...; } rv_step;
@@ -126,9 +135,9 @@ rv_status rv_model_repack(const rv_model *src, rv_model *dst, void *mem, size_t 
 rv_status rv_metadata_parse(const uint8_t *data, size_t len, rv_metadata *out);
 
 size_t rv_scratch_size(const rv_model *model);
-rv_status rv_decode(const rv_model *model, const float *latents, size_t n, float *probabilities,
+rv_status rv_decode(const rv_model *model, const float *latents, size_t n, float *outputs,
                     void *scratch, size_t scratch_len);
-rv_status rv_decode_s8(const rv_model *model, const int8_t *latents, size_t n, int8_t *probabilities,
+rv_status rv_decode_s8(const rv_model *model, const int8_t *latents, size_t n, int8_t *outputs,
                        void *scratch, size_t scratch_len);
 rv_status rv_logistic_s8_table(rv_quant input_quant, int8_t table[256]);
 rv_status rv_quantize_multiplier(double real_multiplier, int32_t *multiplier, int32_t *shift);
@@ -138,9 +147,10 @@ rv_post_config rv_post_config_for_model(const rv_metadata *meta);
 rv_status rv_row_group(const rv_metadata *meta, uint8_t row, int8_t *group, float *accent);
 rv_status rv_postprocess_step(const rv_metadata *meta, const float *probabilities,
                               const rv_post_config *config, rv_step *step);
-rv_status rv_postprocess(const rv_metadata *meta, const float *probabilities, const rv_post_config *config,
+rv_status rv_postprocess(const rv_metadata *meta, const float *outputs, const rv_post_config *config,
                          rv_sequence *sequence);
-void rv_step_groups(const rv_step *step, uint32_t *trigger_mask, float accents[]);
+void rv_step_groups(const rv_step *step, uint32_t *trigger_mask, float accents[], uint8_t velocities[],
+                    float offsets[]);
 float rv_latent_from_controls(float knob_volts, float cv_volts, float latent_scale);
 float rv_threshold_from_controls(float knob_volts, float cv_volts);
 

@@ -34,8 +34,16 @@ def test_notes_threshold_top_k_and_pitch_order() -> None:
     notes = decoder(NOTE_META).notes(probabilities, threshold=0.5, max_notes=4, zero_volt_note=60)
     assert [[n.row for n in step] for step in notes] == [[0, 2, 3, 4], [], [0, 1, 2, 3], [5]]
     first = notes[0][0]
+    # a hits-only model: the default velocity (RV_DEFAULT_VELOCITY), on the grid
     assert first == Note(
-        row=0, midi_note=57, group=-1, probability=first.probability, accent=1.0, volts=-0.25
+        row=0,
+        midi_note=57,
+        group=-1,
+        probability=first.probability,
+        accent=1.0,
+        volts=-0.25,
+        velocity=100,
+        offset=0.0,
     )
     assert notes[3][0].midi_note == 62 and notes[3][0].volts == pytest.approx(2 / 12)
 

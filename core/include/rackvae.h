@@ -5,9 +5,17 @@
  * sizeof(rv_engine)). Every public function that can fail returns an rv_status; rv_status_str names it.
  *
  * Data flow:   model bytes (.tflite) or the exporter's C arrays  -> rv_model
- *              latent [latent_dim]  --rv_decode-->  probabilities [ticks * rows] (tick-major)
- *              probabilities  --rv_postprocess-->  per tick: at most max_notes notes, in pitch order
+ *              latent [latent_dim]  --rv_decode-->  outputs [channels * ticks * rows]
+ *              outputs  --rv_postprocess-->  per tick: at most max_notes notes, in pitch order
  *              clock / reset / knobs  --rv_engine-->  the step to play now, inference double buffered
+ *
+ * Output layout: channel-major blocks of ticks * rows values, each block tick-major (index = tick * rows
+ * + row); block k holds channel metadata.channel_ids[k], the first always the hits. Every value comes
+ * out of the graph's one final LOGISTIC (int8: scale 1/256, zero point -128, all blocks alike):
+ *   RV_CHANNEL_HITS      probability of a hit: what a hits-only model (1 channel) outputs alone;
+ *   RV_CHANNEL_VELOCITY  s = velocity / 127      (rv_note.velocity = round(127 s), at least 1);
+ *   RV_CHANNEL_OFFSET    s = offset + 0.5        (rv_note.offset = s - 0.5 steps, -0.5..0.5).
+ * So  [hits: ticks*rows][velocity: ticks*rows][offset: ticks*rows]  for a groove model.
  *
  * Numbers: float32 layers sum each output in input order with fmaf (exactly rounded everywhere) and
  * never let the compiler contract other expressions (build with -ffp-contract=off), so x86 and
@@ -103,13 +111,21 @@ typedef enum rv_activation { RV_ACT_NONE = 0, RV_ACT_RELU = 1 } rv_activation;
 
 typedef enum rv_kind { RV_KIND_NOTE = 0, RV_KIND_PERC = 1 } rv_kind;
 
+/* Output channel ids (metadata.channel_ids). */
+typedef enum rv_channel { RV_CHANNEL_HITS = 0, RV_CHANNEL_VELOCITY = 1, RV_CHANNEL_OFFSET = 2 } rv_channel;
+
 /* The xen metadata: "xen:" + "seqdec"|"perdec" + [rows, ticks, latent_scale, (n_groups, sizes...)]
    + optional extension "rv" [version, base_note, latent_dim]
    + version >= 2: [threshold, (percussion: group_thresholds[n_groups], row_notes[rows])], thresholds
-   as bytes k meaning k / 255. Later versions append fields; a reader takes the ones it knows.
+   as bytes k meaning k / 255
+   + version >= 3: [channels (1..RV_MAX_CHANNELS), channel_ids[channels]] (the first id RV_CHANNEL_HITS,
+   no id twice; written only for models of more than one channel: hits-only files stay version 2).
+   Later versions append fields; a reader takes the ones it knows.
    Absent fields get defaults: thresholds RV_DEFAULT_THRESHOLD, row_notes the note each row played
    before version 2 (percussion: the row; notes: base_note + row, at most 127). The fields of version 2
-   count only when extension_version >= 2 (C arrays written before it leave them zero). */
+   count only when extension_version >= 2 (C arrays written before it leave them zero). channels is 1
+   and channel_ids {RV_CHANNEL_HITS} when absent; channels 0 (C arrays written before version 3) means
+   the same. */
 typedef struct rv_metadata {
     uint8_t kind;         /* rv_kind */
     uint8_t rows;         /* notes / instruments per tick */
@@ -124,6 +140,8 @@ typedef struct rv_metadata {
     float threshold;           /* the model's own threshold (version 2) */
     float group_thresholds[RV_MAX_GROUPS]; /* percussion: each group's threshold (version 2) */
     uint8_t row_notes[RV_MAX_ROWS]; /* MIDI note of each row; RV_ACCENT_ROW: plays no note (version 2) */
+    uint8_t channels;                     /* output blocks (version 3; 1 when absent, 0 means 1) */
+    uint8_t channel_ids[RV_MAX_CHANNELS]; /* rv_channel of each block, [0] = RV_CHANNEL_HITS */
 } rv_metadata;
 
 /* row_notes entry of a percussion accent row: it plays no note, it raises its group's accent. */
@@ -172,7 +190,7 @@ typedef struct rv_model {
 
 /* Sizes derived from a model. */
 uint16_t rv_model_latent_dim(const rv_model *model);
-uint16_t rv_model_output_size(const rv_model *model); /* ticks * rows */
+uint16_t rv_model_output_size(const rv_model *model); /* channels * ticks * rows: rv_decode's per latent */
 
 /* Checks a descriptor (e.g. the exporter's C arrays) for consistency and the limits. */
 rv_status rv_model_check(const rv_model *model);
@@ -208,15 +226,16 @@ rv_status rv_metadata_parse(const uint8_t *data, size_t len, rv_metadata *out);
 /* Bytes of scratch memory rv_decode / rv_decode_s8 need for this model (any batch size). */
 size_t rv_scratch_size(const rv_model *model);
 
-/* Decodes n latents [n][latent_dim] into probabilities [n][ticks * rows] (tick-major: index =
-   tick * rows + row). int8 models quantise the latents as TFLite's QUANTIZE does and dequantise
-   the output. scratch must be at least rv_scratch_size(model) bytes and 4-byte aligned. */
-rv_status rv_decode(const rv_model *model, const float *latents, size_t n, float *probabilities, void *scratch,
+/* Decodes n latents [n][latent_dim] into outputs [n][channels * ticks * rows] (the layout at the top:
+   channel blocks, each tick-major, index = tick * rows + row). int8 models quantise the latents as
+   TFLite's QUANTIZE does and dequantise the output. scratch must be at least rv_scratch_size(model)
+   bytes and 4-byte aligned. */
+rv_status rv_decode(const rv_model *model, const float *latents, size_t n, float *outputs, void *scratch,
                     size_t scratch_len);
 
-/* int8 models: the integer graph alone, quantised latents in, quantised probabilities out,
-   bit-exact with TFLite-Micro's reference kernels. */
-rv_status rv_decode_s8(const rv_model *model, const int8_t *latents, size_t n, int8_t *probabilities,
+/* int8 models: the integer graph alone, quantised latents in, quantised outputs out,
+   bit-exact with TFLite-Micro's reference kernels (all channels, [n][channels * ticks * rows]). */
+rv_status rv_decode_s8(const rv_model *model, const int8_t *latents, size_t n, int8_t *outputs,
                        void *scratch, size_t scratch_len);
 
 /* TFLite's int8 LOGISTIC for one input quantisation, as a 256-entry table indexed by q + 128
@@ -253,6 +272,9 @@ typedef struct rv_note {
     uint8_t midi_note; /* row_notes[row]: notes: base_note + row, at most 127; percussion: the General
                           MIDI note (metadata version 2; RV_ACCENT_ROW for an accent row), else the row */
     int8_t group;      /* percussion: group index; notes: -1 */
+    uint8_t velocity;  /* 1..127: round(127 * s) of the velocity channel, at least 1; RV_DEFAULT_VELOCITY
+                          for models without one */
+    float offset;      /* steps, -0.5..0.5 (positive: late): s - 0.5 of the offset channel; 0 without one */
 } rv_note;
 
 typedef struct rv_step {
@@ -272,17 +294,23 @@ rv_status rv_row_group(const rv_metadata *meta, uint8_t row, int8_t *group, floa
 
 /* One tick: rows with probability >= threshold (percussion: + their group's offset); when more than
    max_notes, the most probable are kept (ties: the lower row); returned in ascending row order.
-   Percussion rows outside every group are skipped. probabilities holds the tick's `rows` values. */
+   Percussion rows outside every group are skipped. Threshold and selection read the hits only.
+   probabilities points at the tick's hits INSIDE the sequence's whole output vector (outputs +
+   tick * rows); channel block k of the tick is read at probabilities[k * ticks * rows + row], so a
+   hits-only model (one channel) reads only the tick's `rows` values. */
 rv_status rv_postprocess_step(const rv_metadata *meta, const float *probabilities, const rv_post_config *config,
                               rv_step *step);
 
-/* All ticks of one decoded sequence (probabilities [ticks * rows]). */
-rv_status rv_postprocess(const rv_metadata *meta, const float *probabilities, const rv_post_config *config,
+/* All ticks of one decoded sequence: outputs [channels * ticks * rows], what rv_decode writes per latent. */
+rv_status rv_postprocess(const rv_metadata *meta, const float *outputs, const rv_post_config *config,
                          rv_sequence *sequence);
 
 /* Percussion outputs of a step: bit g of *trigger_mask set when group g sounds; accents[g] is the
-   accent of its most probable row (0 for silent groups). accents has RV_MAX_GROUPS entries. */
-void rv_step_groups(const rv_step *step, uint32_t *trigger_mask, float accents[RV_MAX_GROUPS]);
+   accent of its most probable row (ties: the lower row); velocities[g] and offsets[g] are those of its
+   loudest note (the highest velocity; ties: the most probable, then the lower row). Silent groups get
+   0 in all three. Each array has RV_MAX_GROUPS entries; velocities and offsets may be NULL. */
+void rv_step_groups(const rv_step *step, uint32_t *trigger_mask, float accents[RV_MAX_GROUPS],
+                    uint8_t velocities[RV_MAX_GROUPS], float offsets[RV_MAX_GROUPS]);
 
 /* Knob and CV (volts, -5..5 each) -> one latent coordinate: (knob + cv) / 5 * latent_scale, clamped
    to +-latent_scale (the original summed two +-5 ranges unclamped and ignored the metadata's scale). */
@@ -313,7 +341,7 @@ float rv_threshold_from_controls(float knob_volts, float cv_volts);
 
 typedef struct rv_engine {
     const rv_model *model;
-    uint8_t *scratch;       /* decode scratch, then probabilities: rv_engine_scratch_size() bytes */
+    uint8_t *scratch;       /* decode scratch, then the outputs: rv_engine_scratch_size() bytes */
     size_t scratch_len;
     rv_post_config config;
     rv_sequence sequences[2];
@@ -327,7 +355,7 @@ typedef struct rv_engine {
     float latent[RV_MAX_LATENT];   /* the latent of the last inference (for display/logging) */
 } rv_engine;
 
-/* Bytes of scratch the engine needs: rv_scratch_size() plus one probability vector. */
+/* Bytes of scratch the engine needs: rv_scratch_size() plus one output vector (all channels). */
 size_t rv_engine_scratch_size(const rv_model *model);
 
 /* Starts with no sequence, tick -1, automatic mode, an inference pending. config NULL:

@@ -29,6 +29,10 @@
 #define RV_MAX_NOTES 8
 #endif
 
+/* Output channels of a decoder (groove models: hits, velocity, offset; rackvae.h's RV_CHANNEL_*). Not
+   overridable: it is the format's count of channel kinds, not a memory limit. */
+#define RV_MAX_CHANNELS 3
+
 /* Dense layers in the decoder. */
 #ifndef RV_MAX_LAYERS
 #define RV_MAX_LAYERS 8
@@ -65,6 +69,8 @@
 #define RV_DEFAULT_MAX_NOTES 4
 #define RV_DEFAULT_THRESHOLD 0.3f
 #define RV_THRESHOLD_KNOB_RANGE 0.3f
+/* Velocity of every note of a model without a velocity channel (MIDI's "mezzo-forte"-ish default). */
+#define RV_DEFAULT_VELOCITY 100
 /* MIDI note that sits at 0 V on a 1 V/octave pitch output. */
 #define RV_DEFAULT_ZERO_VOLT_NOTE 60
 /* Knob and CV inputs span -5..5 V; full scale maps onto +-latent_scale. */

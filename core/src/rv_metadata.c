@@ -6,6 +6,7 @@
  *   "xen:" "perdec" rows ticks latent_scale n_groups size_0..size_n-1 [ext]
  *   ext = "rv" version(>=1) base_note latent_dim   (rackvae's extension; absent in original files)
  *         version >= 2: threshold, percussion: group_thresholds[n_groups] row_notes[rows]
+ *         version >= 3: channels (1..RV_MAX_CHANNELS) channel_ids[channels] (hits first, no repeats)
  * Thresholds are bytes k meaning k / 255; a later version's fields follow these and are not read.
  */
 #include <string.h>
@@ -33,6 +34,23 @@ static rv_status check_sizes(const rv_metadata *meta) {
     return RV_OK;
 }
 
+/* Channel ids: at most RV_MAX_CHANNELS, the first the hits, each a known channel once (channels 0,
+   a descriptor from before version 3, means the hits alone). */
+static rv_status check_channels(const rv_metadata *meta) {
+    unsigned k, seen = 0;
+    if (meta->channels > RV_MAX_CHANNELS || meta->channel_ids[0] != RV_CHANNEL_HITS) {
+        return RV_ERR_METADATA;
+    }
+    for (k = 0; k < meta->channels; k++) {
+        const unsigned id = meta->channel_ids[k];
+        if (id >= RV_MAX_CHANNELS || (seen >> id & 1u)) {
+            return RV_ERR_METADATA;
+        }
+        seen |= 1u << id;
+    }
+    return RV_OK;
+}
+
 rv_status rv_metadata_parse(const uint8_t *data, size_t len, rv_metadata *out) {
     size_t i;
     if (data == NULL || out == NULL) {
@@ -50,7 +68,7 @@ rv_status rv_metadata_parse(const uint8_t *data, size_t len, rv_metadata *out) {
 rv_status rv_metadata_parse_at(const uint8_t *data, size_t len, rv_metadata *out) {
     const uint8_t *p = data + RV_MAGIC_LEN;
     size_t left = len - RV_MAGIC_LEN;
-    size_t n_fields;
+    size_t n_fields, v2_len;
     unsigned g, r;
     int v2;
     const uint8_t *notes;
@@ -112,7 +130,8 @@ rv_status rv_metadata_parse_at(const uint8_t *data, size_t len, rv_metadata *out
        version 2 have base_note 0, so their rows play their index) */
     v2 = out->extension_version >= 2;
     notes = v2 && out->kind == RV_KIND_PERC ? p + 1 + out->n_groups : NULL;
-    if (v2 && left < (notes != NULL ? 1u + out->n_groups + out->rows : 1u)) {
+    v2_len = notes != NULL ? 1u + out->n_groups + out->rows : 1u;
+    if (v2 && left < v2_len) {
         return RV_ERR_METADATA;
     }
     out->threshold = v2 ? (float)p[0] / 255.0f : RV_DEFAULT_THRESHOLD;
@@ -121,6 +140,18 @@ rv_status rv_metadata_parse_at(const uint8_t *data, size_t len, rv_metadata *out
     }
     for (r = 0; r < out->rows; r++) {
         out->row_notes[r] = notes != NULL ? notes[r] : (uint8_t)RV_MIN(out->base_note + r, 127u);
+    }
+    /* version 3 (or the hits alone, ids {RV_CHANNEL_HITS} from the memset): the output channels */
+    out->channels = 1;
+    if (out->extension_version >= 3) {
+        p += v2_len;
+        left -= v2_len;
+        if (left == 0 || p[0] == 0 || p[0] > RV_MAX_CHANNELS || left <= p[0]) {
+            return RV_ERR_METADATA;
+        }
+        out->channels = p[0];
+        memcpy(out->channel_ids, p + 1, p[0]);
+        return check_channels(out);
     }
     return RV_OK;
 }
@@ -152,7 +183,8 @@ rv_status rv_metadata_check(const rv_metadata *meta, uint16_t latent_dim, uint16
     if (meta->kind == RV_KIND_NOTE && (unsigned)meta->base_note + meta->rows > 128u) {
         return RV_ERR_METADATA; /* the top row would be beyond MIDI note 127 */
     }
-    if ((uint32_t)meta->rows * meta->ticks != output_size) {
+    if (check_channels(meta) != RV_OK ||
+        (uint32_t)meta->rows * meta->ticks * RV_MAX(meta->channels, 1u) != output_size) {
         return RV_ERR_METADATA;
     }
     if (meta->has_extension && meta->latent_dim != latent_dim) {

@@ -1,6 +1,7 @@
-/* From probabilities to notes: threshold, keep the most probable max_notes per tick in pitch order,
- * map percussion rows to groups and accents, note rows to MIDI notes and 1 V/octave volts; and the
- * mapping of the panel's knobs and CVs to a latent and a threshold. */
+/* From a decoder's outputs to notes: threshold the hits, keep the most probable max_notes per tick in
+ * pitch order, map percussion rows to groups and accents, note rows to MIDI notes and 1 V/octave volts,
+ * give each note its velocity and offset (groove models' other channels); and the mapping of the
+ * panel's knobs and CVs to a latent and a threshold. */
 #include <string.h>
 
 #include "rv_internal.h"
@@ -63,6 +64,26 @@ static void fill_note(const rv_metadata *meta, const rv_post_config *config, uin
     }
 }
 
+/* The tick's values of channel `id` (output block k, k * ticks * rows after the tick's hits), or NULL
+   when the model has no such channel (channels 0 means hits only, as 1). */
+static const float *channel_of(const rv_metadata *meta, const float *hits, unsigned id) {
+    unsigned k;
+    for (k = 1; k < meta->channels; k++) {
+        if (meta->channel_ids[k] == id) {
+            return hits + (size_t)k * meta->ticks * meta->rows;
+        }
+    }
+    return NULL;
+}
+
+/* round(127 * s), at least 1 (a note that sounds is never silent), at most 127; NaN -> 1. For s >= 0.5 / 127
+   truncating 127 s + 0.5 (exact there) is round-half-up; below it the result is the floor 1 anyway. */
+static uint8_t velocity_of(float s) {
+    float v = 127.0f * s + 0.5f;
+    v = v > 1.0f ? v : 1.0f;
+    return (uint8_t)(v < 127.0f ? v : 127.0f);
+}
+
 /* Rows that can drive an output: all of a note model's; a percussion model's up to the end of its last
    group (the groups are consecutive from row 0, rv_row_group). */
 static unsigned playable_rows(const rv_metadata *meta) {
@@ -95,6 +116,7 @@ rv_status rv_postprocess_step(const rv_metadata *meta, const float *probabilitie
     float kept_p[RV_MAX_NOTES];
     unsigned count = 0, weakest = 0, rows, r, i, group = (unsigned)-1, group_end;
     float limit;
+    const float *velocity, *offset;
     if (meta == NULL || probabilities == NULL || step == NULL || !valid_config(config)) {
         return RV_ERR_ARGUMENT;
     }
@@ -131,22 +153,28 @@ rv_status rv_postprocess_step(const rv_metadata *meta, const float *probabilitie
         }
     }
     step->count = (uint8_t)count;
+    velocity = channel_of(meta, probabilities, RV_CHANNEL_VELOCITY);
+    offset = channel_of(meta, probabilities, RV_CHANNEL_OFFSET);
     for (i = 0; i < count; i++) {
-        fill_note(meta, config, kept_row[i], kept_p[i], &step->notes[i]);
+        rv_note *note = &step->notes[i];
+        const unsigned row = kept_row[i];
+        fill_note(meta, config, (uint8_t)row, kept_p[i], note);
+        note->velocity = velocity != NULL ? velocity_of(velocity[row]) : RV_DEFAULT_VELOCITY;
+        note->offset = offset != NULL ? offset[row] - 0.5f : 0.0f;
     }
     return RV_OK;
 }
 
-rv_status rv_postprocess(const rv_metadata *meta, const float *probabilities, const rv_post_config *config,
+rv_status rv_postprocess(const rv_metadata *meta, const float *outputs, const rv_post_config *config,
                          rv_sequence *sequence) {
     unsigned t;
-    if (meta == NULL || probabilities == NULL || sequence == NULL || meta->ticks > RV_MAX_TICKS) {
+    if (meta == NULL || outputs == NULL || sequence == NULL || meta->ticks > RV_MAX_TICKS) {
         return RV_ERR_ARGUMENT;
     }
     sequence->ticks = meta->ticks;
     for (t = 0; t < meta->ticks; t++) {
         const rv_status status =
-            rv_postprocess_step(meta, probabilities + (size_t)t * meta->rows, config, &sequence->steps[t]);
+            rv_postprocess_step(meta, outputs + (size_t)t * meta->rows, config, &sequence->steps[t]);
         if (status != RV_OK) {
             return status;
         }
@@ -154,26 +182,43 @@ rv_status rv_postprocess(const rv_metadata *meta, const float *probabilities, co
     return RV_OK;
 }
 
-void rv_step_groups(const rv_step *step, uint32_t *trigger_mask, float accents[RV_MAX_GROUPS]) {
-    float best[RV_MAX_GROUPS];
+void rv_step_groups(const rv_step *step, uint32_t *trigger_mask, float accents[RV_MAX_GROUPS],
+                    uint8_t velocities[RV_MAX_GROUPS], float offsets[RV_MAX_GROUPS]) {
+    /* per sounding group (its bit in mask set): the probability of the note behind its accent and of
+       the loudest note; read only once the group's first note has set them */
+    float probable[RV_MAX_GROUPS], loudest[RV_MAX_GROUPS];
+    uint8_t no_velocities[RV_MAX_GROUPS];
+    float no_offsets[RV_MAX_GROUPS];
+    uint32_t mask = 0;
     unsigned g, i;
-    *trigger_mask = 0;
+    velocities = velocities != NULL ? velocities : no_velocities;
+    offsets = offsets != NULL ? offsets : no_offsets;
     for (g = 0; g < RV_MAX_GROUPS; g++) {
         accents[g] = 0.0f;
-        best[g] = -1.0f;
+        velocities[g] = 0;
+        offsets[g] = 0.0f;
     }
     for (i = 0; i < step->count && i < RV_MAX_NOTES; i++) {
         const rv_note *note = &step->notes[i];
-        if (note->group < 0 || note->group >= RV_MAX_GROUPS) {
+        const float p = note->probability;
+        unsigned first;
+        g = (unsigned)note->group; /* -1 (no group) wraps above the groups */
+        if (g >= RV_MAX_GROUPS) {
             continue;
         }
-        g = (unsigned)note->group;
-        *trigger_mask |= (uint32_t)1 << g;
-        if (note->probability > best[g]) { /* ties keep the lower row, which comes first */
-            best[g] = note->probability;
+        first = !(mask >> g & 1u);
+        mask |= (uint32_t)1 << g;
+        if (first || p > probable[g]) { /* ties keep the lower row, which comes first */
+            probable[g] = p;
             accents[g] = note->accent;
         }
+        if (first || note->velocity > velocities[g] || (note->velocity == velocities[g] && p > loudest[g])) {
+            loudest[g] = p;
+            velocities[g] = note->velocity;
+            offsets[g] = note->offset;
+        }
     }
+    *trigger_mask = mask;
 }
 
 static float clamp(float v, float lo, float hi) {

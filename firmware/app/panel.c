@@ -11,7 +11,7 @@ static void play_percussion(const rv_step *step)
 {
     uint32_t groups;
     float accents[RV_MAX_GROUPS];
-    rv_step_groups(step, &groups, accents);
+    rv_step_groups(step, &groups, accents, NULL, NULL);
     for (int g = 0; g < PANEL_PERC_TRIGGERS; ++g) {
         if ((groups >> g & 1u) && panel_perc_accent_jack[g] >= 0) {
             hal_cv(panel_perc_accent_jack[g], accents[g] * PANEL_ACCENT_FULL_SCALE_VOLTS);

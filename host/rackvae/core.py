@@ -1,6 +1,11 @@
 """The C decoder core from Python: load a model, decode latents, turn probabilities into notes, and
 drive the sequencer engine, through the cffi extension ``rackvae._core`` (compiled from ``core/``).
 
+A decode gives the model's whole output vector per latent, as ``[channels * ticks, rows]``: the
+channel blocks (hits first, then a groove model's velocity and offset; rackvae.h's layout) stacked
+along the ticks, so a hits-only model's decode is its ``[ticks, rows]`` probabilities as always.
+``Decoder.split`` names the channels and scales them (``rackvae.model.split_outputs``).
+
 Arrays cross the boundary without copies: ``decode`` writes straight into the numpy array it returns.
 A status from C becomes a ``CoreError`` carrying the C reason and the file it concerns.
 """
@@ -64,6 +69,8 @@ class Note:
     probability: float
     accent: float  # percussion: position in the group 0..1; notes: 1
     volts: float  # notes: 1 V/octave from zero_volt_note; percussion: 0
+    velocity: int  # 1..127 from the velocity channel; RV_DEFAULT_VELOCITY (100) without one
+    offset: float  # steps, -0.5..0.5 (positive: late) from the offset channel; 0 without one
 
 
 def _notes_of_step(step: Any) -> list[Note]:
@@ -75,6 +82,8 @@ def _notes_of_step(step: Any) -> list[Note]:
             probability=n.probability,
             accent=n.accent,
             volts=n.volts,
+            velocity=n.velocity,
+            offset=n.offset,
         )
         for n in (step.notes[i] for i in range(step.count))
     ]
@@ -105,8 +114,13 @@ class Decoder:
         self._scratch_pointer = _pointer(self._scratch)
         self._scratch_len = len(self._scratch)
         meta = model.metadata
-        self._shape = (int(lib.rv_model_latent_dim(model)), int(meta.ticks), int(meta.rows))
-        # an interpreter's tensors: one latent in, its probabilities out, wrapped for C once
+        # latent in; the outputs [channels * ticks, rows] out (channels 0: C arrays before version 3)
+        self._shape = (
+            int(lib.rv_model_latent_dim(model)),
+            max(int(meta.channels), 1) * meta.ticks,
+            int(meta.rows),
+        )
+        # an interpreter's tensors: one latent in, its outputs out, wrapped for C once
         self._input = np.zeros(self._shape[0], np.float32)
         self._output = np.zeros(self._shape[1:], np.float32)
         # invoke()'s arguments in one C struct: one pointer crosses per call instead of six values
@@ -197,6 +211,19 @@ class Decoder:
         return int(self._model.metadata.latent_scale)
 
     @property
+    def channels(self) -> tuple[str, ...]:
+        """The output channels in their order, e.g. ``("hits",)`` or ``("hits", "velocity", "offset")``."""
+        return self.metadata.channel_names
+
+    def split(self, outputs: np.ndarray) -> dict[str, np.ndarray]:
+        """Decoded outputs (``decode``'s ``[N, channels * ticks, rows]``, or one sequence's) as channels
+        ``[N, ticks, rows]``: ``hits`` probabilities, ``velocity`` 0..127, ``offset`` in steps."""
+        from rackvae.model import ModelConfig, split_outputs  # imported on use: it brings JAX
+
+        config = ModelConfig(self.ticks, self.rows, self.latent_dim, outputs=self.channels)
+        return split_outputs(config, outputs)
+
+    @property
     def metadata(self) -> XenMetadata:
         return _metadata_of(self._model.metadata)
 
@@ -208,7 +235,8 @@ class Decoder:
     # ---- decoding ----
 
     def decode(self, latents: np.ndarray) -> np.ndarray:
-        """Probabilities ``[N, ticks, rows]`` (float32) for latents ``[N, latent_dim]``: the C core
+        """Outputs ``[N, channels * ticks, rows]`` (float32; hits-only models: the probabilities
+        ``[N, ticks, rows]``) for latents ``[N, latent_dim]``: the C core
         reads the latents in place (when float32 and contiguous) and writes into the returned array.
         (Kept lean: for a small model the Python around the call costs more than the decode.)"""
         source = np.ascontiguousarray(latents, np.float32)
@@ -235,7 +263,7 @@ class Decoder:
 
     @property
     def output(self) -> np.ndarray:
-        """Probabilities ``[ticks, rows]`` of the last ``invoke()``, overwritten by the next one."""
+        """Outputs ``[channels * ticks, rows]`` of the last ``invoke()``, overwritten by the next one."""
         return self._output
 
     def invoke(self) -> np.ndarray:
@@ -247,10 +275,10 @@ class Decoder:
         return self._output
 
     def decode_quantized(self, latents: np.ndarray) -> np.ndarray:
-        """int8 models: quantised latents ``[N, latent_dim]`` -> quantised probabilities
-        ``[N, ticks, rows]`` (int8), the integer graph alone (bit-exact with TFLite-Micro)."""
+        """int8 models: quantised latents ``[N, latent_dim]`` -> quantised outputs
+        ``[N, channels * ticks, rows]`` (int8), the integer graph alone (bit-exact with TFLite-Micro)."""
         source = self._latents(latents, np.int8)
-        out = np.empty((len(source), self.ticks, self.rows), np.int8)
+        out = np.empty((len(source), *self._shape[1:]), np.int8)
         status = lib.rv_decode_s8(
             self._model,
             ffi.from_buffer("int8_t[]", source),
@@ -277,17 +305,17 @@ class Decoder:
 
     def notes(
         self,
-        probabilities: np.ndarray,
+        outputs: np.ndarray,
         threshold: float | None = None,
         max_notes: int = 4,
         zero_volt_note: int = 60,
     ) -> list[list[Note]]:
-        """Per tick of one sequence ``[ticks, rows]``: the notes that sound (rv_postprocess), at the
-        model's thresholds unless ``threshold`` replaces the global one (percussion groups keep their
-        offsets from it)."""
-        probs = np.ascontiguousarray(probabilities, np.float32)
-        if probs.shape != (self.ticks, self.rows):
-            raise ValueError(f"probabilities must be [{self.ticks}, {self.rows}], got {list(probs.shape)}")
+        """Per tick of one sequence's outputs ``[channels * ticks, rows]`` (one item of ``decode``): the
+        notes that sound (rv_postprocess) with their velocities and offsets, at the model's thresholds
+        unless ``threshold`` replaces the global one (percussion groups keep their offsets from it)."""
+        probs = np.ascontiguousarray(outputs, np.float32)
+        if probs.shape != self._shape[1:]:
+            raise ValueError(f"outputs must be {list(self._shape[1:])}, got {list(probs.shape)}")
         sequence = ffi.new("rv_sequence *")
         status = lib.rv_postprocess(
             ffi.addressof(self._model.metadata),
@@ -382,8 +410,11 @@ def _repacked(model: Any, source: str) -> tuple[Any, np.ndarray]:
 
 def _metadata_of(meta: Any) -> XenMetadata:
     has_extension = bool(meta.has_extension)
-    # the fields Python knows (as a file of version 2); C arrays from before version 2 leave it 0
-    version = min(max(int(meta.extension_version), 1), 2)
+    # channels 0: C arrays from before version 3 (the hits alone)
+    channel_ids = tuple(int(meta.channel_ids[k]) for k in range(max(int(meta.channels), 1)))
+    # the fields Python knows (as a file of version 2, or 3 with more channels); C arrays from before
+    # version 2 leave it 0
+    version = 3 if len(channel_ids) > 1 else min(max(int(meta.extension_version), 1), 2)
     perc = meta.kind == lib.RV_KIND_PERC
     stored: dict[str, Any] = {}
     if version >= 2:  # float32 k / 255 back to the byte's value
@@ -403,6 +434,7 @@ def _metadata_of(meta: Any) -> XenMetadata:
         base_note=meta.base_note,
         latent_dim=meta.latent_dim if has_extension else 3,
         extension_version=version if has_extension else 0,
+        channel_ids=channel_ids,
         **stored,
     )
 

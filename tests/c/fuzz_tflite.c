@@ -44,7 +44,7 @@ static void exercise(const rv_model *model) {
             float accents[RV_MAX_GROUPS];
             const rv_step *step = rv_engine_clock(engine, NULL);
             if (step != NULL) {
-                rv_step_groups(step, &mask, accents);
+                rv_step_groups(step, &mask, accents, NULL, NULL);
             }
         }
     }

@@ -65,9 +65,9 @@ static rv_status parse_exact(const uint8_t *bytes, size_t len, rv_metadata *meta
 
 static void test_metadata_v2(void) {
     /* 3 rows in groups 1 + 2; thresholds 89/255, groups 102/255 and 26/255; GM notes, row 2 an accent;
-       then a later version's field (7) that this reader does not know */
+       then a byte version 2 does not declare (7): a reader takes the fields its version has */
     static const uint8_t perc[] = {'x', 'e', 'n', ':', 'p', 'e', 'r', 'd', 'e', 'c', 3,  16,  3, 2,
-                                   1,   2,   'r', 'v', 3,   0,   3,   89,  102, 26,  36, 42, 255, 7};
+                                   1,   2,   'r', 'v', 2,   0,   3,   89,  102, 26,  36, 42, 255, 7};
     static const uint8_t note[] = {'x', 'e', 'n', ':', 's', 'e', 'q', 'd', 'e', 'c', 4, 16, 3, 'r', 'v', 2, 60, 3, 0};
     /*                           row 0 (group 0)  1 (group 1)  2 (group 1, accent) */
     static const float probs[3] = {0.39f, 0.2f, 0.11f};
@@ -76,7 +76,8 @@ static void test_metadata_v2(void) {
     rv_step step;
     size_t len;
     CHECK_STATUS(parse_exact(perc, sizeof perc, &meta), RV_OK);
-    CHECK(meta.extension_version == 3 && meta.threshold == 89.0f / 255.0f);
+    CHECK(meta.extension_version == 2 && meta.threshold == 89.0f / 255.0f);
+    CHECK(meta.channels == 1 && meta.channel_ids[0] == RV_CHANNEL_HITS); /* no version 3: hits alone */
     CHECK(meta.group_thresholds[0] == 102.0f / 255.0f && meta.group_thresholds[1] == 26.0f / 255.0f);
     CHECK(meta.row_notes[0] == 36 && meta.row_notes[1] == 42 && meta.row_notes[2] == RV_ACCENT_ROW);
     /* the fields version 2 declares must all be there: every cut inside them is refused */
@@ -536,9 +537,12 @@ static void test_postprocess_step(void) {
     CHECK(step.notes[0].row == 0 && step.notes[1].row == 3 && step.notes[2].row == 8 && step.notes[3].row == 9);
     CHECK(step.notes[1].group == 2 && fabsf(step.notes[1].accent - 0.2f) < 1e-7f);
     CHECK(step.notes[3].group == 3 && step.notes[3].accent == 1.0f);
-    rv_step_groups(&step, &mask, accents);
+    rv_step_groups(&step, &mask, accents, NULL, NULL);
     CHECK(mask == ((1u << 0) | (1u << 2) | (1u << 3)));
     CHECK(accents[3] == 1.0f); /* row 9 (0.65) beats row 8 (0.6) in group 3 */
+    /* a hits-only model: every note at the default velocity, on the grid */
+    CHECK(step.notes[0].velocity == RV_DEFAULT_VELOCITY && step.notes[3].velocity == RV_DEFAULT_VELOCITY);
+    CHECK(step.notes[0].offset == 0.0f && step.notes[3].offset == 0.0f);
     /* ties: the lower row wins the last place */
     config.max_notes = 5;
     CHECK_STATUS(rv_postprocess_step(&perc, probs, &config, &step), RV_OK);
@@ -570,6 +574,256 @@ static void test_postprocess_step(void) {
     CHECK(step.notes[0].midi_note == 120 && step.notes[1].midi_note == 123);
     CHECK(step.notes[2].midi_note == 127 && step.notes[3].midi_note == 127); /* rows 9 and 12 */
     CHECK(step.notes[3].volts == (127.0f - 60.0f) / 12.0f);
+}
+
+/* ---- groove: metadata version 3, velocities and offsets ---- */
+
+static void test_metadata_v3(void) {
+    /* the version 2 percussion fields of test_metadata_v2, then channels 3: hits, velocity, offset */
+    static const uint8_t perc[] = {'x', 'e', 'n', ':', 'p', 'e', 'r', 'd', 'e', 'c', 3,  16,  3, 2, 1, 2,
+                                   'r', 'v', 3,   0,   3,   89,  102, 26,  36,  42,  255, 3,  0, 1, 2};
+    /* a note model (version 2 adds the threshold alone) with hits and offset, then a later field (9) */
+    static const uint8_t note[] = {'x', 'e', 'n', ':', 's', 'e', 'q', 'd', 'e', 'c', 4, 16, 3,
+                                   'r', 'v', 4,   60,  3,   77,  2,   0,   2,   9};
+    uint8_t tail[sizeof perc + 4];
+    rv_metadata meta;
+    size_t len;
+    unsigned c, a, b, d, valid = 0, refused = 0;
+    CHECK_STATUS(parse_exact(perc, sizeof perc, &meta), RV_OK);
+    CHECK(meta.extension_version == 3 && meta.channels == 3);
+    CHECK(meta.channel_ids[0] == RV_CHANNEL_HITS && meta.channel_ids[1] == RV_CHANNEL_VELOCITY &&
+          meta.channel_ids[2] == RV_CHANNEL_OFFSET);
+    /* the version 2 fields read as before */
+    CHECK(meta.threshold == 89.0f / 255.0f && meta.row_notes[2] == RV_ACCENT_ROW && meta.rows == 3);
+    /* the extension declares version 3: every cut inside its fields is refused (27 bytes: version 2's) */
+    for (len = 19; len < sizeof perc; len++) {
+        CHECK_STATUS(parse_exact(perc, len, &meta), RV_ERR_METADATA);
+    }
+    CHECK_STATUS(parse_exact(note, sizeof note, &meta), RV_OK);
+    CHECK(meta.extension_version == 4 && meta.threshold == 77.0f / 255.0f);
+    CHECK(meta.channels == 2 && meta.channel_ids[0] == RV_CHANNEL_HITS && meta.channel_ids[1] == RV_CHANNEL_OFFSET);
+    CHECK_STATUS(parse_exact(note, sizeof note - 1, &meta), RV_OK); /* without the later field */
+    CHECK_STATUS(parse_exact(note, sizeof note - 2, &meta), RV_ERR_METADATA); /* the second id cut */
+    CHECK_STATUS(parse_exact(note, sizeof note - 3, &meta), RV_ERR_METADATA); /* ids cut */
+    CHECK_STATUS(parse_exact(note, sizeof note - 4, &meta), RV_ERR_METADATA); /* channels cut */
+
+    /* every channel count 0..5 with every id 0..4 in the first three places: valid exactly when
+       1 <= channels <= 3, the first id is the hits and each id is a known channel at most once */
+    memcpy(tail, perc, sizeof perc - 4);
+    for (c = 0; c <= 5; c++) {
+        for (a = 0; a <= 4; a++) {
+            for (b = 0; b <= 4; b++) {
+                for (d = 0; d <= 4; d++) {
+                    const unsigned ids[3] = {a, b, d};
+                    unsigned k, seen = 0, ok = c >= 1 && c <= 3 && a == 0;
+                    for (k = 0; k < c && k < 3; k++) {
+                        ok &= ids[k] < 3 && !(seen >> ids[k] & 1u);
+                        seen |= 1u << ids[k];
+                    }
+                    tail[sizeof perc - 4] = (uint8_t)c;
+                    tail[sizeof perc - 3] = (uint8_t)a;
+                    tail[sizeof perc - 2] = (uint8_t)b;
+                    tail[sizeof perc - 1] = (uint8_t)d;
+                    tail[sizeof perc] = (uint8_t)d; /* room for a fourth id (channels 4) */
+                    tail[sizeof perc + 1] = 0;
+                    /* exactly channels ids follow (at least one byte) */
+                    len = sizeof perc - 3 + (c > 0 ? c : 1);
+                    if (parse_exact(tail, len, &meta) == RV_OK) {
+                        valid++;
+                        CHECK(ok && meta.channels == c && meta.channel_ids[0] == a);
+                        CHECK(c < 2 || meta.channel_ids[1] == b);
+                        CHECK(c < 3 || meta.channel_ids[2] == d);
+                    } else {
+                        refused++;
+                        CHECK(!ok);
+                    }
+                }
+            }
+        }
+    }
+    /* valid: 25 x 1 (hits alone, any later bytes), 5 x 2 (hits + velocity or offset), 2 (all three) */
+    CHECK(valid == 25 + 2 * 5 + 2 && refused == 6 * 125 - valid);
+
+    /* rv_metadata_check: rows * ticks * channels outputs; channels and ids as a file must hold them */
+    CHECK_STATUS(parse_exact(perc, sizeof perc, &meta), RV_OK);
+    CHECK_STATUS(rv_metadata_check(&meta, 3, 3 * 16 * 3), RV_OK);
+    CHECK_STATUS(rv_metadata_check(&meta, 3, 3 * 16), RV_ERR_METADATA);
+    CHECK_STATUS(rv_metadata_check(&meta, 3, 3 * 16 * 2), RV_ERR_METADATA);
+    meta.channel_ids[2] = RV_CHANNEL_VELOCITY; /* twice */
+    CHECK_STATUS(rv_metadata_check(&meta, 3, 3 * 16 * 3), RV_ERR_METADATA);
+    meta.channel_ids[2] = 3; /* unknown */
+    CHECK_STATUS(rv_metadata_check(&meta, 3, 3 * 16 * 3), RV_ERR_METADATA);
+    meta.channel_ids[2] = RV_CHANNEL_OFFSET;
+    meta.channel_ids[0] = RV_CHANNEL_VELOCITY; /* hits not first */
+    meta.channel_ids[1] = RV_CHANNEL_HITS;
+    CHECK_STATUS(rv_metadata_check(&meta, 3, 3 * 16 * 3), RV_ERR_METADATA);
+    meta.channel_ids[0] = RV_CHANNEL_HITS;
+    meta.channel_ids[1] = RV_CHANNEL_VELOCITY;
+    meta.channels = RV_MAX_CHANNELS + 1;
+    CHECK_STATUS(rv_metadata_check(&meta, 3, 3 * 16 * 4), RV_ERR_METADATA);
+    /* C arrays from before version 3 leave channels 0: the hits alone */
+    memset(meta.channel_ids, 0, sizeof meta.channel_ids);
+    meta.channels = 0;
+    CHECK_STATUS(rv_metadata_check(&meta, 3, 3 * 16), RV_OK);
+    CHECK_STATUS(rv_metadata_check(&meta, 3, 3 * 16 * 3), RV_ERR_METADATA);
+}
+
+/* Percussion metadata of `rows` rows in groups {1, rows - 1}, `ticks` ticks, with these channels. */
+static rv_metadata groove_meta(uint8_t rows, uint8_t ticks, uint8_t channels, const uint8_t *ids) {
+    rv_metadata meta;
+    memset(&meta, 0, sizeof meta);
+    meta.kind = RV_KIND_PERC;
+    meta.rows = rows;
+    meta.ticks = ticks;
+    meta.latent_scale = 3;
+    meta.n_groups = 2;
+    meta.group_sizes[0] = 1;
+    meta.group_sizes[1] = (uint8_t)(rows - 1);
+    meta.channels = channels;
+    memcpy(meta.channel_ids, ids, channels);
+    return meta;
+}
+
+static void test_postprocess_groove(void) {
+    static const uint8_t all[3] = {RV_CHANNEL_HITS, RV_CHANNEL_VELOCITY, RV_CHANNEL_OFFSET};
+    static const uint8_t hits_offset[2] = {RV_CHANNEL_HITS, RV_CHANNEL_OFFSET};
+    /* 4 rows, 2 ticks: [hits][velocity][offset], each tick-major */
+    static const float outputs[3 * 2 * 4] = {
+        0.9f, 0.5f, 0.1f, 0.6f,   0.0f, 0.0f, 0.8f, 0.0f,     /* hits: tick 0 rows 0 1 3, tick 1 row 2 */
+        0.5f, 1.0f, 0.7f, 0.0f,   0.0f, 0.0f, 0.2f, 0.0f,     /* velocity sigmoids */
+        0.75f, 0.25f, 0.5f, 0.125f, 0.5f, 0.5f, 0.5f, 0.5f,  /* offset sigmoids */
+    };
+    /* int8 outputs (q + 128) / 256 for q = -128, -126, -124, -1, 0, 127 as velocity and offset */
+    static const int8_t q[6] = {-128, -126, -124, -1, 0, 127};
+    static const uint8_t q_velocity[6] = {1, 1, 2, 63, 64, 127}; /* round(127 (q + 128) / 256), >= 1 */
+    static const float q_offset[6] = {-0.5f, -0.4921875f, -0.484375f, -0.00390625f, 0.0f, 0.49609375f};
+    float quantised[3 * 6];
+    rv_metadata meta = groove_meta(4, 2, 3, all);
+    rv_post_config config = rv_post_config_default();
+    rv_sequence sequence;
+    rv_step step;
+    unsigned k;
+    config.threshold = 0.3f;
+    CHECK_STATUS(rv_postprocess(&meta, outputs, &config, &sequence), RV_OK);
+    CHECK(sequence.steps[0].count == 3 && sequence.steps[1].count == 1);
+    /* round(127 * 0.5 = 63.5) = 64, 127 * 1 = 127, 127 * 0 = 0 -> at least 1; 127 * 0.2 = 25.4 -> 25 */
+    CHECK(sequence.steps[0].notes[0].row == 0 && sequence.steps[0].notes[0].velocity == 64);
+    CHECK(sequence.steps[0].notes[1].row == 1 && sequence.steps[0].notes[1].velocity == 127);
+    CHECK(sequence.steps[0].notes[2].row == 3 && sequence.steps[0].notes[2].velocity == 1);
+    CHECK(sequence.steps[1].notes[0].row == 2 && sequence.steps[1].notes[0].velocity == 25);
+    CHECK(sequence.steps[0].notes[0].offset == 0.25f && sequence.steps[0].notes[1].offset == -0.25f);
+    CHECK(sequence.steps[0].notes[2].offset == -0.375f && sequence.steps[1].notes[0].offset == 0.0f);
+    /* the hits decide alone: same rows, probabilities and accents as the hits-only model */
+    meta.channels = 1;
+    CHECK_STATUS(rv_postprocess_step(&meta, outputs, &config, &step), RV_OK);
+    CHECK(step.count == 3 && step.notes[2].row == 3 && step.notes[2].probability == 0.6f);
+    CHECK(step.notes[0].velocity == RV_DEFAULT_VELOCITY && step.notes[2].offset == 0.0f);
+    /* step by step: the pointer into the whole vector at tick 1 */
+    meta.channels = 3;
+    CHECK_STATUS(rv_postprocess_step(&meta, outputs + 4, &config, &step), RV_OK);
+    CHECK(step.count == 1 && step.notes[0].row == 2 && step.notes[0].velocity == 25 && step.notes[0].offset == 0.0f);
+    /* hits and offset (block 1 is the offset): default velocity */
+    {
+        float two[2 * 2 * 4];
+        meta = groove_meta(4, 2, 2, hits_offset);
+        memcpy(two, outputs, sizeof(float) * 8);
+        memcpy(two + 8, outputs + 16, sizeof(float) * 8);
+        CHECK_STATUS(rv_postprocess(&meta, two, &config, &sequence), RV_OK);
+        CHECK(sequence.steps[0].count == 3 && sequence.steps[0].notes[0].velocity == RV_DEFAULT_VELOCITY);
+        CHECK(sequence.steps[0].notes[0].offset == 0.25f && sequence.steps[0].notes[2].offset == -0.375f);
+    }
+    /* int8 outputs: 6 rows, 1 tick, every row a hit */
+    meta = groove_meta(6, 1, 3, all);
+    config.max_notes = 6;
+    for (k = 0; k < 6; k++) {
+        quantised[k] = 1.0f;
+        quantised[6 + k] = (float)(q[k] + 128) / 256.0f;
+        quantised[12 + k] = (float)(q[k] + 128) / 256.0f;
+    }
+    CHECK_STATUS(rv_postprocess_step(&meta, quantised, &config, &step), RV_OK);
+    CHECK(step.count == 6);
+    for (k = 0; k < 6 && k < step.count; k++) {
+        CHECK(step.notes[k].velocity == q_velocity[k] && step.notes[k].offset == q_offset[k]);
+    }
+}
+
+static void test_step_groups_groove(void) {
+    rv_step step;
+    uint32_t mask;
+    float accents[RV_MAX_GROUPS], offsets[RV_MAX_GROUPS];
+    uint8_t velocities[RV_MAX_GROUPS];
+    /* group 0: one note; group 3: velocities 50, 80, 80 (the 80s tie: the more probable, 0.7, wins)
+       and the accent of the most probable (0.9); a note of no group; group 5: 90 and 30 */
+    static const struct {
+        int8_t group;
+        float p, accent, offset;
+        uint8_t velocity;
+    } notes[7] = {{0, 0.5f, 0.0f, 0.25f, 40},  {3, 0.9f, 0.0f, -0.125f, 50}, {3, 0.6f, 0.5f, 0.375f, 80},
+                  {3, 0.7f, 1.0f, -0.25f, 80}, {-1, 1.0f, 0.0f, 0.5f, 127},   {5, 0.4f, 0.0f, 0.0625f, 90},
+                  {5, 0.95f, 1.0f, -0.5f, 30}};
+    unsigned k;
+    memset(&step, 0, sizeof step);
+    step.count = 7;
+    for (k = 0; k < 7; k++) {
+        step.notes[k].group = notes[k].group;
+        step.notes[k].probability = notes[k].p;
+        step.notes[k].accent = notes[k].accent;
+        step.notes[k].offset = notes[k].offset;
+        step.notes[k].velocity = notes[k].velocity;
+    }
+    memset(velocities, 0xff, sizeof velocities);
+    for (k = 0; k < RV_MAX_GROUPS; k++) accents[k] = offsets[k] = 9.0f;
+    rv_step_groups(&step, &mask, accents, velocities, offsets);
+    CHECK(mask == ((1u << 0) | (1u << 3) | (1u << 5)));
+    CHECK(velocities[0] == 40 && offsets[0] == 0.25f && accents[0] == 0.0f);
+    CHECK(velocities[3] == 80 && offsets[3] == -0.25f && accents[3] == 0.0f);
+    CHECK(velocities[5] == 90 && offsets[5] == 0.0625f && accents[5] == 1.0f);
+    for (k = 0; k < RV_MAX_GROUPS; k++) {
+        if (!(mask >> k & 1u)) CHECK(velocities[k] == 0 && offsets[k] == 0.0f && accents[k] == 0.0f);
+    }
+    /* equal velocity and probability: the first (lower row) keeps it */
+    step.notes[3].probability = 0.6f;
+    rv_step_groups(&step, &mask, accents, velocities, NULL);
+    CHECK(velocities[3] == 80 && accents[3] == 0.0f);
+    rv_step_groups(&step, &mask, accents, NULL, offsets);
+    CHECK(offsets[3] == 0.375f && offsets[5] == 0.0625f);
+}
+
+/* The engine on a groove model: 3 -> 13 -> 40 read as hits and velocity of 4 ticks x 5 rows. */
+static void test_engine_groove(void) {
+    static rv_model model;
+    static uint8_t scratch[16384];
+    static rv_engine engine;
+    static float outputs[L1_OUT], scratch_decode[4096];
+    const float latent[3] = {2.0f, -1.0f, 0.5f};
+    const rv_post_config config = rv_post_config_default();
+    const rv_sequence *sequence;
+    int t, k, notes = 0;
+    make_model(&model, RV_LAYOUT_IN_OUT);
+    model.metadata.ticks = TICKS / 2;
+    model.metadata.channels = 2;
+    model.metadata.channel_ids[1] = RV_CHANNEL_VELOCITY;
+    CHECK(rv_model_output_size(&model) == L1_OUT);
+    CHECK_STATUS(rv_model_check(&model), RV_OK);
+    CHECK(rv_engine_scratch_size(&model) == ((rv_scratch_size(&model) + 3u) & ~(size_t)3u) + L1_OUT * sizeof(float));
+    CHECK_STATUS(rv_decode(&model, latent, 1, outputs, scratch_decode, sizeof scratch_decode), RV_OK);
+    CHECK_STATUS(rv_engine_init(&engine, &model, scratch, sizeof scratch, &config), RV_OK);
+    CHECK_STATUS(rv_engine_run_inference(&engine, latent, config.threshold), RV_OK);
+    rv_engine_clock(&engine, NULL);
+    sequence = rv_engine_sequence(&engine);
+    CHECK(sequence != NULL && sequence->ticks == TICKS / 2);
+    for (t = 0; sequence != NULL && t < sequence->ticks; t++) {
+        for (k = 0; k < sequence->steps[t].count; k++) {
+            const rv_note *note = &sequence->steps[t].notes[k];
+            const float hit = outputs[t * ROWS + note->row];
+            const float velocity = outputs[(TICKS / 2 + t) * ROWS + note->row];
+            const long want = lroundf(127.0f * velocity);
+            CHECK(note->probability == hit && note->offset == 0.0f);
+            CHECK(note->velocity == (want < 1 ? 1 : want));
+            notes++;
+        }
+    }
+    CHECK(notes > 4);
 }
 
 static void test_controls(void) {
@@ -827,8 +1081,12 @@ int main(int argc, char **argv) {
     test_model_errors();
     test_row_groups();
     test_postprocess_step();
+    test_metadata_v3();
+    test_postprocess_groove();
+    test_step_groups_groove();
     test_controls();
     test_engine();
+    test_engine_groove();
     if (argc > 1) {
         test_corpus(argv[1]);
     }
