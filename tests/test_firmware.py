@@ -187,6 +187,8 @@ class Settings:
     length: int
     clock: int  # 0-3: external at CLOCK_PPQN[clock]; 4: internal
     bpm: int
+    groove: int
+    swing: int
 
     @classmethod
     def of(cls, saved: ModuleSettings) -> Settings:
@@ -199,6 +201,8 @@ class Settings:
             saved.length,
             clock,
             saved.bpm,
+            saved.groove,
+            saved.swing,
         )
 
     def frozen(self, model_path: str) -> ModuleSettings:
@@ -212,6 +216,8 @@ class Settings:
             self.length,
             ppqn,
             self.bpm,
+            self.groove,
+            self.swing,
         )
 
 
@@ -354,6 +360,11 @@ class ModuleModel:
         elif self.layer == 1:
             if k == 1:
                 self.set_value(now_us, "max-notes", None, pot_value(volts, 5, f32(0.35), 1, MAX_NOTES))
+        elif self.layer == 3:
+            if k == 0:
+                self.set_value(now_us, "groove", None, pot_value(volts, 5, f32(20), 0, 200))
+            elif k == 1:
+                self.set_value(now_us, "swing", None, pot_value(volts, 5, f32(7.5), 0, 75))
         elif k == 0:
             self.set_value(now_us, "chaos", None, pot_value(volts, 5, f32(10), 0, 100))
         elif k == 1:
@@ -474,16 +485,15 @@ class ModuleModel:
                 accent = f32(row - starts[group]) / f32(size - 1) if size > 1 else f32(0)
                 if group not in best or p > best[group][0]:
                     best[group] = (p, accent)
+            # each group's accent (hits-only: the row's position in its group, 0-3 V), then its trigger
             for group in sorted(best):
                 if group in PERC_ACCENT_JACKS:
                     self.emit(now_us, f"cv {PERC_ACCENT_JACKS[group]} {milli(best[group][1] * f32(3))}")
-            for group in sorted(best):
                 self.emit(now_us, f"trig {PERC_TRIGGER_JACKS[group]}")
         else:
             for voice, (row, _) in enumerate(step):
                 volts = f32(meta.base_note + row - 60) / f32(12)
                 self.emit(now_us, f"cv {NOTE_PITCH_JACKS[voice]} {milli(volts)}")
-            for voice in range(len(step)):
                 self.emit(now_us, f"trig {NOTE_TRIGGER_JACKS[voice]}")
 
     def event(self, now_us: int, name: str, args: list[str]) -> None:
@@ -493,8 +503,13 @@ class ModuleModel:
             (self.knobs if name == "knob" else self.cvs)[int(args[0])] = f32(microvolts) / f32(1e6)
         elif name == "clock" and args == ["1"]:
             self.pulse(now_us)
-        elif (name == "reset" and args == ["1"]) or (name == "button" and args == ["1", "1"]):
+        elif name == "reset" and args == ["1"]:
             self.reset(now_us)
+        elif name == "button" and args == ["1", "1"]:
+            self.reset(now_us)
+            self.set_layer(now_us, 3)
+        elif name == "button" and args == ["1", "0"] and self.layer == 3:
+            self.set_layer(now_us, 0)
         elif name == "button" and args == ["0", "1"]:
             self.set_layer(now_us, 1)
         elif name == "button" and args == ["0", "0"] and self.layer == 1:
@@ -1149,11 +1164,26 @@ def test_app_and_core_compile_with_the_teensy_flags(build_root: Path) -> None:
     assert members.count("Tag_ABI_VFP_args: VFP registers") == objects
 
 
-def test_simulate_command_writes_log_midi_and_screen(perc_model: DecoderFile, tmp_path: Path) -> None:
+def midi_ons(path: Path) -> list[tuple[int, int, int, int]]:
+    """(time in MIDI ticks, channel, note, velocity) of each note-on in a MIDI file."""
     import mido
 
+    now, ons = 0, []
+    for message in mido.merge_tracks(mido.MidiFile(path).tracks):
+        now += message.time
+        if message.type == "note_on" and message.velocity > 0:
+            ons.append((now, message.channel, message.note, message.velocity))
+    return ons
+
+
+def midi_ticks(time_us: int) -> int:
+    """A log time in the MIDI file's ticks (480 per 0.5 s beat, rackvae.simulate)."""
+    return round(time_us * 480 / 500_000)
+
+
+def test_simulate_command_writes_log_midi_and_screen(perc_model: DecoderFile, tmp_path: Path) -> None:
     from rackvae.cli import main
-    from rackvae.simulate import ACCENT_FULL_SCALE_MV, DRUM_CHANNEL, GROUP_DRUM_NOTES
+    from rackvae.simulate import DRUM_CHANNEL
 
     model = tmp_path / "drums.tflite"
     model.write_bytes(perc_model.tflite)
@@ -1172,20 +1202,16 @@ def test_simulate_command_writes_log_midi_and_screen(perc_model: DecoderFile, tm
     events = parse_log(out["module.log"].read_text())
     assert sum(event.what == "tick" for event in events) == 3 * 16
     triggers = [event for event in events if event.what == "trig"]
-    midi = mido.MidiFile(out["module.mid"])
-    ons = [message for message in mido.merge_tracks(midi.tracks) if message.type == "note_on"]
-    assert len(ons) == len(triggers) > 0
-    assert {message.channel for message in ons} == {DRUM_CHANNEL}
-    assert {message.note for message in ons} <= set(GROUP_DRUM_NOTES)
-    # Toms (group 2, trigger jack 1): velocity follows the accent CV on jack 5, 0-3 V -> 40..127.
-    accent_mv, expected_tom_velocities = 0, []
-    for event in events:
-        if event.what == "cv" and event.args[0] == "5":
-            accent_mv = int(event.args[1])
-        if event.what == "trig" and event.args[0] == "1":
-            expected_tom_velocities.append(40 + round(87 * accent_mv / ACCENT_FULL_SCALE_MV))
-    toms = [message.velocity for message in ons if message.note == GROUP_DRUM_NOTES[2]]
-    assert toms == expected_tom_velocities and len(set(toms)) > 1
+    ons = midi_ons(out["module.mid"])
+    # The MIDI file is the module's USB MIDI: each note-on at its line's time with its velocity; a
+    # hits-only model plays every note at 100. This model's rows play notes 0-11 (no row notes in its
+    # metadata), one or more per trigger.
+    logged = [
+        (e.time_us, int(e.args[1]), int(e.args[2])) for e in events if e.what == "midi" and e.args[2] != "0"
+    ]
+    assert [(t, n, v) for t, _, n, v in ons] == [(midi_ticks(t), n, v) for t, n, v in logged]
+    assert {channel for _, channel, _, _ in ons} == {DRUM_CHANNEL} and {v for *_, v in ons} == {100}
+    assert len(ons) >= len(triggers) > 0 and {t for t, _, _ in logged} <= {e.time_us for e in triggers}
     assert out["module.png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -1296,3 +1322,254 @@ def test_the_m7_meets_the_issues_instruction_and_code_size_goals(build_root: Pat
     # status line) took core + app to 19,214 B; -Os everywhere and the app's state reordered bring it
     # to 16,384 + PANEL_FEATURES_BYTES, held exactly, so any growth fails.
     assert 8_000 < parts["core"] + parts["app"] <= 16_384 + PANEL_FEATURES_BYTES, parts
+
+
+# ---- groove: velocity and timing offsets, the groove amount and swing ----
+
+GROOVE_META = XenMetadata("perc", 12, 16, 3, (1, 1, 6, 2, 2), row_notes=GM_ROW_NOTES, channel_ids=(0, 1, 2))
+PERIOD_US = STEP_MS * 1000  # clock_script's 120 BPM, one pulse per step
+KICK, SNARE, HAT = 0, 1, 8  # rows: groups 0 (jack 0), 1 (jack 4), 3 (jack 2, accent on jack 6)
+KICK_TICKS, SNARE_TICKS = (0, 4, 8, 12), (0, 2, 6, 10, 14)
+KICK_OFFSET, SNARE_OFFSET = 0.2, -0.25  # steps: the kick late, the snare early
+KICK_VELOCITY, SNARE_VELOCITY = 100, 40
+
+
+def hat_velocity(tick: int) -> int:
+    return 20 + 6 * tick
+
+
+def logit(p: float) -> float:
+    return float(np.log(p / (1 - p)))
+
+
+@pytest.fixture(scope="session")
+def groove_model() -> DecoderFile:
+    """A groove decoder (hits, velocity, offset) that plays the same bar whatever the latent: kicks
+    late, snares early, a closed hi-hat on every step on time, louder step by step."""
+    from rackvae.export.tflite import tflite_bytes
+
+    ticks, rows = GROOVE_META.ticks, GROOVE_META.rows
+    bias = np.zeros((3, ticks, rows))
+    bias[0] = -12.0  # silent but for the hits below
+    for row, hit_ticks, velocity, offset in (
+        (KICK, KICK_TICKS, KICK_VELOCITY, KICK_OFFSET),
+        (SNARE, SNARE_TICKS, SNARE_VELOCITY, SNARE_OFFSET),
+    ):
+        for tick in hit_ticks:
+            bias[:, tick, row] = (12.0, logit(velocity / 127), logit(offset + 0.5))
+    for tick in range(ticks):
+        bias[:, tick, HAT] = (12.0, logit(hat_velocity(tick) / 127), 0.0)
+    layers = random_decoder_layers((3, 12, 48, 3 * ticks * rows), seed=5)
+    kernel, _ = layers[-1]
+    layers[-1] = (np.zeros_like(kernel), bias.reshape(-1).astype(np.float32))
+    return DecoderFile(GROOVE_META, layers, tflite_bytes(layers, GROOVE_META, "float32"))
+
+
+def groove_script(bars: int) -> str:
+    """clock_script's bars at 120 BPM, and 200 ms after its last step, time for what was late to fire."""
+    return merged(clock_script(bars, 16, 120), [f"{START_MS + bars * 16 * STEP_MS + 200} knob 3 0"])
+
+
+def times_of(events: list, what: str, first: str) -> list[int]:
+    return [e.time_us for e in events if e.what == what and e.args[0] == first]
+
+
+def edges_of(script: str) -> list[int]:
+    return [int(Decimal(line.split()[0]) * 1000) for line in script.splitlines() if line.endswith("clock 1")]
+
+
+def assert_near(actual: list[int], expected: list[float]) -> None:
+    """Fire times within one tick of the virtual module's microsecond clock."""
+    assert len(actual) == len(expected) and all(
+        abs(a - e) <= 1 for a, e in zip(actual, expected, strict=True)
+    ), (
+        actual,
+        expected,
+    )
+
+
+def test_groove_notes_fire_at_their_offsets_and_early_ones_ahead_of_the_next_edge(
+    request: pytest.FixtureRequest, groove_model: DecoderFile, tmp_path: Path
+) -> None:
+    # Four bars, with a reset 60 ms after the edge of step 37 (tick 5): the next edge plays step 0.
+    script = groove_script(4)
+    edges = edges_of(script)
+    reset_ms = Decimal(edges[37] + 60_000) / 1000
+    script = merged(script, [f"{reset_ms} reset 1", f"{reset_ms + 5} reset 0"])
+    events = play_on_both(request, tmp_path, groove_model, script, check_model=False).events
+    ticks = [(e.time_us, int(e.args[0])) for e in events if e.what == "tick"]
+    after_reset = 38
+    assert [t for _, t in ticks] == [*range(16), *range(16), *range(6), *range(16), *range(10)]
+    assert [t for t, _ in ticks] == edges
+    played = list(zip(edges, [t for _, t in ticks], strict=True))
+    # Late: the kick fires 0.2 step after its edge, once a period is known (the first edge after power-on
+    # has none and plays it on the edge; a reset keeps the period).
+    kicks = [
+        edge + (KICK_OFFSET * PERIOD_US if k else 0) for k, (edge, t) in enumerate(played) if t in KICK_TICKS
+    ]
+    assert_near(times_of(events, "trig", "0"), kicks)
+    # Early: the snare fires 0.25 step before the edge of its step, predicted at the edge before; on the
+    # edge itself where there was no prediction: the first edge after power-on and the first after the
+    # reset (the reset ends the tempo; the step after it is predicted from the interval that follows).
+    # The snare the edge before the reset queued for tick 6 (at 93.75 ms) never plays; the one the last
+    # edge queued for tick 10 does (the module cannot know that the clock stopped).
+    expected = [
+        edge + (0 if k in (0, after_reset) else SNARE_OFFSET * PERIOD_US)
+        for k, (edge, t) in enumerate([*played, (edges[-1] + PERIOD_US, 10)])
+        if t in SNARE_TICKS
+    ]
+    snares = times_of(events, "trig", "4")
+    assert_near(snares, expected)
+    assert (
+        sum(t < edge for t, edge in zip(snares[:-1], [e for e, t in played if t in SNARE_TICKS], strict=True))
+        == len(expected) - 3
+        == 18
+    )
+    assert not [t for t in snares if edges[37] < t < edges[after_reset]]
+    early = [(e.time_us, " ".join(e.args)) for e in events if e.what == "early"]
+    assert early == [
+        (edges[0], "notes on the edge: no tempo yet"),
+        (edges[after_reset], "notes on the edge: no tempo yet"),
+    ]
+    # On time: the hi-hat on every edge.
+    assert times_of(events, "trig", "2") == edges
+
+
+def test_groove_velocities_drive_the_accent_cvs_and_the_midi_notes(
+    request: pytest.FixtureRequest, groove_model: DecoderFile, tmp_path: Path
+) -> None:
+    script = groove_script(2)
+    events = play_on_both(request, tmp_path, groove_model, script, check_model=False).events
+    # The hi-hat's accent jack (6): velocity / 127 * 5 V, set just before its trigger.
+    cvs = [(e.time_us, int(e.args[1])) for e in events if e.what == "cv" and e.args[0] == "6"]
+    expected = [milli(f32(hat_velocity(tick)) * (f32(5) / f32(127))) for tick in range(16)] * 2
+    assert [mv for _, mv in cvs] == expected
+    assert all(abs(mv - hat_velocity(k % 16) / 127 * 5000) < 1 for k, (_, mv) in enumerate(cvs))
+    assert [t for t, _ in cvs] == times_of(events, "trig", "2")
+    # USB MIDI: each note at its trigger's time with its velocity, ended at the next step.
+    ons = [
+        (e.time_us, int(e.args[1]), int(e.args[2])) for e in events if e.what == "midi" and e.args[2] != "0"
+    ]
+    for note, jack, velocity in ((36, "0", KICK_VELOCITY), (38, "4", SNARE_VELOCITY)):
+        assert [(t, v) for t, n, v in ons if n == note] == [
+            (t, velocity) for t in times_of(events, "trig", jack)
+        ]
+    hats = [(t, v) for t, n, v in ons if n == 42]
+    assert hats == list(
+        zip(times_of(events, "trig", "2"), [hat_velocity(t) for t in range(16)] * 2, strict=True)
+    )
+    assert all(e.args[0] == "10" for e in events if e.what == "midi")
+
+
+@pytest.mark.parametrize("groove", [0, 200])
+def test_the_groove_amount_straightens_or_exaggerates_the_offsets(
+    groove: int, request: pytest.FixtureRequest, groove_model: DecoderFile, tmp_path: Path
+) -> None:
+    script = groove_script(2)
+    saved = ModuleSettings(groove=groove).to_bytes()
+    events = play_on_both(request, tmp_path, groove_model, script, saved, check_model=False).events
+    edges = edges_of(script)
+    amount = groove / 100
+    kicks = [
+        edge + (KICK_OFFSET * amount * PERIOD_US if k else 0)
+        for k, edge in enumerate(edges)
+        if k % 16 in KICK_TICKS
+    ]
+    assert_near(times_of(events, "trig", "0"), kicks)
+    # the snare of the step after the last edge too, when early
+    snares = [
+        edge + (SNARE_OFFSET * amount * PERIOD_US if k else 0)
+        for k, edge in enumerate([*edges, edges[-1] + PERIOD_US] if groove else edges)
+        if k % 16 in SNARE_TICKS
+    ]
+    assert_near(times_of(events, "trig", "4"), snares)
+    if groove == 0:  # straight: every trigger on an edge, and no early note to report
+        assert {e.time_us for e in events if e.what == "trig"} == set(edges)
+        assert not [e for e in events if e.what == "early"]
+
+
+def test_swing_delays_the_odd_steps(
+    request: pytest.FixtureRequest, groove_model: DecoderFile, tmp_path: Path
+) -> None:
+    script = groove_script(2)
+    saved = ModuleSettings(groove=0, swing=50).to_bytes()
+    events = play_on_both(request, tmp_path, groove_model, script, saved, check_model=False).events
+    edges = edges_of(script)
+    # The hi-hat on every step: the odd ones half a step late (from the second edge on, with a period).
+    hats = [edge + (0.5 * PERIOD_US if k % 2 and k > 0 else 0) for k, edge in enumerate(edges)]
+    assert_near(times_of(events, "trig", "2"), hats)
+    assert times_of(events, "trig", "0") == [edges[k] for k in range(32) if k % 16 in KICK_TICKS]
+
+
+def test_groove_and_swing_are_set_on_the_groove_layer_and_kept(
+    request: pytest.FixtureRequest, groove_model: DecoderFile, tmp_path: Path
+) -> None:
+    # Hold button 1 (a reset, then the groove layer): pot 0 to 2 V (groove 140 %), pot 1 to -1 V
+    # (swing floor(4 * 7.5 + 0.5) = 30 %); saved 2 s after (by the main loop at 4.2 s), restored after a
+    # power cycle.
+    bar = groove_script(1)
+    turns = ["2100 button 1 1", "2101 knob 0 2.0", "2102 knob 1 -1.0", "2103 button 1 0"]
+    script = merged(
+        bar,
+        turns,
+        ["2104 knob 0 0", "2104 knob 1 0", "4200 knob 3 0", "4500 power"],
+        shifted(bar, Decimal(4600)),
+    )
+    played = play_on_both(request, tmp_path, groove_model, script, check_model=False)
+    assert [line.split(" ", 1)[1] for line in lines_of(played.events, "set")] == [
+        "set groove 140",
+        "set swing 30",
+    ]
+    leds = [
+        e.args for e in played.events if e.what == "led" and e.args[0] == "1" and 0 < e.time_us < 4_500_000
+    ]
+    assert leds == [("1", "1"), ("1", "0")]
+    expected = ModuleSettings("/models/perc/perc.tflite", groove=140, swing=30)
+    for target in ("host", "qemu"):
+        assert ModuleSettings.from_bytes(played.settings[target].read_bytes()) == expected
+    assert [e.args[0] for e in played.events if e.what == "settings"] == ["default", "restored"]
+    # After the power cycle the kick plays 0.2 * 1.4 step late.
+    edges = edges_of(shifted(bar, Decimal(4600)))
+    late = [t - edges[k] for k, t in zip((4, 8, 12), times_of(played.events, "trig", "0")[-3:], strict=True)]
+    assert all(abs(d - KICK_OFFSET * 1.4 * PERIOD_US) <= 1 for d in late), late
+
+
+def test_groove_settings_round_trip_and_the_simulate_options(
+    groove_model: DecoderFile, tmp_path: Path
+) -> None:
+    from rackvae.cli import main
+    from rackvae.simulate import SimulateError
+
+    settings = ModuleSettings(groove=0, swing=75)
+    assert ModuleSettings.from_bytes(settings.to_bytes()) == settings
+    assert ModuleSettings().with_option("groove=200").with_option("swing=20") == ModuleSettings(
+        groove=200, swing=20
+    )
+    for option, reason in (("groove=201", "groove is 0..200"), ("swing=76", "swing is 0..75")):
+        with pytest.raises(SimulateError, match=reason):
+            ModuleSettings().with_option(option)
+    model, midi, log = tmp_path / "feel.tflite", tmp_path / "feel.mid", tmp_path / "feel.log"
+    model.write_bytes(groove_model.tflite)
+    assert (
+        main(
+            [
+                "simulate",
+                str(model),
+                "--sweep",
+                "2",
+                "--set",
+                "groove=200",
+                "--midi",
+                str(midi),
+                "--log",
+                str(log),
+            ]
+        )
+        == 0
+    )
+    events = parse_log(log.read_text())
+    edges = [e.time_us for e in events if e.what == "tick"]
+    kicks = times_of(events, "trig", "0")
+    assert kicks[1] - edges[4] == pytest.approx(2 * KICK_OFFSET * 125_000, abs=1)
+    ons = midi_ons(midi)
+    assert [(t, v) for t, _, n, v in ons if n == 36] == [(midi_ticks(t), KICK_VELOCITY) for t in kicks]

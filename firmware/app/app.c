@@ -18,7 +18,7 @@
 #define LED_PAUSE 0
 #define LED_LAYER 1 /* lit while a shift layer is held */
 #define LED_MANUAL 2
-#define SETTINGS_MAGIC 0x32535652u /* "RVS2": this layout; other sizes or magics are ignored */
+#define SETTINGS_MAGIC 0x33535652u /* "RVS3": this layout; other sizes or magics are ignored */
 #define SAVE_DELAY_MS 2000u        /* a changed setting is saved once the pots rest this long */
 #define CATCH_VOLTS 0.1f           /* a pot moved this far from where it was when shift went down */
 #define THRESHOLD_SPAN 0.25f       /* the threshold pot and CV each add +-this to the model's threshold */
@@ -29,8 +29,10 @@
 #define STEP_US_PER_BPM 15000000u /* a step is a 16th note: 60 s / 4 */
 #define TAP_MIN_MS 250u           /* taps 250..1500 ms apart: 240..40 BPM */
 #define TAP_MAX_MS 1500u
+#define TEMPO_CHANGE_SHIFT 2      /* an interval 1/4 off the estimate is a new tempo */
+#define FIRE_ALL 0x7FFFFFFFu      /* fire(now + FIRE_ALL): every pending output */
 
-enum { LAYER_NONE = 0, LAYER_DENSITY = 1, LAYER_PLAY = 2 };
+enum { LAYER_NONE = 0, LAYER_DENSITY = 1, LAYER_PLAY = 2, LAYER_GROOVE = 3 };
 
 static const uint8_t clock_ppqn[CLOCK_INTERNAL] = {1, 2, 4, 24};
 
@@ -45,7 +47,20 @@ typedef struct {
     uint8_t length;                      /* pattern length, 1..RV_MAX_TICKS (the model's ticks at most) */
     uint8_t clock;                       /* 0-3: external at clock_ppqn[clock]; CLOCK_INTERNAL */
     uint8_t bpm;                         /* internal clock, 40..240 */
+    uint8_t groove;                      /* 0..200 percent of the learned offsets (100: as learned) */
+    uint8_t swing;                       /* 0..75 percent of a step, the odd steps' extra delay */
 } settings;
+
+/* An output waiting for its time (a late note, or an early one of the next step), then fired and
+   waiting for its MIDI notes from the main loop. */
+typedef struct {
+    panel_output out;
+    uint32_t due_us;
+    const rv_step *step; /* for its MIDI notes */
+    uint8_t count;       /* played_count of its step, for the MIDI note-offs */
+} timed_output;
+
+#define FIRED_RING 16 /* a power of 2: two steps' outputs at most between main-loop passes */
 
 
 /* Small fields first: the hot ones within reach of 16-bit loads and stores from the struct's base,
@@ -70,8 +85,22 @@ static struct {
     volatile uint32_t last_pulse_us;
     volatile uint32_t timer_due_us;
     volatile uint32_t timer_period_us;
-    /* the last step played, for its report and MIDI in the main loop */
-    const rv_step *volatile played_step;
+    /* the clock's period: median of the last 4 step intervals; groove timing */
+    bool edge_seen;               /* an edge since the last reset or tempo change */
+    uint8_t intervals;            /* intervals measured since then, 0..4 */
+    uint8_t slot;
+    volatile uint8_t early_note;  /* 1: an early note fired on its edge (no tempo), 2: reported */
+    uint8_t timed;                /* outputs waiting in queue */
+    bool velocity_cv;             /* the model has a velocity channel: accents carry it */
+    volatile uint8_t fired_head;
+    uint8_t fired_tail;
+    uint32_t edge_us;
+    uint32_t period_us;           /* the estimate; 0 before the first interval */
+    uint32_t interval_us[4];
+    const rv_step *planned;       /* the step whose early notes the last edge queued */
+    timed_output queue[2 * PANEL_OUTPUTS];
+    timed_output fired[FIRED_RING];
+    /* the last step played, for its report in the main loop */
     volatile int played_tick;
     volatile unsigned played_count;
     unsigned reported_count;
@@ -86,7 +115,8 @@ static struct {
     bool tapped;
     uint8_t midi_on_count;
     uint8_t midi_channel;
-    uint8_t midi_on[RV_MAX_NOTES]; /* notes of the last MIDI step still sounding, on midi_channel */
+    uint8_t midi_on[2 * RV_MAX_NOTES];    /* notes still sounding, on midi_channel */
+    uint8_t midi_count[2 * RV_MAX_NOTES]; /* and the played_count of their steps */
     float held_knob[HAL_KNOBS];
     /* the model's own thresholds: the threshold pot's centre and each group's offset from it */
     float centre;
@@ -166,21 +196,120 @@ static const rv_step *advance(int *tick)
     return rv_engine_clock(&app.engine, tick);
 }
 
-/* A step of the clock (interrupt context): the jacks now, report and MIDI from the main loop. */
+/* Fires the waiting outputs due at limit or before, in the order they were queued (each its CV, then
+   its trigger); the main loop sends their MIDI notes. */
+static void fire(uint32_t limit)
+{
+    int kept = 0;
+    for (int i = 0; i < app.timed; ++i) {
+        const timed_output *t = &app.queue[i];
+        if ((int32_t)(t->due_us - limit) > 0) {
+            app.queue[kept++] = *t;
+            continue;
+        }
+        if (t->out.cv >= 0) {
+            hal_cv(t->out.cv, t->out.volts);
+        }
+        hal_trigger(t->out.trigger);
+        app.fired[app.fired_head++ % FIRED_RING] = *t;
+    }
+    app.timed = (uint8_t)kept;
+}
+
+/* Queues a step's outputs at edge_us + (offset * groove + swing on odd steps) * period: at this edge
+   (ahead false) the on-time and late ones, and the early ones that the last edge did not queue (on the
+   edge: no tempo to predict it by); at the predicted next edge (ahead true) the early ones. */
+static void queue_step(const rv_step *step, int tick, uint32_t edge_us, bool ahead, unsigned count)
+{
+    panel_output out[PANEL_OUTPUTS];
+    int n = panel_outputs(step, model_kind(), app.velocity_cv, out);
+    float swing = (float)((tick & 1) * app.s.swing) * 0.01f, groove = (float)app.s.groove * 0.01f;
+    for (int i = 0; i < n; ++i) {
+        float delay = out[i].offset * groove + swing;
+        bool early = delay < 0.0f;
+        if (ahead ? !early : early && step == app.planned) {
+            continue;
+        }
+        if (early && !ahead) {
+            delay = 0.0f;
+            app.early_note |= 1;
+        }
+        /* offsets -0.5..0.5 and groove 0..2: no earlier than the last edge */
+        timed_output *t = &app.queue[app.timed++];
+        t->out = out[i];
+        t->due_us = edge_us + (uint32_t)(int32_t)(delay * (float)app.period_us);
+        t->step = step;
+        t->count = (uint8_t)count;
+    }
+}
+
+/* The clock's period: the median of the last 4 intervals between steps (of fewer after a reset or a
+   tempo change), kept until the next interval. */
+static void measure(uint32_t now)
+{
+    if (app.edge_seen) {
+        uint32_t interval = now - app.edge_us, off = app.period_us >> TEMPO_CHANGE_SHIFT;
+        if (interval > app.period_us + off || interval < app.period_us - off) {
+            app.intervals = 0; /* a new tempo */
+        }
+        app.interval_us[app.slot++ & 3u] = interval;
+        int n = app.intervals < 4 ? ++app.intervals : 4;
+        uint32_t sum = 0, low = UINT32_MAX, high = 0;
+        for (int k = 1; k <= n; ++k) {
+            uint32_t v = app.interval_us[(app.slot - k) & 3u];
+            sum += v;
+            low = v < low ? v : low;
+            high = v > high ? v : high;
+        }
+        app.period_us = n > 2 ? (sum - low - high) / (uint32_t)(n - 2) : sum / (uint32_t)n;
+    }
+    app.edge_seen = true;
+    app.edge_us = now;
+}
+
+/* The step the next edge plays, as rv_engine_clock will choose it (NULL: none). */
+static const rv_step *next_step(int *tick)
+{
+    const rv_engine *e = &app.engine;
+    int next = e->tick + 1 >= app.length ? 0 : e->tick + 1;
+    int sequence = e->front;
+    if (e->back_ready && (!e->front_valid || e->manual || next == 0)) {
+        sequence ^= 1;
+    } else if (!e->front_valid) {
+        return NULL;
+    }
+    *tick = next;
+    return e->paused ? NULL : &e->sequences[sequence].steps[next];
+}
+
+/* A step of the clock (interrupt context): what is still waiting fires, then this step's on-time
+   outputs; late ones and the next step's early ones wait for their times; report and MIDI from the main
+   loop. */
 static void play_step(void)
 {
+    uint32_t now = hal_micros();
+    measure(now);
+    fire(now + FIRE_ALL);
     if (!app.engine_ready) {
         app.missed_clocks++;
+        app.planned = NULL;
         return;
     }
     int tick;
     const rv_step *step = advance(&tick);
+    unsigned count = app.played_count;
     if (step != NULL) {
-        panel_play_step(step, model_kind());
-        app.played_step = step;
+        queue_step(step, tick, now, false, ++count);
         app.played_tick = tick;
-        app.played_count++;
+        app.played_count = count;
     }
+    app.planned = NULL;
+    step = next_step(&tick);
+    if (step != NULL && app.intervals > 0) {
+        queue_step(step, tick, now + app.period_us, true, count + 1);
+        app.planned = step;
+    }
+    fire(now);
 }
 
 /* An external clock pulse: 24 ppqn plays every 6th, 4 ppqn each (a step per pulse), 2 and 1 ppqn
@@ -209,6 +338,14 @@ static void clock_pulse(void)
     play_step();
 }
 
+/* No tempo to predict the next edge by until a step interval has been measured again. */
+static void forget_tempo(void)
+{
+    app.edge_seen = false;
+    app.intervals = 0;
+    app.early_note = 0;
+}
+
 static void restart_clock(void)
 {
     app.pulse_skip = 0;
@@ -216,23 +353,35 @@ static void restart_clock(void)
     app.pulse_seen = false;
     app.timer_period_us = STEP_US_PER_BPM / app.s.bpm;
     app.timer_due_us = hal_micros(); /* internal clock: the next step now */
+    forget_tempo();
 }
+
+static bool step_timer_wanted(void) { return app.s.clock >= CLOCK_INTERNAL || app.timer_left > 0; }
 
 bool app_timer_due(uint32_t *due_us)
 {
-    *due_us = app.timer_due_us;
-    return app.s.clock >= CLOCK_INTERNAL || app.timer_left > 0;
+    bool wanted = step_timer_wanted();
+    uint32_t due = app.timer_due_us;
+    for (int i = 0; i < app.timed; ++i) {
+        if (!wanted || (int32_t)(app.queue[i].due_us - due) < 0) {
+            due = app.queue[i].due_us;
+            wanted = true;
+        }
+    }
+    *due_us = due;
+    return wanted;
 }
 
-void app_timer(uint32_t due_us)
+void app_timer(uint32_t now_us)
 {
+    fire(now_us);
+    if (!step_timer_wanted() || (int32_t)(app.timer_due_us - now_us) > 0) {
+        return;
+    }
     if (app.s.clock < CLOCK_INTERNAL) {
-        if (app.timer_left == 0) {
-            return;
-        }
         app.timer_left--;
     }
-    app.timer_due_us = due_us + app.timer_period_us;
+    app.timer_due_us += app.timer_period_us;
     play_step();
 }
 
@@ -240,6 +389,8 @@ static void reset(void)
 {
     rv_engine_reset(&app.engine);
     set_led(LED_PAUSE, false);
+    app.timed = 0; /* the waiting outputs belong to steps that will not play now */
+    app.planned = NULL;
     restart_clock();
     app.rng = CHAOS_SEED; /* a performance repeats from a reset */
 }
@@ -259,7 +410,8 @@ static const struct {
     int8_t low;
     uint8_t high;
 } ranges[] = {{PANEL_PERC_TRIGGERS + 1, -100, 100}, {1, 1, PANEL_NOTE_VOICES}, {1, 0, 100},
-              {1, 1, RV_MAX_TICKS},                {1, 0, CLOCK_INTERNAL},     {1, 40, 240}};
+              {1, 1, RV_MAX_TICKS},                {1, 0, CLOCK_INTERNAL},     {1, 40, 240},
+              {1, 0, 200},                         {1, 0, 75}};
 
 /* A blob of the right size is used only when every value is one the panel can set. */
 static bool valid_settings(const settings *s)
@@ -319,6 +471,10 @@ static rv_status start_model(int index, const char **problem)
         return status;
     }
     app.engine.config = config; /* this model's thresholds (the clock does not read the config) */
+    app.velocity_cv = false;
+    for (int k = 1; k < meta->channels; ++k) {
+        app.velocity_cv |= meta->channel_ids[k] == RV_CHANNEL_VELOCITY;
+    }
     app.length = app.s.length < meta->ticks ? app.s.length : meta->ticks;
     /* The next clock edge continues where the rack is, not at step 0. */
     for (int missed = app.missed_clocks; missed > 0; --missed) {
@@ -405,6 +561,7 @@ static void set_clock(int clock, int bpm, uint32_t now_ms)
     if (!was_internal) {
         app.timer_due_us = hal_micros();
     }
+    forget_tempo();
     report("set bpm %d", bpm);
 }
 
@@ -416,7 +573,8 @@ static void show_status(void)
     for (int k = 0; k < rv_model_latent_dim(&app.model) && k < HAL_KNOBS - 1; ++k) {
         text_format(&line, " %c", app.engine.latent[k]);
     }
-    text_format(&line, app.layer == LAYER_DENSITY ? " DENS" : app.layer == LAYER_PLAY ? " PLAY" : "");
+    static const char layer_names[][6] = {"", " DENS", " PLAY", " GROV"};
+    text_format(&line, layer_names[app.layer]);
     hal_display_status(line.text);
 }
 
@@ -431,21 +589,24 @@ typedef struct {
     const char *name;
 } pot_setting;
 
-enum { POT_DENSITY, POT_NOTE_DENSITY, POT_MAX_NOTES, POT_CHAOS, POT_LENGTH, POT_CLOCK, POT_NONE };
+enum { POT_DENSITY, POT_NOTE_DENSITY, POT_MAX_NOTES, POT_CHAOS, POT_LENGTH, POT_GROOVE, POT_SWING, POT_CLOCK, POT_NONE };
 static const pot_setting pot_settings[] = {
     {offsetof(settings, density), 0, -100, 100, 20.0f, "density"},
     {offsetof(settings, note_density), 0, -100, 100, 20.0f, "density"},
     {offsetof(settings, max_notes), 5, 1, PANEL_NOTE_VOICES, 0.35f, "max-notes"},
     {offsetof(settings, chaos), 5, 0, 100, 10.0f, "chaos"},
     {offsetof(settings, length), 5, 1, 0, 0.0f, "length"},
+    {offsetof(settings, groove), 5, 0, 200, 20.0f, "groove"},
+    {offsetof(settings, swing), 5, 0, 75, 7.5f, "swing"},
 };
 
 /* What pot k sets on each layer, for note and percussion models. The density layer: percussion
    groups 0-3, or a note model's density and max notes; the play layer: chaos, group 4's density,
-   pattern length, clock. */
-static const uint8_t layer_pots[2][2][HAL_KNOBS] = {
+   pattern length, clock; the groove layer: groove amount and swing. */
+static const uint8_t layer_pots[3][2][HAL_KNOBS] = {
     {{POT_NOTE_DENSITY, POT_MAX_NOTES, POT_NONE, POT_NONE}, {POT_DENSITY, POT_DENSITY, POT_DENSITY, POT_DENSITY}},
     {{POT_CHAOS, POT_NONE, POT_LENGTH, POT_CLOCK}, {POT_CHAOS, POT_DENSITY, POT_LENGTH, POT_CLOCK}},
+    {{POT_GROOVE, POT_SWING, POT_NONE, POT_NONE}, {POT_GROOVE, POT_SWING, POT_NONE, POT_NONE}},
 };
 
 /* Pot k turned to volts while a layer is held. */
@@ -526,6 +687,7 @@ void app_power_on(void)
         app.s.length = RV_MAX_TICKS;
         app.s.clock = 2;
         app.s.bpm = 120;
+        app.s.groove = 100;
     }
     report(restored ? "settings restored" : "settings default");
     reset();
@@ -582,6 +744,9 @@ void app_button(app_button_id button, bool pressed, uint32_t now_ms)
     case APP_BUTTON_RESET:
         if (pressed) {
             reset();
+            set_layer(LAYER_GROOVE);
+        } else if (app.layer == LAYER_GROOVE) {
+            set_layer(LAYER_NONE);
         }
         break;
     case APP_BUTTON_INFERENCE:
@@ -667,26 +832,52 @@ static void run_inference(void)
     show_status();
 }
 
-/* The step the clock played last: its report, and its notes as MIDI (the previous step's end). */
+/* The step the clock played last: its report and the note-offs of the steps before it; then the notes
+   of the outputs fired since the last call as MIDI, with their velocities (a note still sounding is
+   ended first). */
 static void send_played_step(void)
 {
     unsigned count = app.played_count;
-    if (count == app.reported_count) {
-        return;
+    int kept = 0;
+    if (count != app.reported_count) {
+        app.reported_count = count;
+        report("tick %d", app.played_tick);
+        for (int n = 0; n < app.midi_on_count; ++n) {
+            if ((int8_t)(app.midi_count[n] - (uint8_t)count) < 0) {
+                hal_midi_note(app.midi_channel, app.midi_on[n], 0);
+            } else {
+                app.midi_on[kept] = app.midi_on[n];
+                app.midi_count[kept++] = app.midi_count[n];
+            }
+        }
+        app.midi_on_count = (uint8_t)kept;
     }
-    app.reported_count = count;
-    const rv_step *step = app.played_step;
-    report("tick %d", app.played_tick);
-    for (int n = 0; n < app.midi_on_count; ++n) {
-        hal_midi_note(app.midi_channel, app.midi_on[n], 0);
-    }
-    app.midi_on_count = 0;
     app.midi_channel = model_kind() == RV_KIND_PERC ? 10 : 1;
-    for (int n = 0; n < step->count; ++n) {
-        uint8_t note = step->notes[n].midi_note;
-        if (note <= 127) { /* not an accent row */
-            hal_midi_note(app.midi_channel, note, 100);
-            app.midi_on[app.midi_on_count++] = note;
+    if (app.early_note == 1) {
+        app.early_note = 2;
+        report("early notes on the edge: no tempo yet");
+    }
+    for (; app.fired_tail != app.fired_head; app.fired_tail++) {
+        const timed_output *f = &app.fired[app.fired_tail % FIRED_RING];
+        for (int n = 0; n < f->step->count; ++n) {
+            const rv_note *note = &f->step->notes[n];
+            if (note->midi_note > 127 || !panel_note_of(f->step, n, model_kind(), f->out.output)) {
+                continue; /* an accent row, or another output's note */
+            }
+            int slot = 0;
+            while (slot < app.midi_on_count && app.midi_on[slot] != note->midi_note) {
+                ++slot;
+            }
+            if (slot < app.midi_on_count) {
+                hal_midi_note(app.midi_channel, note->midi_note, 0);
+            } else if (slot == 2 * RV_MAX_NOTES) {
+                continue; /* no room to remember its note-off */
+            } else {
+                app.midi_on_count++;
+            }
+            hal_midi_note(app.midi_channel, note->midi_note, note->velocity);
+            app.midi_on[slot] = note->midi_note;
+            app.midi_count[slot] = f->count;
         }
     }
 }

@@ -16,11 +16,11 @@ typedef enum {
     APP_GATE_INFERENCE = 2, /* runs an inference in manual-inference mode */
 } app_gate;
 
-/* Buttons 0 and 2 are also shift keys: while one is held, turning a pot sets a value of its layer
-   instead of the pot's own function (README, module section). */
+/* The buttons are also shift keys: while one is held, turning a pot sets a value of its layer instead
+   of the pot's own function (README, module section). */
 typedef enum {
     APP_BUTTON_PAUSE = 0,     /* release (no pot turned): pause until the next reset; held: density layer */
-    APP_BUTTON_RESET = 1,     /* manual reset */
+    APP_BUTTON_RESET = 1,     /* press: manual reset; held: groove layer */
     APP_BUTTON_INFERENCE = 2, /* press: inference (manual mode) and tap tempo (internal clock); hold 1 s:
                                  toggle manual mode; held: play layer */
 } app_button_id;
@@ -41,12 +41,13 @@ void app_select(int delta);
    report and MIDI, settings saving. */
 void app_poll(uint32_t now_ms);
 
-/* The app's own step timer (internal clock; the steps between the pulses of a 1 or 2 ppqn clock):
-   true when it wants app_timer(*due_us) called at *due_us (microseconds on hal_micros' clock). The
-   virtual module calls it exactly then; the board polls it from a fast timer interrupt. */
+/* The app's own timer (the steps of the internal clock and between the pulses of a 1 or 2 ppqn clock;
+   the triggers the groove and swing move off the clock edge): true when it wants app_timer called at
+   *due_us (microseconds on hal_micros' clock) or as soon as possible after. The virtual module calls it
+   exactly then; the board polls it from a fast timer interrupt. */
 bool app_timer_due(uint32_t *due_us);
 
-/* The step timer fired (interrupt context, like a clock edge). */
-void app_timer(uint32_t due_us);
+/* The timer fired at now_us (interrupt context, like a clock edge): what is due by then plays. */
+void app_timer(uint32_t now_us);
 
 #endif

@@ -8,8 +8,10 @@
    "skip NAME: REASON" (also shown on the display), "tick N" (the step the clock played last, from the
    main loop), "infer latent Z0 Z1 Z2 threshold T" in thousandths or "infer failed: REASON",
    "set NAME [INDEX] VALUE" (a shift-layer value or the clock changed: density GROUP percent,
-   max-notes, chaos percent, length steps, ppqn, bpm), "settings restored" (a valid saved blob) or
-   "settings default" at power-on. */
+   max-notes, chaos percent, length steps, ppqn, bpm, groove percent, swing percent), "settings
+   restored" (a valid saved blob) or "settings default" at power-on, "early notes on the edge: no tempo
+   yet" (once after a power-on, reset or tempo change: notes the groove moves ahead of their step played
+   on its edge, since no interval had been measured to predict the edge by). */
 void report(const char *format, ...);
 
 #endif

@@ -7,23 +7,26 @@
  *   <ms> clock|reset|trigger 0|1    gate input level (trigger = the inference-trigger gate)
  *   <ms> knob <0-3> <volts>         pot 0-2 latent, 3 threshold; the pot reads -5..5 V
  *   <ms> cv <0-3> <volts>           CV input beside that pot
- *   <ms> button <0-2> 0|1           0 pause-until-reset (on release) / held: density layer, 1 reset,
- *                                   2 inference, tap tempo / hold 1 s: manual mode / held: play layer
+ *   <ms> button <0-2> 0|1           0 pause-until-reset (on release) / held: density layer, 1 reset /
+ *                                   held: groove layer, 2 inference, tap tempo / hold 1 s: manual mode /
+ *                                   held: play layer
  *   <ms> select <+-n>               model-select encoder
  *   <ms> power                      power cycle (settings and pot positions kept)
  *   <ms> screen                     print the display's content into the log
  *
  * Events must come in time order; events at one instant act together, and the main loop (model
- * loading, inference, the played step's report and MIDI) runs between instants. The app's step timer
- * (internal clock, 1 and 2 ppqn clocks) fires at its exact times between events, each time followed
- * by the main loop; times are those of hal_micros (microseconds since the script's start). The log has one line per thing the module did,
+ * loading, inference, the played step's report and MIDI) runs between instants. The app's timer
+ * (internal clock, 1 and 2 ppqn clocks, triggers the groove or swing moves off the edge) fires at its
+ * exact times between events, each time followed by the main loop; times are those of hal_micros
+ * (microseconds since the script's start). The log has one line per thing the module did,
  * "<us> <what> ...", in the order it did them (times in microseconds):
  *
  *   <us> trig <jack>                trigger pulse on an output jack
- *   <us> cv <jack> <millivolts>     control voltage on an output jack (set before the triggers)
+ *   <us> cv <jack> <millivolts>     control voltage on an output jack (set just before its trigger)
  *   <us> led <n> 0|1
  *   <us> tick <n>                   the step the clock played (logged by the main loop, after its jacks)
- *   <us> midi <channel> <note> <velocity>   USB MIDI note on (velocity 0: off)
+ *   <us> midi <channel> <note> <velocity>   USB MIDI note on (velocity 0: off), at the time its
+ *                                   trigger fired (the main loop runs right after each firing)
  *   <us> set <name> [<index>] <value>       a shift-layer value or the clock changed
  *   <us> settings restored|default          at power-on: the saved settings, or none valid
  *   <us> load DRUM|NOTE rows <r> ticks <t> zero <midi note at 0 V> name <path or built-in>

@@ -2,7 +2,7 @@
 // Hardware.h, two DAC8164 for the eight output jacks, the SD card, EEPROM for the settings, the
 // ST7735 160x80 display, pin-change interrupts on the gate inputs (the clock plays its step inside
 // the interrupt), a 1 kHz timer interrupt that ends the trigger pulses, a 20 kHz timer interrupt that
-// fires the app's step timer (internal clock, multiplied 1 and 2 ppqn clocks) and USB MIDI out
+// fires the app's timer (internal clock, multiplied 1 and 2 ppqn clocks, groove-timed triggers) and USB MIDI out
 // (build with USB type MIDI + Serial). The app (../app) runs on top through hal.h / app.h.
 //
 // The DACs and the display share one SPI bus: SPI.usingInterrupt() holds the gate and timer
@@ -51,9 +51,10 @@ constexpr float DAC_FULL_SCALE = 16383.0f;  // DAC8164: 14 bits
 constexpr float TRIGGER_VOLTS = 5.0f;
 constexpr uint32_t TRIGGER_MS = 10;
 constexpr uint32_t PULSE_TIMER_US = 1000;  // trigger pulse timing, as the original's SAMPLE_RATE
-// The app's step timer is polled at 20 kHz: internal-clock steps land within 50 us of their time. Its
-// interrupt (the PIT, like the pulse timer) has the gates' priority: an edge waits for at most one check
-// (a few dozen instructions) or, in the internal or multiplied clock modes, one timer step.
+// The app's timer is polled at 20 kHz: internal-clock steps and groove-timed triggers land within 50 us
+// of their time. Its interrupt (the PIT, like the pulse timer) has the gates' priority: an edge waits
+// for at most one check (a few dozen instructions) or, in the internal or multiplied clock modes, one
+// timer step.
 constexpr uint32_t STEP_TIMER_US = 50;
 // Pixels per display transaction: one 6x8 glyph cell (TFT_eSPI draws an unclipped size-1 glyph with a
 // background in one transaction of exactly this many pixels).
@@ -124,11 +125,12 @@ void end_pulses() {
     }
 }
 
-// 20 kHz: the app's step timer, when due.
+// 20 kHz: the app's timer (steps of the internal or a multiplied clock, triggers timed by the groove),
+// when due: what is due fires within 50 us of its time.
 void fire_step_timer() {
-    uint32_t due;
-    if (app_timer_due(&due) && (int32_t)(micros() - due) >= 0) {
-        app_timer(due);
+    uint32_t due, now = micros();
+    if (app_timer_due(&due) && (int32_t)(now - due) >= 0) {
+        app_timer(now);
     }
 }
 

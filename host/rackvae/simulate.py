@@ -43,15 +43,14 @@ QEMU_COMMAND = [
 ]
 
 # The panel, as the original module's: percussion group g triggers jack PERC_TRIGGER_JACKS[g]; the
-# accents of groups 2-4 are 0-3 V on jacks 5-7. Note models: gates on jacks 0-3, pitch on 4-7.
+# accents of groups 2-4 are on jacks 5-7 (models with a velocity channel: the velocity of the group's
+# loudest hit, 0-5 V for 0-127; hits-only models: the accent, the row's position in its group, 0-3 V).
+# Note models: gates on jacks 0-3, pitch on 4-7.
 PERC_TRIGGER_JACKS = (0, 4, 1, 2, 3)
 PERC_ACCENT_JACKS = {2: 5, 3: 6, 4: 7}
-ACCENT_FULL_SCALE_MV = 3000
 NOTE_TRIGGER_JACKS = (0, 1, 2, 3)
 NOTE_PITCH_JACKS = (4, 5, 6, 7)
-# General MIDI drums for the Extended map's groups: kick, snare, toms, hi-hat, cymbals.
-GROUP_DRUM_NOTES = (36, 38, 45, 42, 51)
-DRUM_CHANNEL = 9
+DRUM_CHANNEL = 9  # MIDI channel 10, 0-based
 MIDI_TICKS_PER_BEAT = 480
 MIDI_TEMPO_US = 500_000  # the MIDI file's clock: one beat = 0.5 s, so times keep their real length
 
@@ -61,9 +60,10 @@ class SimulateError(RuntimeError):
 
 
 # The module's settings blob (firmware/app/app.c ``settings``, little-endian Cortex-M7 and x86 layout):
-# magic, model path, density per group, note density, max notes, chaos, pattern length, clock, tempo.
-SETTINGS_MAGIC = b"RVS2"
-SETTINGS_LAYOUT = struct.Struct("<4s64s5bbBBBBBx")
+# magic, model path, density per group, note density, max notes, chaos, pattern length, clock, tempo,
+# groove amount, swing.
+SETTINGS_MAGIC = b"RVS3"
+SETTINGS_LAYOUT = struct.Struct("<4s64s5bbBBBBBBBxxx")
 CLOCK_PPQN = (1, 2, 4, 24)  # external clock settings 0-3; 4 is the internal clock
 CLOCK_INTERNAL = 4
 PERC_GROUPS_WITH_JACKS = len(PERC_TRIGGER_JACKS)
@@ -81,6 +81,8 @@ class ModuleSettings:
     length: int = 64  # pattern length in steps (the model's ticks at most)
     ppqn: int | None = 4  # external clock pulses per quarter (4: one per step), None: internal clock
     bpm: int = 120  # internal clock, 40..240
+    groove: int = 100  # 0..200 % of the learned timing offsets (0 straight, 100 as learned)
+    swing: int = 0  # 0..75 % of a step, added to the delay of the odd (off-beat) steps
 
     def problems(self) -> list[str]:
         checks = [
@@ -91,6 +93,8 @@ class ModuleSettings:
             (1 <= self.length <= 64, "length is 1..64"),
             (self.ppqn is None or self.ppqn in CLOCK_PPQN, "ppqn is 1, 2, 4 or 24"),
             (40 <= self.bpm <= 240, "bpm is 40..240"),
+            (0 <= self.groove <= 200, "groove is 0..200"),
+            (0 <= self.swing <= 75, "swing is 0..75"),
             (len(self.model_path.encode()) < 64, "the model path is longer than 63 bytes"),
         ]
         return [message for ok, message in checks if not ok]
@@ -109,6 +113,8 @@ class ModuleSettings:
             self.length,
             clock,
             self.bpm,
+            self.groove,
+            self.swing,
         )
 
     @classmethod
@@ -116,8 +122,8 @@ class ModuleSettings:
         """The settings a blob restores, or None where the module ignores it (size, magic, a value)."""
         if len(data) != SETTINGS_LAYOUT.size:
             return None
-        magic, path, *density, note_density, max_notes, chaos, length, clock, bpm = SETTINGS_LAYOUT.unpack(
-            data
+        magic, path, *density, note_density, max_notes, chaos, length, clock, bpm, groove, swing = (
+            SETTINGS_LAYOUT.unpack(data)
         )
         if magic != SETTINGS_MAGIC or clock > CLOCK_INTERNAL:
             return None
@@ -130,12 +136,14 @@ class ModuleSettings:
             length,
             None if clock == CLOCK_INTERNAL else CLOCK_PPQN[clock],
             bpm,
+            groove,
+            swing,
         )
         return None if settings.problems() else settings
 
     def with_option(self, option: str) -> ModuleSettings:
         """``NAME=VALUE`` (``rackvae simulate --set``): densityG (G 0-4), note-density, max-notes, chaos,
-        length, ppqn (external clock), bpm (internal clock)."""
+        length, ppqn (external clock), bpm (internal clock), groove (%), swing (%)."""
         name, _, text = option.partition("=")
         try:
             value = int(text)
@@ -147,12 +155,12 @@ class ModuleSettings:
             changed = replace(self, density=tuple(density))
         elif name == "bpm":
             changed = replace(self, ppqn=None, bpm=value)
-        elif name in ("note-density", "max-notes", "chaos", "length", "ppqn"):
+        elif name in ("note-density", "max-notes", "chaos", "length", "ppqn", "groove", "swing"):
             changed = replace(self, **{name.replace("-", "_"): value})
         else:
             raise SimulateError(
                 f"--set {option}: unknown setting "
-                "(density0-4, note-density, max-notes, chaos, length, ppqn, bpm)"
+                "(density0-4, note-density, max-notes, chaos, length, ppqn, bpm, groove, swing)"
             )
         if changed.problems():
             raise SimulateError(f"--set {option}: {'; '.join(changed.problems())}")
@@ -335,43 +343,32 @@ def clock_script(
     return "\n".join(lines) + "\n"
 
 
-def _accent_velocity(millivolts: int) -> int:
-    accent = min(max(millivolts / ACCENT_FULL_SCALE_MV, 0.0), 1.0)
-    return 40 + round(87 * accent)
-
-
 def played_notes(events: Sequence[LogEvent]) -> list[tuple[int, int, int, int, int]]:
-    """What the module played as (start_us, end_us, channel, note, velocity), from its log: a trigger
-    sounds until the next clock step; drums take the velocity from their group's accent CV, notes
-    their pitch from the pitch CV beside the gate (1 V/octave from the note the module puts at 0 V)."""
-    model: LoadedModel | None = None
-    voltage_mv: dict[int, int] = {}
-    tick_times = [event.time_us for event in events if event.what == "tick"]
-    end_of_log = events[-1].time_us if events else 0
+    """What the module played as (start_us, end_us, channel 0-15, note, velocity), from the USB MIDI
+    lines of its log: each note-on at the time its output fired (the groove's offsets and swing
+    included) with its velocity, until its note-off (notes still on at the log's end: until then, at
+    least 0.1 s)."""
+    sounding: dict[tuple[int, int], tuple[int, int]] = {}
     notes = []
+    end_of_log = events[-1].time_us if events else 0
     for event in events:
-        model = loaded_model(event) or model
-        if event.what == "cv":
-            voltage_mv[int(event.args[0])] = int(event.args[1])
-        if event.what != "trig" or model is None:
+        if event.what != "midi":
             continue
-        jack = int(event.args[0])
-        later = [t for t in tick_times if t > event.time_us]
-        end = later[0] if later else max(end_of_log, event.time_us + 100_000)
-        if model.kind == "perc":
-            group = PERC_TRIGGER_JACKS.index(jack)
-            accent_jack = PERC_ACCENT_JACKS.get(group)
-            velocity = _accent_velocity(voltage_mv.get(accent_jack, 0)) if accent_jack is not None else 100
-            notes.append((event.time_us, end, DRUM_CHANNEL, GROUP_DRUM_NOTES[group], velocity))
-        else:
-            pitch_mv = voltage_mv.get(NOTE_PITCH_JACKS[NOTE_TRIGGER_JACKS.index(jack)], 0)
-            note = model.zero_volt_note + int(np.floor(pitch_mv * 12 / 1000 + 0.5))
-            notes.append((event.time_us, end, 0, min(max(note, 0), 127), 100))
-    return notes
+        channel, note, velocity = (int(arg) for arg in event.args)
+        key = (channel - 1, note)
+        if key in sounding:
+            start, on_velocity = sounding.pop(key)
+            notes.append((start, event.time_us, key[0], note, on_velocity))
+        if velocity > 0:
+            sounding[key] = (event.time_us, velocity)
+    for (channel, note), (start, velocity) in sounding.items():
+        notes.append((start, max(end_of_log, start + 100_000), channel, note, velocity))
+    return sorted(notes)
 
 
 def write_midi(events: Sequence[LogEvent], path: Path) -> int:
-    """Write what the module played as a one-track MIDI file; returns the number of notes."""
+    """Write what the module played (its USB MIDI out) as a one-track MIDI file; returns the number of
+    notes."""
     import mido
 
     def midi_ticks(time_us: int) -> int:
