@@ -4,6 +4,8 @@ loaded by the core through cffi."""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import re
 import subprocess
 from pathlib import Path
@@ -13,13 +15,27 @@ import pytest
 
 from rackvae.core import Decoder
 from rackvae.export.carray import c_files, c_files_from_tflite, c_identifier
-from test_core_models import core_models
+from rackvae.export.tflite import tflite_bytes
+from rackvae.model import random_decoder_layers
+from test_core_models import DEMO_METADATA, core_models
 
 REPO = Path(__file__).resolve().parent.parent
 CORE_SOURCES = sorted(str(p) for p in (REPO / "core" / "src").glob("*.c"))
 STRICT = ["-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror", "-O2", "-ffp-contract=off"]
 N_LATENTS = 50
 MODEL_NAME = "my drums-v2 (test)"
+# The demo's shape as a groove model: hits, velocity and offset blocks of 16 x 12 (docs/groove_format.md).
+GROOVE_METADATA = dataclasses.replace(DEMO_METADATA, channel_ids=(0, 1, 2), extension_version=None)
+GROOVE_SIZES = (3, 12, 48, 3 * 192)
+
+
+@functools.cache
+def groove_tflite(variant: str) -> bytes:
+    """A groove decoder (random weights) exported as ``variant``, once per session."""
+    return tflite_bytes(
+        random_decoder_layers(GROOVE_SIZES, seed=16), GROOVE_METADATA, variant, model_name="groove"
+    )
+
 
 DRIVER = r"""
 #include <stdio.h>
@@ -81,6 +97,26 @@ def test_c_arrays_decode_like_the_tflite_file(key: str, tmp_path: Path, latents:
     from_arrays = compile_and_decode(files, tmp_path, latents)
     from_file = Decoder.from_bytes(data).decode(latents).reshape(len(latents), -1)
     assert np.array_equal(from_arrays, from_file)
+
+
+@pytest.mark.parametrize("variant", ["float32", "float16", "int8"])
+def test_groove_arrays_carry_the_channels_and_decode_all_of_them(
+    variant: str, tmp_path: Path, latents: np.ndarray
+) -> None:
+    data = groove_tflite(variant)
+    files = c_files_from_tflite(data, "groove")
+    source = files["groove_dec.c"].decode()
+    assert ".extension_version = 3," in source and ".channels = 3, .channel_ids = {0, 1, 2}}" in source
+    assert "channels hits + velocity + offset" in files["groove_dec.h"].decode()
+    from_arrays = compile_and_decode(files, tmp_path, latents)
+    from_file = Decoder.from_bytes(data).decode(latents).reshape(len(latents), -1)
+    assert from_arrays.shape == (N_LATENTS, 3 * 192)  # rv_model_output_size: every channel
+    assert np.array_equal(from_arrays, from_file)
+
+
+def test_hits_only_arrays_hold_one_channel() -> None:
+    source = c_files_from_tflite(core_models()["demo_float32"].tflite, "demo")["demo_dec.c"].decode()
+    assert ".extension_version = 2," in source and ".channels = 1, .channel_ids = {0}}" in source
 
 
 def test_output_is_deterministic_and_the_same_from_layers_or_tflite() -> None:

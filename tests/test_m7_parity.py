@@ -55,9 +55,9 @@ def random_latents(model: CoreModel) -> np.ndarray:
 def decode_on_m7(
     elf: Path, tflite: bytes, latents: np.ndarray, run_dir: Path, quantized: np.ndarray | None = None
 ) -> dict[str, np.ndarray]:
-    """Probabilities ``[N, ticks * rows]`` from the M7 program: {"repacked": ..., "in_place": ...}; with
-    int8 ``quantized`` latents (int8 files) also the integer graph's outputs {"quantized": ...,
-    "quantized_in_place": ...}."""
+    """Outputs ``[N, channels * ticks * rows]`` (rv_model_output_size: a groove model's every channel)
+    from the M7 program: {"repacked": ..., "in_place": ...}; with int8 ``quantized`` latents (int8
+    files) also the integer graph's outputs {"quantized": ..., "quantized_in_place": ...}."""
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "model.tflite").write_bytes(tflite)
     (run_dir / "latents.bin").write_bytes(np.ascontiguousarray(latents, "<f4").tobytes())

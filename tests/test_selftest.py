@@ -19,6 +19,7 @@ from rackvae.export.tflite import VARIANTS, tflite_bytes
 from rackvae.mcu import SIMAVR_COMMAND
 from rackvae.model import random_decoder_layers
 from rackvae.simulate import QEMU_COMMAND, TOOLCHAIN_FILE
+from test_carray import GROOVE_METADATA, GROOVE_SIZES, groove_tflite
 from test_core_models import DEMO_METADATA, DEMO_SIZES, core_models
 from test_firmware import require_cross_tools
 from test_mcu_families import require
@@ -126,6 +127,32 @@ def test_selftest_passes_on_the_host(variant: str, tmp_path: Path, core_objects:
     assert subprocess.run([str(program)], check=False).returncode == 0
 
 
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_groove_selftest_checks_every_channel_on_the_host(
+    variant: str, tmp_path: Path, core_objects: list[str]
+) -> None:
+    """A groove model's self-test holds all 3 x 192 outputs per latent and passes; run against a
+    groove model of other weights it counts most of its outputs as mismatches."""
+    files = model_files(groove_tflite(variant), variant, "demo")
+    write(files, tmp_path)
+    source = files["demo_dec_selftest.c"].decode()
+    assert f"{12 * 576} outputs (hits + velocity + offset)" in source
+    sources = [str(tmp_path / "demo_dec.c"), str(tmp_path / "demo_dec_selftest.c")]
+    program = host_program(tmp_path, sources, core_objects, "-DRV_SELFTEST_MAIN")
+    assert subprocess.run([str(program)], check=False).returncode == 0
+    other = tflite_bytes(random_decoder_layers(GROOVE_SIZES, seed=9), GROOVE_METADATA, variant)
+    write(
+        {**c_files_from_tflite(other, "demo"), **selftest_files(groove_tflite(variant), variant, "demo")},
+        tmp_path,
+    )
+    (tmp_path / "driver.c").write_text(COUNT_DRIVER)
+    sources = [str(tmp_path / name) for name in ("driver.c", "demo_dec.c", "demo_dec_selftest.c")]
+    result = subprocess.run(
+        [str(host_program(tmp_path, sources, core_objects))], capture_output=True, text=True, check=True
+    )
+    assert 12 * 576 // 2 < int(result.stdout) <= 12 * 576
+
+
 @pytest.mark.parametrize("variant", ["float32", "int8"])
 def test_selftest_counts_the_outputs_of_another_model(
     variant: str, tmp_path: Path, core_objects: list[str]
@@ -146,9 +173,11 @@ def test_selftest_counts_the_outputs_of_another_model(
 
 def test_selftest_passes_on_the_emulated_cortex_m7(tmp_path: Path) -> None:
     require_cross_tools()
-    names = [f"demo_{variant}" for variant in VARIANTS]
-    for variant, name in zip(VARIANTS, names, strict=True):
-        write(model_files(core_models()[f"demo_{variant}"].tflite, variant, name), tmp_path / name)
+    names = [f"{model}_{variant}" for model in ("demo", "groove") for variant in VARIANTS]
+    for variant in VARIANTS:
+        demo, groove = core_models()[f"demo_{variant}"].tflite, groove_tflite(variant)
+        write(model_files(demo, variant, f"demo_{variant}"), tmp_path / f"demo_{variant}")
+        write(model_files(groove, variant, f"groove_{variant}"), tmp_path / f"groove_{variant}")
     project = M7_PROJECT.format(
         core=(REPO / "core").as_posix(), qemu=QEMU_DIR.as_posix(), names=" ".join(names)
     )

@@ -2,8 +2,8 @@
  * Run QEMU in a directory holding
  *   model.tflite  the decoder file
  *   latents.bin   N x latent_dim float32, little endian
- * and it writes the probabilities (N x ticks * rows float32, little endian) of both ways the core runs
- * a file:
+ * and it writes the outputs (N x rv_model_output_size float32, little endian: channels * ticks * rows,
+ * every channel of a groove model, docs/groove_format.md) of both ways the core runs a file:
  *   probabilities.bin           weights repacked (rv_model_repack), as the module decodes
  *   probabilities_in_place.bin  weights read where the file holds them
  * and, for an int8 file given latents_s8.bin (N x latent_dim int8), the integer graph's int8 outputs

@@ -2,8 +2,9 @@
 
 The ``.c`` file holds the weights (float32, float16 bits or int8), biases, the int8 requantisation
 constants and logistic table, and one ``const rv_model`` descriptor pointing at them (zero copy: pass
-its address to ``rv_decode`` or ``rv_engine_init``). Weight arrays carry ``RV_FLASH``, which is
-``PROGMEM`` on Arduino/Teensy (flash instead of RAM) and empty on the desktop.
+its address to ``rv_decode`` or ``rv_engine_init``), whose metadata holds the output's channels (a
+groove model decodes hits, velocity and offset, docs/groove_format.md). Weight arrays carry
+``RV_FLASH``, which is ``PROGMEM`` on Arduino/Teensy (flash instead of RAM) and empty on the desktop.
 
 The arrays are what the C core itself holds after loading the model (``rackvae.core.Decoder``): float
 weights repacked to the IN_OUT layout, int8 constants derived by the core's TFLite arithmetic, so the
@@ -112,9 +113,11 @@ def _summary(decoder: Decoder) -> str:
     meta = decoder.metadata
     kind = f"percussion, groups {'+'.join(map(str, meta.group_sizes))}" if meta.kind == "perc" else "notes"
     note = f", base note {meta.base_note}" if meta.kind == "note" else ""
+    # groove models: the output's channel blocks in order (docs/groove_format.md)
+    channels = f", channels {' + '.join(meta.channel_names)}" if meta.channels > 1 else ""
     return (
         f"{decoder.dtype} decoder {' -> '.join(map(str, sizes))}, {meta.rows} rows x {meta.ticks} ticks "
-        f"({kind}{note}), latent scale {meta.latent_scale}"
+        f"({kind}{note}), latent scale {meta.latent_scale}{channels}"
     )
 
 
@@ -255,12 +258,15 @@ def _metadata_init(meta: Any) -> str:
     sizes = ", ".join(str(meta.group_sizes[g]) for g in range(meta.n_groups)) or "0"
     thresholds = ", ".join(float_literal(meta.group_thresholds[g]) for g in range(meta.n_groups)) or "0"
     kind = "RV_KIND_PERC" if meta.kind == lib.RV_KIND_PERC else "RV_KIND_NOTE"
+    channels = meta.channels or 1  # 0: a descriptor from before metadata version 3, hits alone
+    ids = ", ".join(str(meta.channel_ids[k]) for k in range(channels))
     return (
         f"{{.kind = {kind}, .rows = {meta.rows}, .ticks = {meta.ticks}, .latent_scale = {meta.latent_scale}, "
         f".n_groups = {meta.n_groups}, .group_sizes = {{{sizes}}}, .has_extension = {meta.has_extension}, "
         f".base_note = {meta.base_note}, .latent_dim = {meta.latent_dim}, "
         f".extension_version = {meta.extension_version}, .threshold = {float_literal(meta.threshold)}, "
-        f".group_thresholds = {{{thresholds}}}, .row_notes = {{{', '.join(_row_notes(meta))}}}}}"
+        f".group_thresholds = {{{thresholds}}}, .row_notes = {{{', '.join(_row_notes(meta))}}}, "
+        f".channels = {channels}, .channel_ids = {{{ids}}}}}"
     )
 
 

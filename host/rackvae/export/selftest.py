@@ -1,11 +1,12 @@
 """A self-test per exported model: ``NAME_dec_selftest.c`` beside the C arrays (``NAME_dec.h/.c``).
 
 It holds a handful of latents (the corners of the ±latent_scale cube, its centre and a few random ones)
-with the probabilities the exporter's references give for them: LiteRT for float32 and float16 files
+with the outputs the exporter's references give for them (all ``channels * ticks * rows`` of them: a
+groove model's velocity and offset blocks too, docs/groove_format.md): LiteRT for float32 and float16 files
 (the C core must come within ``FLOAT_TOLERANCE``), TFLite-Micro's reference kernels for int8 (it must
 match exactly). ``long NAME_selftest(void)`` decodes them with the core on the target and returns the
-number of probabilities off (every output of a latent whose decode fails counts). Compiled with
-``-DRV_SELFTEST_MAIN`` the file is a program whose exit status is 0 when every probability matches.
+number of outputs off (every output of a latent whose decode fails counts). Compiled with
+``-DRV_SELFTEST_MAIN`` the file is a program whose exit status is 0 when every output matches.
 The expected values go to flash (``RV_FLASH``; read with ``pgm_read_float`` on AVR).
 """
 
@@ -51,6 +52,7 @@ def selftest_files(tflite: bytes, variant: Variant, model_name: str) -> dict[str
         expected, tolerance = run_litert(tflite, latents), FLOAT_TOLERANCE
         reference = f"LiteRT, within {FLOAT_TOLERANCE:g}"
     outputs = expected.shape[1]
+    channels = " + ".join(decoder.metadata.channel_names)
     # rv_scratch_size grows linearly with RV_DECODE_BLOCK, which differs between targets
     scratch_words = -(
         -lib.rv_scratch_size(decoder.c_model) // lib.RV_DECODE_BLOCK // 4
@@ -60,7 +62,7 @@ def selftest_files(tflite: bytes, variant: Variant, model_name: str) -> dict[str
             f"/* {stem}_selftest: checks the {stem} C arrays ({variant}) on the target. {function}() decodes",
             f"   {len(latents)} latents (the corners of the +-{scale} cube, its centre, "
             f"{RANDOM_LATENTS} random) with rv_decode",
-            f"   and returns how many of their {len(latents) * outputs} probabilities differ from the "
+            f"   and returns how many of their {len(latents) * outputs} outputs ({channels}) differ from the "
             f"exporter's ({reference});",
             "   a failed decode counts all of its latent's. -DRV_SELFTEST_MAIN adds a main() whose exit"
             " status is 0 when all match.",
