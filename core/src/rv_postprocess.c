@@ -64,24 +64,23 @@ static void fill_note(const rv_metadata *meta, const rv_post_config *config, uin
     }
 }
 
-/* The tick's values of channel `id` (output block k, k * ticks * rows after the tick's hits), or NULL
-   when the model has no such channel (channels 0 means hits only, as 1). */
-static const float *channel_of(const rv_metadata *meta, const float *hits, unsigned id) {
+/* A note's velocity and offset: from the channels after the hits (block k at value[k * ticks * rows],
+   value pointing at the note's hit), velocity round(127 s) in 1..127 (NaN: 1; truncating 127 s + 0.5,
+   exact for s >= 0.5 / 127, rounds half up, and below that the floor 1 holds), offset s - 0.5; the
+   defaults without them. rv_metadata_check lets only velocity or offset follow the hits. */
+static void fill_groove(const rv_metadata *meta, const float *value, rv_note *note) {
+    const size_t block = (size_t)meta->ticks * meta->rows;
     unsigned k;
+    note->velocity = RV_DEFAULT_VELOCITY;
+    note->offset = 0.0f;
     for (k = 1; k < meta->channels; k++) {
-        if (meta->channel_ids[k] == id) {
-            return hits + (size_t)k * meta->ticks * meta->rows;
+        const float s = value[k * block];
+        if (meta->channel_ids[k] == RV_CHANNEL_VELOCITY) {
+            note->velocity = (uint8_t)fminf(fmaxf(127.0f * s + 0.5f, 1.0f), 127.0f);
+        } else {
+            note->offset = s - 0.5f;
         }
     }
-    return NULL;
-}
-
-/* round(127 * s), at least 1 (a note that sounds is never silent), at most 127; NaN -> 1. For s >= 0.5 / 127
-   truncating 127 s + 0.5 (exact there) is round-half-up; below it the result is the floor 1 anyway. */
-static uint8_t velocity_of(float s) {
-    float v = 127.0f * s + 0.5f;
-    v = v > 1.0f ? v : 1.0f;
-    return (uint8_t)(v < 127.0f ? v : 127.0f);
 }
 
 /* Rows that can drive an output: all of a note model's; a percussion model's up to the end of its last
@@ -116,7 +115,6 @@ rv_status rv_postprocess_step(const rv_metadata *meta, const float *probabilitie
     float kept_p[RV_MAX_NOTES];
     unsigned count = 0, weakest = 0, rows, r, i, group = (unsigned)-1, group_end;
     float limit;
-    const float *velocity, *offset;
     if (meta == NULL || probabilities == NULL || step == NULL || !valid_config(config)) {
         return RV_ERR_ARGUMENT;
     }
@@ -153,14 +151,9 @@ rv_status rv_postprocess_step(const rv_metadata *meta, const float *probabilitie
         }
     }
     step->count = (uint8_t)count;
-    velocity = channel_of(meta, probabilities, RV_CHANNEL_VELOCITY);
-    offset = channel_of(meta, probabilities, RV_CHANNEL_OFFSET);
     for (i = 0; i < count; i++) {
-        rv_note *note = &step->notes[i];
-        const unsigned row = kept_row[i];
-        fill_note(meta, config, (uint8_t)row, kept_p[i], note);
-        note->velocity = velocity != NULL ? velocity_of(velocity[row]) : RV_DEFAULT_VELOCITY;
-        note->offset = offset != NULL ? offset[row] - 0.5f : 0.0f;
+        fill_note(meta, config, kept_row[i], kept_p[i], &step->notes[i]);
+        fill_groove(meta, probabilities + kept_row[i], &step->notes[i]);
     }
     return RV_OK;
 }
