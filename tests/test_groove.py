@@ -156,25 +156,34 @@ def test_the_decoder_is_one_sigmoid_over_channel_major_blocks_hits_first() -> No
     assert channels["hits"].shape == (20, TICKS, ROWS)
 
 
-def test_the_loss_is_bce_plus_weighted_squared_errors_on_hit_cells_only() -> None:
+@pytest.mark.parametrize(("groove_error", "power"), [("squared", 2), ("absolute", 1)])
+def test_the_loss_is_bce_plus_weighted_errors_on_hit_cells_only(groove_error: str, power: int) -> None:
     config = ModelConfig(
-        TICKS, ROWS, hidden_sizes=(32, 16), outputs=OUTPUTS, velocity_weight=3.0, offset_weight=7.0
+        TICKS,
+        ROWS,
+        hidden_sizes=(32, 16),
+        outputs=OUTPUTS,
+        velocity_weight=3.0,
+        offset_weight=7.0,
+        groove_error=groove_error,  # type: ignore[arg-type]
     )
     data = synthetic_feel(8, seed=2)
     inputs = groove_inputs(config, data.rolls, data.velocities, data.timing)
     params = init_params(config, seed=1)
     noise = np.zeros((8, 3), np.float32)
     reconstruction, _ = loss_terms(config, params, inputs, noise)
-    # By hand from the decoder's logits at the encoder mean (noise 0): the squared errors count only
-    # where the target hits (a target's velocity and offset channels are 0 elsewhere, its sigmoid not).
+    # By hand from the decoder's logits at the encoder mean (noise 0): the errors count only where the
+    # target hits (a target's velocity and offset channels are 0 elsewhere, its sigmoid not).
     logits, _, _ = VAE(config).apply({"params": params}, inputs, None)
     logits = np.asarray(logits, np.float64)
     cells = TICKS * ROWS
     hit = inputs[:, :cells]
     p = 1 / (1 + np.exp(-logits))
     bce = -(hit * np.log(p[:, :cells]) + (1 - hit) * np.log(1 - p[:, :cells])).sum(axis=1)
-    velocity_error = (hit * (p[:, cells : 2 * cells] - inputs[:, cells : 2 * cells]) ** 2).sum(axis=1)
-    offset_error = (hit * (p[:, 2 * cells :] - inputs[:, 2 * cells :]) ** 2).sum(axis=1)
+    velocity_error = (hit * np.abs(p[:, cells : 2 * cells] - inputs[:, cells : 2 * cells]) ** power).sum(
+        axis=1
+    )
+    offset_error = (hit * np.abs(p[:, 2 * cells :] - inputs[:, 2 * cells :]) ** power).sum(axis=1)
     assert np.allclose(reconstruction, bce + 3 * velocity_error + 7 * offset_error, rtol=1e-5)
 
 
@@ -271,8 +280,10 @@ def test_train_and_eval_a_groove_model_from_the_command_line(
     assert stored["template"]["velocity_mae"] < stored["straight"]["velocity_mae"]
     with pytest.raises(SystemExit, match="groove model"):
         main(["eval", str(tmp_path / "models" / "g"), str(files[0])])
-    with pytest.raises(SystemExit, match=r"is a groove model \(outputs hits,velocity,offset\): the metadata"):
-        main(["export", model_dir])
+    from rackvae.export.metadata import read_xen_metadata
+
+    assert main(["export", model_dir, "--formats", "f32", "-o", str(tmp_path / "export")]) == 0
+    assert read_xen_metadata((tmp_path / "export" / "g_dec.tflite").read_bytes()).channel_names == OUTPUTS
 
 
 def test_a_groove_decoder_exports_and_decodes_in_the_c_core_for_every_channel(trained) -> None:

@@ -90,10 +90,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         " (hits,velocity,offset: a groove model, which learns each hit's velocity and timing)",
     )
     model.add_argument(
-        "--velocity-weight", type=float, default=1.0, help="groove: weight of the velocity squared error"
+        "--velocity-weight", type=float, default=1.0, help="groove: weight of the velocity error"
     )
+    model.add_argument("--offset-weight", type=float, default=1.0, help="groove: weight of the offset error")
     model.add_argument(
-        "--offset-weight", type=float, default=1.0, help="groove: weight of the offset squared error"
+        "--groove-error",
+        choices=("squared", "absolute"),
+        default="squared",
+        help="groove: the velocity and offset error in the loss, on the cells whose target hits"
+        " (squared: GrooVAE's; absolute: the MAE eval reports) (default: %(default)s)",
     )
     model.add_argument(
         "--max-decoder-macs",
@@ -179,6 +184,7 @@ def train_command(args: argparse.Namespace) -> int:
                 outputs=outputs,
                 velocity_weight=args.velocity_weight,
                 offset_weight=args.offset_weight,
+                groove_error=args.groove_error,
             )
         except ValueError as error:
             raise SystemExit(f"train: --outputs/--velocity-weight/--offset-weight: {error}") from error
