@@ -20,6 +20,7 @@ from rackvae.dataset import Dataset, load
 from rackvae.export import carray, quantfit, tflite
 from rackvae.export.metadata import XenMetadata, locate_xen_metadata, read_xen_metadata
 from rackvae.export.tflite import int8_error_budget, run_litert
+from rackvae.model import OUTPUTS
 from rackvae.train import load_model
 from test_carray import CORE_SOURCES, STRICT
 
@@ -174,6 +175,45 @@ def test_a_hits_only_model_stays_version_2_byte_for_byte(trained: Path, exported
     assert card["channels"] == [
         {"name": "hits", "outputs": [0, 191], "value": "probability of a hit (output)"}
     ]
+
+
+def test_a_groove_model_exports_every_file_with_its_three_channels(
+    trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``rackvae export`` of a model trained with ``--outputs hits,velocity,offset`` on the same session:
+    every file carries version 3 metadata and all 3 x 192 outputs (docs/groove_format.md), the C
+    arrays decode like their file, the card lists the channels and the int8 velocity and offset
+    errors on the knob grid. (Numeric parity per channel: tests/test_groove_parity.py.)"""
+    data = trained.parent.parent / "data.npz"
+    models, out = tmp_path / "models", tmp_path / "out"
+    groove = ["--outputs", "hits,velocity,offset", "--epochs", "2", "-q"]
+    assert main(["train", str(data), "--name", "feel", "-o", str(models), *groove]) == 0
+    capsys.readouterr()
+    assert main(["export", str(models / "feel"), "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert re.search(r"int8: velocity vs float32 on the knob grid's notes: max [0-9.]+, mean", printed)
+    assert re.search(r"int8: offset vs float32 on the knob grid's notes: max [0-9.]+ step", printed)
+    names = ("feel_dec.tflite", "feel_dec_f16.tflite", "feel_dec_int8.tflite")
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [*names, "feel_dec.h", "feel_dec.c", "feel_dec_selftest.c", "feel.yml"]
+    )
+    latents = np.random.default_rng(2).uniform(-3, 3, (20, 3)).astype(np.float32)
+    for name in names:
+        meta = read_xen_metadata((out / name).read_bytes())
+        assert (meta.extension_version, meta.channel_names, meta.output_size) == (3, OUTPUTS, 3 * 192)
+        assert Decoder.from_bytes((out / name).read_bytes()).decode(latents).shape == (20, 3 * 16, 12)
+    c_files = carray.c_files_from_tflite((out / "feel_dec.tflite").read_bytes(), "feel")
+    assert {name: (out / name).read_bytes() for name in c_files} == c_files
+    assert b".channels = 3, .channel_ids = {0, 1, 2}}" in c_files["feel_dec.c"]
+    card = yaml.safe_load((out / "feel.yml").read_text())
+    assert card["model"]["outputs"] == list(OUTPUTS) and card["metadata"]["channels"] == list(OUTPUTS)
+    assert [(c["name"], c["outputs"]) for c in card["channels"]] == [
+        ("hits", [0, 191]), ("velocity", [192, 383]), ("offset", [384, 575])
+    ]  # fmt: skip
+    int8 = card["export"]["files"]["feel_dec_int8.tflite"]
+    assert 0 < int8["velocity_mean_abs_error_on_notes"] <= int8["velocity_max_abs_error_on_notes"] < 10
+    assert 0 < int8["offset_mean_abs_error_on_notes"] <= int8["offset_max_abs_error_on_notes"] < 0.1
+    assert int8["c_core_max_abs_error"] == 0.0 and int8["note_flips_vs_float32"] < 0.01
 
 
 def test_default_output_is_the_model_folder_and_formats_select_files(trained: Path) -> None:

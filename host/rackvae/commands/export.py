@@ -246,11 +246,6 @@ def run(args: argparse.Namespace) -> int:
             from rackvae.export.tflite import ExportError
 
             model = load_model(args.model)
-            if model.config.channels > 1:
-                raise SystemExit(
-                    f"export: {args.model} is a groove model (outputs {','.join(model.config.outputs)}):"
-                    " the metadata, the C core and the module do not carry its extra channels yet"
-                )
             export_model(model, args.output or args.model, formats, args.dataset, args.c_variant)
         except ModuleNotFoundError as error:
             missing_extra(error)
