@@ -33,13 +33,16 @@ demo: $(BIN)/.installed
 		$(RACKVAE_MIDI)/groove/drummer1/session3/11_afrobeat_94_beat_4-4.mid \
 		$(RACKVAE_MIDI)/groove/drummer1/session1/47_jazz_102_beat_4-4.mid
 	$(BIN)/rackvae map $(DEMO)/models/groove --points 5 -o $(DEMO)/map
-	$(BIN)/rackvae simulate $(DEMO)/models/groove --sweep 8 --midi $(DEMO)/module.mid \
-		--screen $(DEMO)/module.png --log $(DEMO)/module.log
+	$(BIN)/rackvae simulate $(DEMO)/models/groove --sweep 8 --midi $(DEMO)/module-hits.mid \
+		--screen $(DEMO)/module-hits.png --log $(DEMO)/module-hits.log
 	$(BIN)/rackvae train $(DEMO)/groove.npz --name groove-feel -o $(DEMO)/models --overwrite \
 		--outputs hits,velocity,offset --velocity-weight 10 --offset-weight 10 --hidden-sizes 192,64 \
 		--beta 0.2 --weight-decay 0.1 --learning-rate 0.002 --epochs 150 --patience 10 --stop-patience 25
 	$(BIN)/rackvae eval $(DEMO)/models/groove-feel --plots $(DEMO)/plots-feel
 	$(BIN)/rackvae sample $(DEMO)/models/groove-feel -n 8 --seed 1 -o $(DEMO)/sample-feel
+	$(BIN)/rackvae export $(DEMO)/models/groove-feel
+	$(BIN)/rackvae simulate $(DEMO)/models/groove-feel --sweep 8 --midi $(DEMO)/module.mid \
+		--screen $(DEMO)/module.png --log $(DEMO)/module.log
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest

@@ -6,14 +6,18 @@ compiler) in firmware/qemu/bench_main.c, which decodes one latent with the core 
 inference and clock handler between calls of a marker function. Counts are exact and repeatable; they
 are not cycles (the M7 dual-issues some pairs, and flash/cache wait states add cycles), so the latency
 column assumes one instruction per cycle and says so. Models: random decoders of the demo's size
-(3->12->48->192, percussion) and of a 48-pitch note model (3->19->120->768), exported as float32, float16
-and int8 .tflite files by rackvae.export.
+(3->12->48->192, percussion), of a groove model of that size (hits, velocity and offset: 3->12->48->576)
+and of a 48-pitch note model (3->19->120->768), exported as float32, float16 and int8 .tflite files by
+rackvae.export. For the groove models the bench firmware then plays the module on hardware timers (clock
+edges from one, the board's 20 kHz poll of the app's timer from another) and logs the scheduling jitter
+of the triggers the groove moves off the clock edge: due time -> the poll that fired them.
 
-    .venv/bin/python bench/bench_mcu.py
+    .venv/bin/python bench/bench_mcu.py [--build-dir DIR]
 """
 
 from __future__ import annotations
 
+import argparse
 import bisect
 import re
 import shutil
@@ -49,9 +53,17 @@ MICROS_INSTRUCTIONS = 30
 # jack's pulse (one DAC write per jack).
 PULSE_TIMER_US = 8 * DAC_WRITE_US
 
+# The emulated time of the jitter run: one instruction per 2^2 ns (250 MHz), deterministic, idle time not
+# waited for.
+ICOUNT = ("-icount", "shift=2,align=off,sleep=off")
+
 RAM_PARTS = ("file_bytes", "aux_bytes", "repack_bytes", "scratch_bytes", "engine_bytes")
 SIZES = {
     "demo perc 3-12-48-192": ((3, 12, 48, 192), XenMetadata("perc", 12, 16, 3, (1, 1, 6, 2, 2))),
+    "groove perc 3-12-48-576": (
+        (3, 12, 48, 576),
+        XenMetadata("perc", 12, 16, 3, (1, 1, 6, 2, 2), channel_ids=(0, 1, 2)),
+    ),
     "note 3-19-120-768": ((3, 19, 120, 768), XenMetadata("note", 48, 16, 3, base_note=36)),
 }
 
@@ -89,7 +101,7 @@ def measure(elf: Path, plugin: Path, model: bytes, address_range: tuple[int, int
         (run_dir / "model.tflite").write_bytes(model)
         counts = run_dir / "counts.txt"
         options = f"mark={mark:#x},range={address_range[0]:#x}:{address_range[1]:#x},out={counts}"
-        command = [*QEMU_COMMAND, "-kernel", str(elf), "-plugin", f"{plugin},{options}"]
+        command = [*QEMU_COMMAND, *ICOUNT, "-kernel", str(elf), "-plugin", f"{plugin},{options}"]
         result = subprocess.run(command, cwd=run_dir, capture_output=True, text=True, timeout=300)
         if result.returncode != 0:
             raise RuntimeError(f"bench firmware failed ({result.returncode}): {result.stdout}{result.stderr}")
@@ -152,9 +164,11 @@ def code_size(map_path: Path) -> dict[str, int]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description="instruction counts, code size and timing on emulated MCUs")
+    parser.add_argument("--build-dir", type=Path, default=REPO_ROOT / "build", help="default: build/")
+    build_root = parser.parse_args().build_dir
     if shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None:
         raise SystemExit("bench_mcu needs qemu-system-arm and gcc-arm-none-eabi")
-    build_root = REPO_ROOT / "build"
     elf = build_firmware("qemu", build_root, product="rackvae-bench.elf")
     module_elf = build_firmware("qemu", build_root)
     plugin = build_plugin(build_root)
@@ -169,6 +183,7 @@ def main() -> None:
     print("-" * len(header))
     worst_clock = worst_timer_check = 0
     m7_decodes: dict[str, int] = {}  # the demo's decode per variant, beside the other families
+    jitter: list[tuple[str, dict[str, int]]] = []  # groove models: the timed triggers' scheduling jitter
     for name, (sizes, metadata) in SIZES.items():
         layers = random_decoder_layers(sizes, seed=1)
         for variant in VARIANTS:
@@ -188,6 +203,8 @@ def main() -> None:
             worst_clock = max(worst_clock, clock)
             worst_timer_check = max(worst_timer_check, marks[9 + 2 * v["ticks"]][0])
             ram = sum(v[key] for key in RAM_PARTS)
+            if "timed_fires" in v:
+                jitter.append((f"{name} {variant}", v))
             print(
                 f"{name:24} {variant:8} {macs:7d} {decode:9d} {decode / macs:8.2f} "
                 f"{(decode - logistic) / macs:9.2f} {as_file:9d} {logistic / v['outputs']:12.1f} "
@@ -199,6 +216,18 @@ def main() -> None:
         "module's whole app_poll inference (knobs, decode, thresholds, notes); clock max: the module's\n"
         "clock handler over all steps; RAM: file + int8 constants + repacked weights + scratch + engine.\n"
     )
+    print(
+        "Timed triggers (groove models): 16 clock edges at 120 BPM from a hardware timer, the app's timer\n"
+        "polled at 20 kHz as on the board, emulated at 250 MHz; microseconds from each firing's due time to\n"
+        "the poll that fired it\n"
+    )
+    print(f"  {'model':34} {'firings':>7} {'min':>5} {'median':>6} {'max':>5}")
+    for label, v in jitter:
+        print(
+            f"  {label:34} {v['timed_fires']:7d} {v['jitter_min_us']:5d} {v['jitter_median_us']:6d} "
+            f"{v['jitter_max_us']:5d}"
+        )
+    print()
 
     parts = code_size(module_elf.with_name("rackvae-qemu.map"))
     print(

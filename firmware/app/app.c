@@ -87,11 +87,12 @@ static struct {
     volatile uint32_t timer_period_us;
     /* the clock's period: median of the last 4 step intervals; groove timing */
     bool edge_seen;               /* an edge since the last reset or tempo change */
-    uint8_t intervals;            /* intervals measured since then, 0..4 */
+    uint8_t intervals;            /* 1: an interval measured since then */
     uint8_t slot;
     volatile uint8_t early_note;  /* 1: an early note fired on its edge (no tempo), 2: reported */
     uint8_t timed;                /* outputs waiting in queue */
     bool velocity_cv;             /* the model has a velocity channel: accents carry it */
+    bool offsets;                 /* and an offset channel: notes may come early */
     volatile uint8_t fired_head;
     uint8_t fired_tail;
     uint32_t edge_us;
@@ -196,8 +197,17 @@ static const rv_step *advance(int *tick)
     return rv_engine_clock(&app.engine, tick);
 }
 
-/* Fires the waiting outputs due at limit or before, in the order they were queued (each its CV, then
-   its trigger); the main loop sends their MIDI notes. */
+/* An output's CV, then its trigger; the main loop sends its MIDI notes. */
+static void fire_output(const timed_output *t)
+{
+    if (t->out.cv >= 0) {
+        hal_cv(t->out.cv, t->out.volts);
+    }
+    hal_trigger(t->out.trigger);
+    app.fired[app.fired_head++ % FIRED_RING] = *t;
+}
+
+/* Fires the waiting outputs due at limit or before, in the order they were queued. */
 static void fire(uint32_t limit)
 {
     int kept = 0;
@@ -205,20 +215,16 @@ static void fire(uint32_t limit)
         const timed_output *t = &app.queue[i];
         if ((int32_t)(t->due_us - limit) > 0) {
             app.queue[kept++] = *t;
-            continue;
+        } else {
+            fire_output(t);
         }
-        if (t->out.cv >= 0) {
-            hal_cv(t->out.cv, t->out.volts);
-        }
-        hal_trigger(t->out.trigger);
-        app.fired[app.fired_head++ % FIRED_RING] = *t;
     }
     app.timed = (uint8_t)kept;
 }
 
 /* Queues a step's outputs at edge_us + (offset * groove + swing on odd steps) * period: at this edge
-   (ahead false) the on-time and late ones, and the early ones that the last edge did not queue (on the
-   edge: no tempo to predict it by); at the predicted next edge (ahead true) the early ones. */
+   (ahead false) the late ones, firing the on-time ones and the early ones that the last edge did not
+   queue (no tempo to predict it by) now; at the predicted next edge (ahead true) the early ones. */
 static void queue_step(const rv_step *step, int tick, uint32_t edge_us, bool ahead, unsigned count)
 {
     panel_output out[PANEL_OUTPUTS];
@@ -235,33 +241,40 @@ static void queue_step(const rv_step *step, int tick, uint32_t edge_us, bool ahe
             app.early_note |= 1;
         }
         /* offsets -0.5..0.5 and groove 0..2: no earlier than the last edge */
-        timed_output *t = &app.queue[app.timed++];
+        int32_t after = (int32_t)(delay * (float)app.period_us);
+        timed_output *t = &app.queue[app.timed];
         t->out = out[i];
-        t->due_us = edge_us + (uint32_t)(int32_t)(delay * (float)app.period_us);
+        t->due_us = edge_us + (uint32_t)after;
         t->step = step;
         t->count = (uint8_t)count;
+        if (after == 0 && !ahead) {
+            fire_output(t);
+        } else {
+            app.timed++;
+        }
     }
 }
 
-/* The clock's period: the median of the last 4 intervals between steps (of fewer after a reset or a
-   tempo change), kept until the next interval. */
+/* The clock's period: the median of the last 4 intervals between steps (the mean of the middle two).
+   The first interval after a reset, and one 1/4 off the estimate (a new tempo), stands for all 4. */
 static void measure(uint32_t now)
 {
     if (app.edge_seen) {
         uint32_t interval = now - app.edge_us, off = app.period_us >> TEMPO_CHANGE_SHIFT;
-        if (interval > app.period_us + off || interval < app.period_us - off) {
-            app.intervals = 0; /* a new tempo */
-        }
-        app.interval_us[app.slot++ & 3u] = interval;
-        int n = app.intervals < 4 ? ++app.intervals : 4;
+        bool fill = !app.intervals || interval > app.period_us + off || interval < app.period_us - off;
         uint32_t sum = 0, low = UINT32_MAX, high = 0;
-        for (int k = 1; k <= n; ++k) {
-            uint32_t v = app.interval_us[(app.slot - k) & 3u];
+        for (int k = 0; k < 4; ++k) {
+            if (fill || k == (int)(app.slot & 3u)) {
+                app.interval_us[k] = interval;
+            }
+            uint32_t v = app.interval_us[k];
             sum += v;
             low = v < low ? v : low;
             high = v > high ? v : high;
         }
-        app.period_us = n > 2 ? (sum - low - high) / (uint32_t)(n - 2) : sum / (uint32_t)n;
+        app.slot++;
+        app.intervals = 1;
+        app.period_us = (sum - low - high) / 2u;
     }
     app.edge_seen = true;
     app.edge_us = now;
@@ -304,12 +317,11 @@ static void play_step(void)
         app.played_count = count;
     }
     app.planned = NULL;
-    step = next_step(&tick);
+    step = app.offsets && app.s.groove ? next_step(&tick) : NULL;
     if (step != NULL && app.intervals > 0) {
         queue_step(step, tick, now + app.period_us, true, count + 1);
         app.planned = step;
     }
-    fire(now);
 }
 
 /* An external clock pulse: 24 ppqn plays every 6th, 4 ppqn each (a step per pulse), 2 and 1 ppqn
@@ -471,9 +483,10 @@ static rv_status start_model(int index, const char **problem)
         return status;
     }
     app.engine.config = config; /* this model's thresholds (the clock does not read the config) */
-    app.velocity_cv = false;
+    app.velocity_cv = app.offsets = false;
     for (int k = 1; k < meta->channels; ++k) {
         app.velocity_cv |= meta->channel_ids[k] == RV_CHANNEL_VELOCITY;
+        app.offsets |= meta->channel_ids[k] == RV_CHANNEL_OFFSET;
     }
     app.length = app.s.length < meta->ticks ? app.s.length : meta->ticks;
     /* The next clock edge continues where the rack is, not at step 0. */

@@ -10,9 +10,19 @@
  *   mark 9 + 2k  the module's clock handler for step k (engine, panel mapping, DAC writes)
  *   mark 9 + 2t  (t = ticks) the step timer's check when no step is due (the board's 20 kHz timer)
  * Its board HAL is the cheapest real one: DAC writes and reports land in memory, as the Teensy's
- * interrupt handlers queue them.
+ * interrupt handlers queue them. Until then hal_micros() stays 0, so the counts do not depend on time.
+ *
+ * Then, after the last mark and for groove models (more than one output channel), the scheduling
+ * jitter of the app's timer as the board drives it: CMSDK TIMER0 plays the clock edges every
+ * JITTER_STEP_US (a pulse per step), TIMER1 polls app_timer_due at the board's 20 kHz, both interrupts
+ * of one priority; the main loop runs app_poll; hal_micros() reads the free-running dual timer (25 MHz).
+ * For each firing of the app's timer (the triggers the groove moves off the edge) the delay from its due
+ * time to the poll that fired it is recorded, printed as jitter_min/median/max_us over timed_fires
+ * firings. Deterministic under QEMU's -icount (bench/bench_mcu.py passes it).
  */
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "app.h"
@@ -29,6 +39,27 @@ __attribute__((section(".psram"), aligned(16))) static uint8_t aux[1u << 20];
 __attribute__((section(".psram"), aligned(16))) static uint8_t repacked[FILE_CAPACITY];
 __attribute__((section(".psram"), aligned(16))) static uint8_t scratch[1u << 20];
 __attribute__((section(".psram"), aligned(16))) static uint8_t module_buffer[FILE_CAPACITY];
+/* ---- the jitter run's hardware: QEMU mps2-an500 ---- */
+#define CPU_HZ 25000000u /* SYSCLK: the CPU's SysTick clock and the APB timers' */
+#define TIMER_BASE(n) (0x40000000u + 0x1000u * (n))
+#define TIMER_CTRL(n) (*(volatile uint32_t *)(TIMER_BASE(n) + 0x0u)) /* bit 0 enable, bit 3 interrupt */
+#define TIMER_VALUE(n) (*(volatile uint32_t *)(TIMER_BASE(n) + 0x4u))
+#define TIMER_RELOAD(n) (*(volatile uint32_t *)(TIMER_BASE(n) + 0x8u))
+#define TIMER_INTCLEAR(n) (*(volatile uint32_t *)(TIMER_BASE(n) + 0xCu))
+#define TIMER_IRQ(n) (8 + (n))
+#define DUALTIMER_VALUE (*(volatile uint32_t *)0x40002004u)
+#define DUALTIMER_CONTROL (*(volatile uint32_t *)0x40002008u) /* bit 7 enable, bit 1 32-bit */
+#define SCB_VTOR (*(volatile uint32_t *)0xE000ED08u)
+#define NVIC_ISER0 (*(volatile uint32_t *)0xE000E100u)
+#define POLL_HZ 20000u            /* the board's step-timer interrupt */
+#define JITTER_STEP_US 125000u    /* 16ths at 120 BPM */
+#define JITTER_STEPS 16
+#define JITTER_SAMPLES 256
+typedef void (*vector)(void);
+static vector ram_vectors[16 + 16] __attribute__((aligned(128)));
+static volatile bool hardware_time;
+static volatile unsigned fires;
+static uint32_t jitter_us[JITTER_SAMPLES];
 static long file_size;
 static float probabilities[RV_MAX_TICKS * RV_MAX_ROWS];
 
@@ -99,7 +130,7 @@ void hal_display_row_label(int row, const char *label) { (void)row, (void)label;
 
 void hal_display_status(const char *text) { (void)text; }
 
-uint32_t hal_micros(void) { return 0; }
+uint32_t hal_micros(void) { return hardware_time ? (0xFFFFFFFFu - DUALTIMER_VALUE) / (CPU_HZ / 1000000u) : 0; }
 
 void hal_midi_note(int channel, int note, int velocity) { (void)channel, (void)note, (void)velocity; }
 
@@ -107,6 +138,72 @@ void hal_report(const char *line)
 {
     uint32_t slot = report_head++ % REPORT_QUEUE;
     strncpy(reports[slot], line, sizeof reports[slot] - 1);
+}
+
+static void print_value(const char *name, unsigned long value);
+
+/* ---- the jitter run ---- */
+
+/* TIMER1, 20 kHz: the board's fire_step_timer. */
+static void poll_timer(void)
+{
+    TIMER_INTCLEAR(1) = 1;
+    uint32_t due, now = hal_micros();
+    if (app_timer_due(&due) && (int32_t)(now - due) >= 0) {
+        if (fires < JITTER_SAMPLES) {
+            jitter_us[fires] = now - due;
+        }
+        fires++;
+        app_timer(now);
+    }
+}
+
+/* TIMER0: a clock edge (a pulse per step). */
+static void clock_edge(void)
+{
+    TIMER_INTCLEAR(0) = 1;
+    app_gate_edge(APP_GATE_CLOCK, true);
+    app_gate_edge(APP_GATE_CLOCK, false);
+}
+
+static int compare(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void measure_jitter(void)
+{
+    const vector *boot = (const vector *)SCB_VTOR;
+    for (int i = 0; i < 32; ++i) {
+        ram_vectors[i] = i < 7 ? boot[i] : boot[3]; /* the fault handler for what is not used */
+    }
+    ram_vectors[16 + TIMER_IRQ(0)] = clock_edge;
+    ram_vectors[16 + TIMER_IRQ(1)] = poll_timer;
+    SCB_VTOR = (uint32_t)ram_vectors;
+    DUALTIMER_CONTROL = 0x82u; /* free-running from 0xFFFFFFFF */
+    hardware_time = true;
+    app_gate_edge(APP_GATE_RESET, true); /* from step 0, nothing pending from the counted steps */
+    app_gate_edge(APP_GATE_RESET, false);
+    TIMER_RELOAD(0) = JITTER_STEP_US * (CPU_HZ / 1000000u) - 1u;
+    TIMER_RELOAD(1) = CPU_HZ / POLL_HZ - 1u;
+    TIMER_CTRL(0) = TIMER_CTRL(1) = 1u | 8u; /* enabled, interrupt */
+    NVIC_ISER0 = 1u << TIMER_IRQ(0) | 1u << TIMER_IRQ(1);
+    __asm__ volatile("cpsie i" ::: "memory");
+    /* The main loop never sleeps: under -icount, QEMU 7.2 loses every other timer interrupt that wakes a
+       WFI. Until the last step's late triggers have fired. */
+    uint32_t end = JITTER_STEPS * JITTER_STEP_US + JITTER_STEP_US / 2;
+    while ((int32_t)(hal_micros() - end) < 0) {
+        app_poll(hal_micros() / 1000u);
+    }
+    __asm__ volatile("cpsid i" ::: "memory");
+    TIMER_CTRL(0) = TIMER_CTRL(1) = 0;
+    unsigned n = fires < JITTER_SAMPLES ? fires : JITTER_SAMPLES;
+    qsort(jitter_us, n, sizeof jitter_us[0], compare);
+    print_value("timed_fires", fires);
+    print_value("jitter_min_us", n ? jitter_us[0] : 0);
+    print_value("jitter_median_us", n ? jitter_us[n / 2] : 0);
+    print_value("jitter_max_us", n ? jitter_us[n - 1] : 0);
 }
 
 /* ---- the measurement ---- */
@@ -210,5 +307,8 @@ int main(void)
     }
     print_value("triggers", triggers);
     print_value("timer_wanted", timer_wanted);
+    if (model.metadata.channels > 1) { /* hits-only models time no triggers */
+        measure_jitter();
+    }
     return 0;
 }
