@@ -116,8 +116,8 @@ static struct {
     bool tapped;
     uint8_t midi_on_count;
     uint8_t midi_channel;
-    uint8_t midi_on[2 * RV_MAX_NOTES];    /* notes still sounding, on midi_channel */
-    uint8_t midi_count[2 * RV_MAX_NOTES]; /* and the played_count of their steps */
+    uint16_t midi_on[2 * RV_MAX_NOTES]; /* notes still sounding on midi_channel | their step's
+                                           played_count (low 8 bits) << 8 */
     float held_knob[HAL_KNOBS];
     /* the model's own thresholds: the threshold pot's centre and each group's offset from it */
     float centre;
@@ -152,14 +152,14 @@ static rv_status load_card_model(const char *path, rv_model *model, uint8_t **sc
     uint8_t *buffer = hal_model_buffer(&capacity);
     long size = hal_read_file(path, buffer, capacity);
     if (size < 0) {
-        *problem = size == -2 ? "file larger than the model buffer" : "cannot read the file";
+        *problem = size == -2 ? "file too large" : "cannot read";
         return RV_ERR_ARGUMENT;
     }
     size_t used = align_up((size_t)size), aux_needed = 0;
     rv_status status = rv_model_load_tflite(model, buffer, (size_t)size, NULL, 0, &aux_needed);
     if (status == RV_ERR_BUFFER_TOO_SMALL) { /* an int8 model: its constants follow the file */
         if (aux_needed > capacity - used) {
-            *problem = "not enough memory for the model";
+            *problem = "out of memory";
             return RV_ERR_BUFFER_TOO_SMALL;
         }
         status = rv_model_load_tflite(model, buffer, (size_t)size, buffer + used, capacity - used, &aux_needed);
@@ -172,7 +172,7 @@ static rv_status load_card_model(const char *path, rv_model *model, uint8_t **sc
        do not fit before the scratch (the repack then fails and changes nothing). */
     *scratch_len = rv_engine_scratch_size(model);
     if (*scratch_len > capacity - used) {
-        *problem = "not enough memory for the model";
+        *problem = "out of memory";
         return RV_ERR_BUFFER_TOO_SMALL;
     }
     size_t repack_needed = 0;
@@ -856,11 +856,11 @@ static void send_played_step(void)
         app.reported_count = count;
         report("tick %d", app.played_tick);
         for (int n = 0; n < app.midi_on_count; ++n) {
-            if ((int8_t)(app.midi_count[n] - (uint8_t)count) < 0) {
-                hal_midi_note(app.midi_channel, app.midi_on[n], 0);
+            uint16_t on = app.midi_on[n];
+            if ((int8_t)((on >> 8) - count) < 0) {
+                hal_midi_note(app.midi_channel, on & 0xFF, 0);
             } else {
-                app.midi_on[kept] = app.midi_on[n];
-                app.midi_count[kept++] = app.midi_count[n];
+                app.midi_on[kept++] = on;
             }
         }
         app.midi_on_count = (uint8_t)kept;
@@ -874,11 +874,11 @@ static void send_played_step(void)
         const timed_output *f = &app.fired[app.fired_tail % FIRED_RING];
         for (int n = 0; n < f->step->count; ++n) {
             const rv_note *note = &f->step->notes[n];
-            if (note->midi_note > 127 || !panel_note_of(f->step, n, model_kind(), f->out.output)) {
+            if (note->midi_note > 127 || (model_kind() == RV_KIND_PERC ? note->group : n) != f->out.output) {
                 continue; /* an accent row, or another output's note */
             }
             int slot = 0;
-            while (slot < app.midi_on_count && app.midi_on[slot] != note->midi_note) {
+            while (slot < app.midi_on_count && (app.midi_on[slot] & 0xFF) != note->midi_note) {
                 ++slot;
             }
             if (slot < app.midi_on_count) {
@@ -889,8 +889,7 @@ static void send_played_step(void)
                 app.midi_on_count++;
             }
             hal_midi_note(app.midi_channel, note->midi_note, note->velocity);
-            app.midi_on[slot] = note->midi_note;
-            app.midi_count[slot] = f->count;
+            app.midi_on[slot] = (uint16_t)(note->midi_note | f->count << 8);
         }
     }
 }

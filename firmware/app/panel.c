@@ -34,8 +34,3 @@ int panel_outputs(const rv_step *step, rv_kind kind, bool velocity, panel_output
     }
     return n;
 }
-
-bool panel_note_of(const rv_step *step, int n, rv_kind kind, int output)
-{
-    return kind == RV_KIND_PERC ? step->notes[n].group == output : n == output;
-}

@@ -38,7 +38,4 @@ typedef struct {
    velocity (the model has a velocity channel). */
 int panel_outputs(const rv_step *step, rv_kind kind, bool velocity, panel_output out[PANEL_OUTPUTS]);
 
-/* Whether note n of a step belongs to output (its group, or its voice). */
-bool panel_note_of(const rv_step *step, int n, rv_kind kind, int output);
-
 #endif
