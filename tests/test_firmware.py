@@ -1573,3 +1573,34 @@ def test_groove_settings_round_trip_and_the_simulate_options(
     assert kicks[1] - edges[4] == pytest.approx(2 * KICK_OFFSET * 125_000, abs=1)
     ons = midi_ons(midi)
     assert [(t, v) for t, _, n, v in ons if n == 36] == [(midi_ticks(t), KICK_VELOCITY) for t in kicks]
+
+
+def test_groove_on_the_internal_clock_and_after_a_tempo_change(
+    request: pytest.FixtureRequest, groove_model: DecoderFile, tmp_path: Path
+) -> None:
+    # The internal clock at 120 BPM, tapped to 100 BPM at 1.6 s: its steps come from the app's timer,
+    # the snare early before them; the step after the tempo change is measured anew, so the first snare
+    # after it (tick 14) plays on its edge, and the log says so again.
+    taps = ["1000 button 2 1", "1020 button 2 0", "1600 button 2 1", "1620 button 2 0"]
+    script = merged(["0 knob 3 0", "3000 knob 3 0"], taps)
+    saved = ModuleSettings(ppqn=None, bpm=120).to_bytes()
+    events = play_on_both(request, tmp_path, groove_model, script, saved, check_model=False).events
+    assert lines_of(events, "set") == ["1600000 set bpm 100"]
+    ticks = [(e.time_us, int(e.args[0])) for e in events if e.what == "tick"]
+    edges = [t for t, _ in ticks]
+    assert edges == [125_000 * k for k in range(14)] + [1_625_000 + 150_000 * k for k in range(1, 10)]
+    changed = 14  # the first step measured at the new tempo
+    expected = [
+        edge + (0 if k in (0, changed) else SNARE_OFFSET * (edge - edges[k - 1]))
+        for k, (edge, tick) in enumerate(ticks)
+        if tick in SNARE_TICKS
+    ]
+    assert_near(times_of(events, "trig", "4"), expected)
+    assert [e.time_us for e in events if e.what == "early"] == [0, edges[changed]]
+    # Late: the kick 0.2 step after its edge, at the period measured so far.
+    kicks = [
+        edge + (KICK_OFFSET * (edge - edges[k - 1]) if k else 0)
+        for k, (edge, t) in enumerate(ticks)
+        if t in KICK_TICKS
+    ]
+    assert_near(times_of(events, "trig", "0"), kicks)
