@@ -14,6 +14,13 @@
 #define RV_COMPILER_BARRIER() ((void)0)
 #endif
 
+/* A small function kept out of line where inlining it at every call costs more than the call. */
+#if defined(__GNUC__) || defined(__clang__)
+#define RV_NOINLINE __attribute__((noinline))
+#else
+#define RV_NOINLINE
+#endif
+
 #define RV_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define RV_MAX(a, b) ((a) > (b) ? (a) : (b))
 
@@ -270,7 +277,7 @@ static inline float rv_bias_f(const rv_layer *layer, size_t j) {
     if (layer->bias == NULL) {
         return 0.0f;
     }
-    return layer->bias_dtype == RV_F16 ? rv_half_to_float(RV_FLASH_U16((const uint16_t *)layer->bias + j))
+    return layer->bias_dtype == RV_F16 ? rv_half_load((const uint16_t *)layer->bias + j)
                                        : RV_FLASH_F32((const float *)layer->bias + j);
 }
 
@@ -286,16 +293,14 @@ static inline float rv_finish(float sum, float bias, uint8_t activation) {
 /* ---- TFLite / gemmlowp integer arithmetic (right shifts of negative values are arithmetic and
    int32 conversions wrap, as on every two's complement compiler the core targets) ---- */
 
-/* gemmlowp SaturatingRoundingDoublingHighMul: round(a * b / 2^31), saturating INT32_MIN^2. */
+/* gemmlowp SaturatingRoundingDoublingHighMul: round(a * b / 2^31), saturating INT32_MIN^2. gemmlowp's
+   sign-dependent nudge (2^30, or 1 - 2^30 below 0) and truncating division equal floor((ab + 2^30) /
+   2^31) for every product: for ab = k 2^31 + m, 0 <= m < 2^31, both are k + [m >= 2^30]. */
 static inline int32_t rv_srdhm(int32_t a, int32_t b) {
-    int64_t ab;
-    int64_t nudge;
     if (a == b && a == INT32_MIN) {
         return INT32_MAX;
     }
-    ab = (int64_t)a * (int64_t)b;
-    nudge = ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30));
-    return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+    return (int32_t)(((int64_t)a * b + ((int64_t)1 << 30)) >> 31);
 }
 
 /* gemmlowp RoundingDivideByPOT: x / 2^exponent rounded to nearest, ties away from zero. */

@@ -6,46 +6,46 @@
  * complement compiler this core targets (GCC, Clang); additions that could wrap are done unsigned so
  * that malformed parameters cannot cause undefined behaviour.
  */
+#include <float.h>
 #include <math.h>
+#include <string.h>
 
 #include "rv_internal.h"
 
 static int32_t add_wrap(int32_t a, int32_t b) { return (int32_t)((uint32_t)a + (uint32_t)b); }
 static int32_t sub_wrap(int32_t a, int32_t b) { return (int32_t)((uint32_t)a - (uint32_t)b); }
 
-/* gemmlowp SaturatingRoundingMultiplyByPOT for a positive exponent: saturating x * 2^exponent. */
-static int32_t saturating_shift_left(int32_t x, int exponent) {
-    const int32_t threshold = (int32_t)(((int64_t)1 << (31 - exponent)) - 1);
-    if (x > threshold) {
-        return INT32_MAX;
-    }
-    if (x < -threshold) {
-        return INT32_MIN;
-    }
-    return (int32_t)((int64_t)x * ((int64_t)1 << exponent));
+/* round(frexp(x, exponent) * 2^31) for x > 0: q * 2^exponent = x with q in [0.5, 1), rounded with ties
+   away from zero, in [2^30, 2^31]. With IEEE binary64 doubles, from the bits, exactly and without libm:
+   the significand with its hidden bit is q * 2^53 (a subnormal x gives exponent -1022, below every
+   exponent the callers keep). Elsewhere (AVR's 32-bit double) with frexp and round. */
+static uint32_t q31_of(double x, int *exponent) {
+#if DBL_MANT_DIG == 53 && DBL_MAX_EXP == 1024
+    uint64_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    *exponent = (int)(bits >> 52) - 1022;
+    return (uint32_t)((((bits & 0xfffffffffffffu) | ((uint64_t)1 << 52)) + ((uint64_t)1 << 21)) >> 22);
+#else
+    return (uint32_t)round(frexp(x, exponent) * 2147483648.0);
+#endif
 }
 
 rv_status rv_quantize_multiplier(double real_multiplier, int32_t *multiplier, int32_t *shift) {
     int exponent = 0;
-    double q;
-    double q_fixed;
+    uint32_t q_fixed = 0;
     if (multiplier == NULL || shift == NULL || !(real_multiplier >= 0.0) || real_multiplier > 1e9) {
         return RV_ERR_QUANTIZATION;
     }
-    if (real_multiplier == 0.0) {
-        *multiplier = 0;
-        *shift = 0;
-        return RV_OK;
-    }
-    q = frexp(real_multiplier, &exponent);
-    q_fixed = round(q * 2147483648.0);
-    if (q_fixed == 2147483648.0) {
-        q_fixed /= 2.0;
-        exponent++;
-    }
-    if (exponent < -31) {
-        exponent = 0;
-        q_fixed = 0.0;
+    if (real_multiplier > 0.0) {
+        q_fixed = q31_of(real_multiplier, &exponent);
+        if (q_fixed == (uint32_t)1 << 31) {
+            q_fixed /= 2;
+            exponent++;
+        }
+        if (exponent < -31) {
+            exponent = 0;
+            q_fixed = 0;
+        }
     }
     if (exponent > 30) {
         return RV_ERR_QUANTIZATION;
@@ -85,8 +85,8 @@ static int32_t exp_on_negative_values_q4(int32_t a) {
     const int32_t one_quarter = (int32_t)1 << (fractional_bits - 2);
     const int32_t a_mod_quarter_minus_one_quarter = sub_wrap(a & (one_quarter - 1), one_quarter);
     const int32_t remainder = sub_wrap(a_mod_quarter_minus_one_quarter, a);
-    int32_t result =
-        exp_on_interval_between_negative_one_quarter_and_0_excl(saturating_shift_left(a_mod_quarter_minus_one_quarter, 4));
+    /* gemmlowp's Rescale<0> (a saturating * 16), which cannot saturate on [-2^25, -1] */
+    int32_t result = exp_on_interval_between_negative_one_quarter_and_0_excl(a_mod_quarter_minus_one_quarter * 16);
     int k;
     for (k = 0; k < 6; k++) {
         const int shift_amount = fractional_bits - 2 + k;
@@ -97,18 +97,21 @@ static int32_t exp_on_negative_values_q4(int32_t a) {
     return a == 0 ? INT32_MAX : result;
 }
 
-/* 1 / (1 + a) for a in (0, 1), Q0.31 in and out (Newton-Raphson in Q2.29). */
+/* 1 / (1 + a) for a in (0, 1), Q0.31 in and out (Newton-Raphson in Q2.29). a >= 0 (an exp), so
+   gemmlowp's RoundingHalfSum(a, 1) = (a + INT32_MAX + 1) / 2 is one unsigned add and shift. Its
+   saturating rescalings cannot saturate here: with the half denominator d in [1/2, 1), x starts in
+   [16/17, 24/17], stays within [1/2, 24/17] (|1 - d x| < 0.06 each step), and ends <= 1 + 2^-29, so
+   4 (x (1 - d x)) < 2^28 and 2 x < 2^31 in raw values: plain multiplications. */
 static int32_t one_over_one_plus_x_for_x_in_0_1(int32_t a) {
     const int32_t one_q2 = (int32_t)1 << 29;
-    const int64_t sum = (int64_t)a + INT32_MAX;
-    const int32_t half_denominator = (int32_t)((sum + (sum >= 0 ? 1 : -1)) / 2);
+    const int32_t half_denominator = (int32_t)(((uint32_t)a + 0x80000000u) >> 1);
     int32_t x = add_wrap(1515870810, rv_srdhm(half_denominator, -1010580540)); /* 48/17 - 32/17 d */
     int i;
     for (i = 0; i < 3; i++) {
         const int32_t one_minus_half_denominator_times_x = sub_wrap(one_q2, rv_srdhm(half_denominator, x));
-        x = add_wrap(x, saturating_shift_left(rv_srdhm(x, one_minus_half_denominator_times_x), 2));
+        x = add_wrap(x, rv_srdhm(x, one_minus_half_denominator_times_x) * 4);
     }
-    return saturating_shift_left(x, 1);
+    return x * 2;
 }
 
 /* gemmlowp::logistic for a Q4.27 input; result Q0.31. */
@@ -125,7 +128,7 @@ rv_status rv_logistic_s8_table(rv_quant input_quant, int8_t table[256]) {
     /* TFLite-Micro's LogisticPrepare for int8 (4 integer bits in the fixed-point input). */
     const double real_multiplier = (double)input_quant.scale * (double)((int32_t)1 << 27);
     int left_shift = 0;
-    double q;
+    uint32_t q;
     int32_t multiplier;
     int32_t radius;
     int v;
@@ -133,9 +136,8 @@ rv_status rv_logistic_s8_table(rv_quant input_quant, int8_t table[256]) {
         input_quant.zero_point < -128 || input_quant.zero_point > 127) {
         return RV_ERR_QUANTIZATION;
     }
-    q = frexp(real_multiplier, &left_shift);
-    q = round(q * 2147483648.0);
-    if (q >= 2147483648.0 || left_shift < 0 || left_shift > 30) {
+    q = q31_of(real_multiplier, &left_shift);
+    if (q >= (uint32_t)1 << 31 || left_shift < 0 || left_shift > 30) {
         return RV_ERR_QUANTIZATION;
     }
     multiplier = (int32_t)q;
