@@ -32,6 +32,13 @@ from rackvae.model import OUTPUTS, ModelConfig
 from rackvae.train import TrainSettings, new_model, train
 
 DEMO_SCHEDULE = {"epochs": 150, "patience": 10, "stop_patience": 25}
+# A groove run's label suffix for its (velocity, offset) errors in the loss.
+ERRORS = {
+    ("squared", "squared"): "",
+    ("absolute", "absolute"): " abs",
+    ("squared", "absolute"): " sq/abs",
+    ("absolute", "squared"): " abs/sq",
+}
 
 
 def measure(args: argparse.Namespace) -> None:
@@ -56,7 +63,8 @@ def measure(args: argparse.Namespace) -> None:
                     outputs=OUTPUTS,
                     velocity_weight=weights[0],
                     offset_weight=weights[1],
-                    groove_error=args.groove_error,
+                    velocity_error=args.velocity_error,
+                    offset_error=args.offset_error,
                 )
             model = new_model(kind, config, data, seed=seed)
             settings = TrainSettings.from_dict({**given, "seed": seed})
@@ -74,7 +82,7 @@ def measure(args: argparse.Namespace) -> None:
                 "run": kind
                 if weights is None
                 else f"groove w={weights[0]:g},{weights[1]:g}"
-                + (" abs" if args.groove_error == "absolute" else ""),
+                + ERRORS[args.velocity_error, args.offset_error],
                 "seed": seed,
                 "decoder": "-".join(map(str, config.decoder_sizes())),
                 "decoder_macs": config.decoder_macs(),
@@ -156,7 +164,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--weights", nargs="*", default=["10,10"], help="velocity,offset loss weights")
     parser.add_argument("--hits-only", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--groove-error", choices=("squared", "absolute"), default="squared")
+    parser.add_argument("--velocity-error", choices=("squared", "absolute"), default="squared")
+    parser.add_argument("--offset-error", choices=("squared", "absolute"), default="squared")
     parser.add_argument("--hidden-sizes", help="encoder widths, e.g. 192,64 (default: ModelConfig's)")
     parser.add_argument(
         "--set",

@@ -156,8 +156,13 @@ def test_the_decoder_is_one_sigmoid_over_channel_major_blocks_hits_first() -> No
     assert channels["hits"].shape == (20, TICKS, ROWS)
 
 
-@pytest.mark.parametrize(("groove_error", "power"), [("squared", 2), ("absolute", 1)])
-def test_the_loss_is_bce_plus_weighted_errors_on_hit_cells_only(groove_error: str, power: int) -> None:
+@pytest.mark.parametrize(
+    ("velocity_error", "offset_error", "powers"),
+    [("squared", "squared", (2, 2)), ("absolute", "absolute", (1, 1)), ("squared", "absolute", (2, 1))],
+)
+def test_the_loss_is_bce_plus_weighted_errors_on_hit_cells_only(
+    velocity_error: str, offset_error: str, powers: tuple[int, int]
+) -> None:
     config = ModelConfig(
         TICKS,
         ROWS,
@@ -165,7 +170,8 @@ def test_the_loss_is_bce_plus_weighted_errors_on_hit_cells_only(groove_error: st
         outputs=OUTPUTS,
         velocity_weight=3.0,
         offset_weight=7.0,
-        groove_error=groove_error,  # type: ignore[arg-type]
+        velocity_error=velocity_error,  # type: ignore[arg-type]
+        offset_error=offset_error,  # type: ignore[arg-type]
     )
     data = synthetic_feel(8, seed=2)
     inputs = groove_inputs(config, data.rolls, data.velocities, data.timing)
@@ -180,11 +186,11 @@ def test_the_loss_is_bce_plus_weighted_errors_on_hit_cells_only(groove_error: st
     hit = inputs[:, :cells]
     p = 1 / (1 + np.exp(-logits))
     bce = -(hit * np.log(p[:, :cells]) + (1 - hit) * np.log(1 - p[:, :cells])).sum(axis=1)
-    velocity_error = (hit * np.abs(p[:, cells : 2 * cells] - inputs[:, cells : 2 * cells]) ** power).sum(
+    velocity_errors = (hit * np.abs(p[:, cells : 2 * cells] - inputs[:, cells : 2 * cells]) ** powers[0]).sum(
         axis=1
     )
-    offset_error = (hit * np.abs(p[:, 2 * cells :] - inputs[:, 2 * cells :]) ** power).sum(axis=1)
-    assert np.allclose(reconstruction, bce + 3 * velocity_error + 7 * offset_error, rtol=1e-5)
+    offset_errors = (hit * np.abs(p[:, 2 * cells :] - inputs[:, 2 * cells :]) ** powers[1]).sum(axis=1)
+    assert np.allclose(reconstruction, bce + 3 * velocity_errors + 7 * offset_errors, rtol=1e-5)
 
 
 def test_inputs_channels_and_config_round_trip() -> None:

@@ -56,9 +56,10 @@ class ModelConfig:
     outputs: tuple[str, ...] = ("hits",)
     velocity_weight: float = 1.0
     offset_weight: float = 1.0
-    # The error those weights multiply: "squared" (GrooVAE's) or "absolute" (the MAE that eval reports,
+    # The errors those weights multiply: "squared" (GrooVAE's) or "absolute" (the MAE that eval reports,
     # minimised by the median rather than the mean).
-    groove_error: GrooveError = "squared"
+    velocity_error: GrooveError = "squared"
+    offset_error: GrooveError = "squared"
 
     def __post_init__(self) -> None:
         if self.log_var_bound is not None and self.log_var_bound <= 0.0:
@@ -70,8 +71,11 @@ class ModelConfig:
             )
         if self.velocity_weight < 0.0 or self.offset_weight < 0.0:
             raise ValueError("velocity_weight and offset_weight must be >= 0")
-        if self.groove_error not in ("squared", "absolute"):
-            raise ValueError(f"groove_error must be 'squared' or 'absolute', got {self.groove_error!r}")
+        for error in (self.velocity_error, self.offset_error):
+            if error not in ("squared", "absolute"):
+                raise ValueError(
+                    f"velocity_error and offset_error are 'squared' or 'absolute', got {error!r}"
+                )
 
     @property
     def input_size(self) -> int:
@@ -236,9 +240,9 @@ def loss_terms(
 
     Reconstruction is the binary cross-entropy summed over the ``ticks * rows`` hits (computed from
     logits, so it stays finite where a sigmoid would saturate); KL is against the unit Gaussian prior.
-    A groove model's ``x`` holds its channels (``groove_inputs``): the squared (or absolute,
-    ``groove_error``) errors of the other channels' sigmoids, on the cells whose target has a hit, are
-    added with their weights.
+    A groove model's ``x`` holds its channels (``groove_inputs``): the squared (or absolute:
+    ``velocity_error``, ``offset_error``) errors of the other channels' sigmoids, on the cells whose
+    target has a hit, are added with their weights.
     """
     targets = x.reshape((x.shape[0], -1)).astype(jnp.float32)
     logits, mean, log_var = VAE(config).apply({"params": params}, targets, noise)
@@ -247,8 +251,15 @@ def loss_terms(
     reconstruction = binary_cross_entropy(logits[:, :cells], hits).sum(axis=-1)
     if config.channels > 1:
         shape = (x.shape[0], config.channels - 1, cells)
-        difference = jax.nn.sigmoid(logits[:, cells:]) - targets[:, cells:]
-        error = (jnp.square if config.groove_error == "squared" else jnp.abs)(difference).reshape(shape)
+        difference = (jax.nn.sigmoid(logits[:, cells:]) - targets[:, cells:]).reshape(shape)
+        kinds = {"velocity": config.velocity_error, "offset": config.offset_error}
+        error = jnp.stack(
+            [
+                (jnp.square if kinds[name] == "squared" else jnp.abs)(difference[:, index])
+                for index, name in enumerate(config.outputs[1:])
+            ],
+            axis=1,
+        )
         weights = {"velocity": config.velocity_weight, "offset": config.offset_weight}
         channel_weights = jnp.array([weights[name] for name in config.outputs[1:]], jnp.float32)
         reconstruction += (error * hits[:, None, :]).sum(axis=-1) @ channel_weights

@@ -93,13 +93,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--velocity-weight", type=float, default=1.0, help="groove: weight of the velocity error"
     )
     model.add_argument("--offset-weight", type=float, default=1.0, help="groove: weight of the offset error")
-    model.add_argument(
-        "--groove-error",
-        choices=("squared", "absolute"),
-        default="squared",
-        help="groove: the velocity and offset error in the loss, on the cells whose target hits"
-        " (squared: GrooVAE's; absolute: the MAE eval reports) (default: %(default)s)",
-    )
+    for channel in ("velocity", "offset"):
+        model.add_argument(
+            f"--{channel}-error",
+            choices=("squared", "absolute"),
+            default="squared",
+            help=f"groove: the {channel} error in the loss, on the cells whose target hits"
+            " (squared: GrooVAE's; absolute: the MAE eval reports) (default: %(default)s)",
+        )
     model.add_argument(
         "--max-decoder-macs",
         type=int,
@@ -184,7 +185,8 @@ def train_command(args: argparse.Namespace) -> int:
                 outputs=outputs,
                 velocity_weight=args.velocity_weight,
                 offset_weight=args.offset_weight,
-                groove_error=args.groove_error,
+                velocity_error=args.velocity_error,
+                offset_error=args.offset_error,
             )
         except ValueError as error:
             raise SystemExit(f"train: --outputs/--velocity-weight/--offset-weight: {error}") from error
