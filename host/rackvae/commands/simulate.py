@@ -48,11 +48,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=(
             "a panel setting the module restores at power-on (its EEPROM): densityG (group G 0-4, "
             "-100..100 %%, -100 silent), note-density, max-notes (1-4), chaos (0-100 %%), length (steps), "
-            "ppqn (external clock: 1, 2, 4 = one pulse per step, 24), bpm (internal clock, 40-240); "
-            "repeatable (default: none, the module's defaults)"
+            "ppqn (external clock: 1, 2, 4 = one pulse per step, 24), bpm (internal clock, 40-240), "
+            "groove (0-200 %% of a groove model's timing offsets, 100 as learned), swing (0-75 %% of a step "
+            "on the off-beat 16ths); repeatable (default: none, the module's defaults)"
         ),
     )
-    parser.add_argument("--midi", type=Path, help="write what the module played as MIDI (default: none)")
+    parser.add_argument(
+        "--midi",
+        type=Path,
+        help="write the module's USB MIDI (notes at their fire times) as a file (default: none)",
+    )
     parser.add_argument("--log", type=Path, help="write the output log (default: stdout)")
     parser.add_argument("--screen", type=Path, help="write the module's final screen as PNG (default: none)")
     parser.set_defaults(func=run)
