@@ -23,6 +23,9 @@ Groove models: ``grid_errors`` also measures velocity (0..127) and offset (steps
 against float32 on the grid. Their resolution in int8 is set by the shared LOGISTIC: its output step
 1/256 (velocity 127/256 ≈ 0.5, offset 1/256 step) and, coarser in the middle of the range, its input's
 step (the logit range ±8 in 255 steps: 0.063 logit, at sigmoid 0.5 about 2 velocity units or 0.016 step).
+Measured on the 17³ grid, a groove-feel model as ``make demo`` trains it (3-64-192-576, 25 epochs), the
+converter's rounding -> these weights: hit flips 0.121% -> 0.077%; on the cells both play, velocity
+max 5.87 -> 3.48 (mean 0.54 -> 0.45) of 127, offset max 0.031 -> 0.016 step (mean 0.0043 -> 0.0039).
 """
 
 from __future__ import annotations
