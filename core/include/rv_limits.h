@@ -43,7 +43,8 @@
 #define RV_MAX_LATENT 16
 #endif
 
-/* Features in any layer, input or output (RV_MAX_TICKS * RV_MAX_ROWS). */
+/* Features in any layer, input or output (RV_MAX_TICKS * RV_MAX_ROWS; a groove model's output layer
+   holds channels * ticks * rows of them). */
 #ifndef RV_MAX_WIDTH
 #define RV_MAX_WIDTH 8192
 #endif

@@ -1,8 +1,9 @@
 /* Running the decoder: blocks of up to RV_DECODE_BLOCK latents (8 on x86-64, else 1) go
  * through the dense layers together (each weight loaded once per block), ping-ponging between two
- * scratch buffers; the last layer writes straight into the caller's output, where the logistic is
- * applied. int8 models repacked for the Cortex-M7 DSP kernel go through it a latent at a time, its
- * last layer looking the probabilities up in a table (rv_s8_rows4_decode). */
+ * scratch buffers; the last layer writes straight into the caller's outputs (a groove model's channels
+ * are one vector), where the logistic is applied. int8 models repacked for the Cortex-M7 DSP kernel go
+ * through it a latent at a time, its last layer looking the probabilities up in a table
+ * (rv_s8_rows4_decode). */
 #include <math.h>
 #include <string.h>
 
@@ -60,7 +61,7 @@ static void dense_float(const rv_layer *layer, const float *x, size_t b, float *
     }
 }
 
-static rv_status decode_float(const rv_model *model, const float *latents, size_t n, float *probabilities,
+static rv_status decode_float(const rv_model *model, const float *latents, size_t n, float *outputs,
                               void *scratch) {
     const size_t latent_dim = rv_model_latent_dim(model);
     const size_t output_size = rv_model_output_size(model);
@@ -72,7 +73,7 @@ static rv_status decode_float(const rv_model *model, const float *latents, size_
     for (start = 0; start < n; start += RV_DECODE_BLOCK) {
         const size_t b = RV_MIN((size_t)RV_DECODE_BLOCK, n - start);
         const float *x = latents + start * latent_dim;
-        float *out = probabilities + start * output_size;
+        float *out = outputs + start * output_size;
         unsigned l;
         for (l = 0; l < model->n_layers; l++) {
             float *y = (l + 1u == model->n_layers) ? out : buffers[l % 2u];
@@ -111,9 +112,9 @@ static void decode_s8_block(const rv_model *model, const int8_t *x, size_t b, in
     }
 }
 
-rv_status rv_decode_s8(const rv_model *model, const int8_t *latents, size_t n, int8_t *probabilities,
+rv_status rv_decode_s8(const rv_model *model, const int8_t *latents, size_t n, int8_t *outputs,
                        void *scratch, size_t scratch_len) {
-    const rv_status status = check_call(model, latents, n, probabilities, scratch, scratch_len);
+    const rv_status status = check_call(model, latents, n, outputs, scratch, scratch_len);
     size_t start;
     if (status != RV_OK) {
         return status;
@@ -123,7 +124,7 @@ rv_status rv_decode_s8(const rv_model *model, const int8_t *latents, size_t n, i
     }
     for (start = 0; start < n; start += RV_DECODE_BLOCK) {
         const size_t b = RV_MIN((size_t)RV_DECODE_BLOCK, n - start);
-        int8_t *out = probabilities + start * rv_model_output_size(model);
+        int8_t *out = outputs + start * rv_model_output_size(model);
         const int8_t *table = model->logistic_table;
         size_t k;
         decode_s8_block(model, latents + start * rv_model_latent_dim(model), b, out, scratch);
@@ -144,7 +145,7 @@ static int8_t quantize(float x, rv_quant q) {
     return (int8_t)RV_MIN(RV_MAX(v, -128), 127);
 }
 
-static rv_status decode_s8_float(const rv_model *model, const float *latents, size_t n, float *probabilities,
+static rv_status decode_s8_float(const rv_model *model, const float *latents, size_t n, float *outputs,
                                  void *scratch) {
     const size_t latent_dim = rv_model_latent_dim(model);
     const size_t output_size = rv_model_output_size(model);
@@ -157,7 +158,7 @@ static rv_status decode_s8_float(const rv_model *model, const float *latents, si
     size_t start, k;
     for (start = 0; start < n; start += RV_DECODE_BLOCK) {
         const size_t b = RV_MIN((size_t)RV_DECODE_BLOCK, n - start);
-        float *out = probabilities + start * output_size;
+        float *out = outputs + start * output_size;
         for (k = 0; k < b * latent_dim; k++) {
             q_in[k] = quantize(latents[start * latent_dim + k], model->input_quant);
         }
@@ -176,12 +177,12 @@ static rv_status decode_s8_float(const rv_model *model, const float *latents, si
     return RV_OK;
 }
 
-rv_status rv_decode(const rv_model *model, const float *latents, size_t n, float *probabilities, void *scratch,
+rv_status rv_decode(const rv_model *model, const float *latents, size_t n, float *outputs, void *scratch,
                     size_t scratch_len) {
-    const rv_status status = check_call(model, latents, n, probabilities, scratch, scratch_len);
+    const rv_status status = check_call(model, latents, n, outputs, scratch, scratch_len);
     if (status != RV_OK) {
         return status;
     }
-    return model->dtype == RV_S8 ? decode_s8_float(model, latents, n, probabilities, scratch)
-                                 : decode_float(model, latents, n, probabilities, scratch);
+    return model->dtype == RV_S8 ? decode_s8_float(model, latents, n, outputs, scratch)
+                                 : decode_float(model, latents, n, outputs, scratch);
 }

@@ -4,13 +4,13 @@
 
 #include "rv_internal.h"
 
-static size_t probabilities_offset(const rv_model *model) { return (rv_scratch_size(model) + 3u) & ~(size_t)3u; }
+static size_t outputs_offset(const rv_model *model) { return (rv_scratch_size(model) + 3u) & ~(size_t)3u; }
 
 size_t rv_engine_scratch_size(const rv_model *model) {
     if (rv_model_ready(model) != RV_OK) {
         return 0;
     }
-    return probabilities_offset(model) + (size_t)rv_model_output_size(model) * sizeof(float);
+    return outputs_offset(model) + (size_t)rv_model_output_size(model) * sizeof(float);
 }
 
 /* Model, scratch and fresh sequence buffers; everything else stays as the caller left it. */
@@ -145,7 +145,7 @@ rv_status rv_engine_run_inference(rv_engine *engine, const float *latent, float 
     engine->back_ready = 0;
     RV_COMPILER_BARRIER();
     back = engine->front ^ 1u;
-    decode_scratch_len = probabilities_offset(model); /* the probabilities follow the decoder's scratch */
+    decode_scratch_len = outputs_offset(model); /* the outputs (all channels) follow the decoder's scratch */
     status = rv_decode(model, latent, 1, (float *)(engine->scratch + decode_scratch_len), engine->scratch,
                        decode_scratch_len);
     if (status != RV_OK) {

@@ -48,12 +48,12 @@ static int valid_config(const rv_post_config *config) {
            config->zero_volt_note <= 127;
 }
 
+/* All but a percussion note's group and accent, which the caller walks to (rv_row_group's values). */
 static void fill_note(const rv_metadata *meta, const rv_post_config *config, uint8_t row, float probability,
                       rv_note *note) {
     note->probability = probability;
     note->row = row;
     if (meta->kind == RV_KIND_PERC) {
-        (void)rv_row_group(meta, row, &note->group, &note->accent);
         note->midi_note = meta->extension_version >= 2 ? meta->row_notes[row] : row;
         note->volts = 0.0f;
     } else {
@@ -113,7 +113,7 @@ rv_status rv_postprocess_step(const rv_metadata *meta, const float *probabilitie
        order and are appended; once the list is full a row gets in only by evicting the weakest. */
     uint8_t kept_row[RV_MAX_NOTES];
     float kept_p[RV_MAX_NOTES];
-    unsigned count = 0, weakest = 0, rows, r, i, group = (unsigned)-1, group_end;
+    unsigned count = 0, weakest = 0, rows, r, i, group = (unsigned)-1, group_end, start;
     float limit;
     if (meta == NULL || probabilities == NULL || step == NULL || !valid_config(config)) {
         return RV_ERR_ARGUMENT;
@@ -151,9 +151,22 @@ rv_status rv_postprocess_step(const rv_metadata *meta, const float *probabilitie
         }
     }
     step->count = (uint8_t)count;
+    group = start = 0;
     for (i = 0; i < count; i++) {
-        fill_note(meta, config, kept_row[i], kept_p[i], &step->notes[i]);
-        fill_groove(meta, probabilities + kept_row[i], &step->notes[i]);
+        rv_note *note = &step->notes[i];
+        const unsigned row = kept_row[i];
+        fill_note(meta, config, (uint8_t)row, kept_p[i], note);
+        if (meta->kind == RV_KIND_PERC) {
+            /* the kept rows ascend and are all in groups: walk the groups along (as rv_row_group) */
+            unsigned size;
+            while (row >= start + meta->group_sizes[group]) {
+                start += meta->group_sizes[group++];
+            }
+            size = meta->group_sizes[group];
+            note->group = (int8_t)group;
+            note->accent = size > 1 ? (float)(row - start) / (float)(size - 1) : 0.0f;
+        }
+        fill_groove(meta, probabilities + row, note);
     }
     return RV_OK;
 }
