@@ -1034,6 +1034,19 @@ def test_qemu_log_identical_to_desktop_log(
     assert loads == ["/models/note/b.tflite", "/models/perc/a.tflite"]
     assert sum(event.what == "trig" for event in events) > 100
     assert any(event.what == "screen" and event.args[0] == "row" for event in events)
+    # USB MIDI: every note ends at the next step, across the model change too (no hung notes).
+    sounding: dict[tuple[str, str], int] = {}
+    last_tick = 0
+    for event in events:
+        if event.what == "tick":
+            assert all(on == last_tick for on in sounding.values()), (event, sounding)
+            last_tick = event.time_us
+        elif event.what == "midi":
+            key = (event.args[0], event.args[1])
+            if event.args[2] == "0":
+                del sounding[key]
+            else:
+                sounding[key] = last_tick
 
 
 def test_card_image_lists_files_in_path_order(tmp_path: Path) -> None:

@@ -495,7 +495,7 @@ static rv_status start_model(int index, const char **problem)
     }
     app.selected = index;
     app.shown_sequence = NULL;
-    app.played_count = app.reported_count = 0;
+    app.reported_count = app.played_count; /* no report of the old model's last step; its notes end as usual */
     app.engine_ready = true;
     const char *type = model_kind() == RV_KIND_PERC ? "DRUM" : "NOTE";
     report("load %s rows %d ticks %d zero %d name %s", type, meta->rows, meta->ticks,
@@ -864,8 +864,8 @@ static void send_played_step(void)
             }
         }
         app.midi_on_count = (uint8_t)kept;
+        app.midi_channel = model_kind() == RV_KIND_PERC ? 10 : 1; /* after a model change: from now */
     }
-    app.midi_channel = model_kind() == RV_KIND_PERC ? 10 : 1;
     if (app.early_note == 1) {
         app.early_note = 2;
         report("early notes on the edge: no tempo yet");
