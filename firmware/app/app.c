@@ -86,8 +86,7 @@ static struct {
     volatile uint32_t timer_due_us;
     volatile uint32_t timer_period_us;
     /* the clock's period: median of the last 4 step intervals; groove timing */
-    bool edge_seen;               /* an edge since the last reset or tempo change */
-    uint8_t intervals;            /* 1: an interval measured since then */
+    uint8_t tempo;                /* since the last reset or tempo change: 1 an edge, 2 an interval */
     uint8_t slot;
     volatile uint8_t early_note;  /* 1: an early note fired on its edge (no tempo), 2: reported */
     uint8_t timed;                /* outputs waiting in queue */
@@ -259,9 +258,9 @@ static void queue_step(const rv_step *step, int tick, uint32_t edge_us, bool ahe
    The first interval after a reset, and one 1/4 off the estimate (a new tempo), stands for all 4. */
 static void measure(uint32_t now)
 {
-    if (app.edge_seen) {
+    if (app.tempo) {
         uint32_t interval = now - app.edge_us, off = app.period_us >> TEMPO_CHANGE_SHIFT;
-        bool fill = !app.intervals || interval > app.period_us + off || interval < app.period_us - off;
+        bool fill = app.tempo < 2 || interval > app.period_us + off || interval < app.period_us - off;
         uint32_t sum = 0, low = UINT32_MAX, high = 0;
         for (int k = 0; k < 4; ++k) {
             if (fill || k == (int)(app.slot & 3u)) {
@@ -273,10 +272,9 @@ static void measure(uint32_t now)
             high = v > high ? v : high;
         }
         app.slot++;
-        app.intervals = 1;
         app.period_us = (sum - low - high) / 2u;
     }
-    app.edge_seen = true;
+    app.tempo = app.tempo ? 2 : 1;
     app.edge_us = now;
 }
 
@@ -318,7 +316,7 @@ static void play_step(void)
     }
     app.planned = NULL;
     step = app.offsets && app.s.groove ? next_step(&tick) : NULL;
-    if (step != NULL && app.intervals > 0) {
+    if (step != NULL && app.tempo == 2) {
         queue_step(step, tick, now + app.period_us, true, count + 1);
         app.planned = step;
     }
@@ -353,8 +351,7 @@ static void clock_pulse(void)
 /* No tempo to predict the next edge by until a step interval has been measured again. */
 static void forget_tempo(void)
 {
-    app.edge_seen = false;
-    app.intervals = 0;
+    app.tempo = 0;
     app.early_note = 0;
 }
 

@@ -19,10 +19,11 @@
 #define PANEL_ACCENT_FULL_SCALE_VOLTS 3.0f
 #define PANEL_VELOCITY_FULL_SCALE_VOLTS 5.0f
 
+#define PANEL_NOTE_TRIGGER_JACK 0 /* voice v: gate on jack 0 + v, pitch on jack 4 + v */
+#define PANEL_NOTE_PITCH_JACK 4
+
 extern const int8_t panel_perc_trigger_jack[PANEL_PERC_TRIGGERS];
 extern const int8_t panel_perc_accent_jack[PANEL_PERC_TRIGGERS]; /* -1: no accent output */
-extern const int8_t panel_note_trigger_jack[PANEL_NOTE_VOICES];
-extern const int8_t panel_note_pitch_jack[PANEL_NOTE_VOICES];
 
 /* One output of a step: a percussion group or a note voice. Its CV (accent or pitch) is set just
    before its trigger, both at the step's edge + its offset (in steps; the app times them). */
