@@ -282,8 +282,8 @@ static void measure(uint32_t now)
 static const rv_step *next_step(int *tick)
 {
     const rv_engine *e = &app.engine;
-    int next = e->tick + 1 >= app.length ? 0 : e->tick + 1;
-    int sequence = e->front;
+    int next = e->tick + 1, sequence = e->front;
+    next = next < app.length ? next : 0;
     if (e->back_ready && (!e->front_valid || e->manual || next == 0)) {
         sequence ^= 1;
     } else if (!e->front_valid) {
@@ -599,7 +599,17 @@ typedef struct {
     const char *name;
 } pot_setting;
 
-enum { POT_DENSITY, POT_NOTE_DENSITY, POT_MAX_NOTES, POT_CHAOS, POT_LENGTH, POT_GROOVE, POT_SWING, POT_CLOCK, POT_NONE };
+enum {
+    POT_DENSITY,
+    POT_NOTE_DENSITY,
+    POT_MAX_NOTES,
+    POT_CHAOS,
+    POT_LENGTH,
+    POT_GROOVE,
+    POT_SWING,
+    POT_CLOCK,
+    POT_NONE
+};
 static const pot_setting pot_settings[] = {
     {offsetof(settings, density), 0, -100, 100, 20.0f, "density"},
     {offsetof(settings, note_density), 0, -100, 100, 20.0f, "density"},
@@ -848,20 +858,22 @@ static void run_inference(void)
 static void send_played_step(void)
 {
     unsigned count = app.played_count;
-    int kept = 0;
+    int channel = app.midi_channel, on_count = app.midi_on_count;
     if (count != app.reported_count) {
         app.reported_count = count;
         report("tick %d", app.played_tick);
-        for (int n = 0; n < app.midi_on_count; ++n) {
+        int kept = 0;
+        for (int n = 0; n < on_count; ++n) {
             uint16_t on = app.midi_on[n];
             if ((int8_t)((on >> 8) - count) < 0) {
-                hal_midi_note(app.midi_channel, on & 0xFF, 0);
+                hal_midi_note(channel, on & 0xFF, 0);
             } else {
                 app.midi_on[kept++] = on;
             }
         }
-        app.midi_on_count = (uint8_t)kept;
-        app.midi_channel = model_kind() == RV_KIND_PERC ? 10 : 1; /* after a model change: from now */
+        on_count = kept;
+        /* after a model change: the new model's channel from now on */
+        app.midi_channel = (uint8_t)(channel = model_kind() == RV_KIND_PERC ? 10 : 1);
     }
     if (app.early_note == 1) {
         app.early_note = 2;
@@ -875,20 +887,21 @@ static void send_played_step(void)
                 continue; /* an accent row, or another output's note */
             }
             int slot = 0;
-            while (slot < app.midi_on_count && (app.midi_on[slot] & 0xFF) != note->midi_note) {
+            while (slot < on_count && (app.midi_on[slot] & 0xFF) != note->midi_note) {
                 ++slot;
             }
-            if (slot < app.midi_on_count) {
-                hal_midi_note(app.midi_channel, note->midi_note, 0);
+            if (slot < on_count) {
+                hal_midi_note(channel, note->midi_note, 0);
             } else if (slot == 2 * RV_MAX_NOTES) {
                 continue; /* no room to remember its note-off */
             } else {
-                app.midi_on_count++;
+                on_count++;
             }
-            hal_midi_note(app.midi_channel, note->midi_note, note->velocity);
+            hal_midi_note(channel, note->midi_note, note->velocity);
             app.midi_on[slot] = (uint16_t)(note->midi_note | f->count << 8);
         }
     }
+    app.midi_on_count = (uint8_t)on_count;
 }
 
 static void update_display(void)
