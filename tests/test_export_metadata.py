@@ -51,18 +51,9 @@ V1_NOTE = XenMetadata("note", rows=24, ticks=16, latent_scale=3, base_note=36, e
 V1_PERC = XenMetadata(
     "perc", rows=12, ticks=16, latent_scale=3, group_sizes=(1, 1, 6, 2, 2), extension_version=1
 )
-# A groove model's metadata: the version 2 fields of PERC, then channels 3 and the ids 0 1 2.
-GROOVE = XenMetadata(
-    "perc",
-    rows=12,
-    ticks=16,
-    latent_scale=3,
-    group_sizes=(1, 1, 6, 2, 2),
-    threshold=0.35,
-    group_thresholds=(0.4, 0.3, 0.25, 0.1, 0.0),
-    row_notes=GM_NOTES,
-    channel_ids=(0, 1, 2),
-)
+# A groove model's metadata: the version 2 fields of PERC, then channels 3 and the ids 0 1 2 (the
+# version left to be derived: 3).
+GROOVE = dataclasses.replace(PERC, channel_ids=(0, 1, 2), extension_version=None)
 # Converted decoders without our metadata, by (inputs, outputs).
 Plain = dict[tuple[int, int], bytes]
 CASES = {
