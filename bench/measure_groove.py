@@ -1,8 +1,9 @@
 """Groove vs hits-only on a dataset's validation split: the same decoder trained both ways, over seeds.
 
-    python bench/measure_groove.py out/demo/groove.npz --seeds 0 1 2 --hidden-sizes 192,64 \
-        --weights 10,10 --set beta=0.2 --set weight_decay=0.1 --set learning_rate=0.002 \
-        --label "192,64 w10,10" --runs out/groove/runs.jsonl
+    python bench/measure_groove.py out/demo/groove.npz --seeds 0 1 2 --hidden-sizes 160,256,64 \
+        --weights 3,6 --velocity-error absolute --offset-error absolute \
+        --set beta=0.2 --set weight_decay=0.1 --set learning_rate=0.002 \
+        --label "160,256,64 β0.2" --runs out/groove/runs.jsonl
     python bench/measure_groove.py out/demo/groove.npz --runs out/groove/runs.jsonl --table
 
 Each run (seed x hits-only / groove weights) prints and appends one JSON row to ``--runs``: the hit
@@ -12,6 +13,7 @@ reconstruction hit). Training uses the demo's schedule (150 epochs, plateau pati
 after 25) unless ``--set`` says otherwise. ``--table`` prints the rows of ``--runs`` as a markdown
 table, mean ± sd over seeds per label and run, with the groove model's step accuracy beside the
 hits-only model of the same label (the same decoder widths and training, only the outputs differ).
+The measurements that chose the demo's groove recipe, and what they say: ``docs/groove_search.md``.
 """
 
 from __future__ import annotations
