@@ -266,6 +266,7 @@ def test_train_and_eval_a_groove_model_from_the_command_line(
         "0.25",
     ]
     groove = ["--outputs", "hits,velocity,offset", "--velocity-weight", "10", "--offset-weight", "10"]
+    groove += ["--offset-error", "absolute"]
     with pytest.raises(SystemExit, match=r"old\.npz holds no offsets"):
         main([*train, str(old), *groove])
     with pytest.raises(SystemExit, match=r"--outputs.*velocity, offset in that order"):
@@ -274,6 +275,7 @@ def test_train_and_eval_a_groove_model_from_the_command_line(
     model = load_model(tmp_path / "models" / "g")
     assert model.config.outputs == OUTPUTS and model.config.decoder_sizes()[-1] == 3 * 16 * 12
     assert (model.config.velocity_weight, model.config.offset_weight) == (10.0, 10.0)
+    assert (model.config.velocity_error, model.config.offset_error) == ("squared", "absolute")
     capsys.readouterr()
     model_dir = str(tmp_path / "models" / "g")
     assert main(["eval", model_dir, "--plots", str(tmp_path / "plots"), "--prior-samples", "100"]) == 0
