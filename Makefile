@@ -36,7 +36,8 @@ demo: $(BIN)/.installed
 	$(BIN)/rackvae simulate $(DEMO)/models/groove --sweep 8 --midi $(DEMO)/module-hits.mid \
 		--screen $(DEMO)/module-hits.png --log $(DEMO)/module-hits.log
 	$(BIN)/rackvae train $(DEMO)/groove.npz --name groove-feel -o $(DEMO)/models --overwrite \
-		--outputs hits,velocity,offset --velocity-weight 10 --offset-weight 10 --hidden-sizes 192,64 \
+		--outputs hits,velocity,offset --hidden-sizes 160,256,64 --velocity-error absolute \
+		--offset-error absolute --velocity-weight 3 --offset-weight 6 \
 		--beta 0.2 --weight-decay 0.1 --learning-rate 0.002 --epochs 150 --patience 10 --stop-patience 25
 	$(BIN)/rackvae eval $(DEMO)/models/groove-feel --plots $(DEMO)/plots-feel
 	$(BIN)/rackvae sample $(DEMO)/models/groove-feel -n 8 --seed 1 -o $(DEMO)/sample-feel
