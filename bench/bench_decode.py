@@ -1,6 +1,8 @@
 """Decoder latency and throughput: the C core (via cffi) against LiteRT, TFLite-Micro, jitted JAX and
-numpy, for float32, float16 and int8 files of the demo model (3->12->48->192) and of a 48-pitch note
-model (3->19->120->768), all measured the same way from Python (set the input, invoke, get the output).
+numpy, for float32, float16 and int8 files of the original demo model (3->12->48->192), of a 48-pitch
+note model (3->19->120->768) and of make demo's two models today (the searched 3->64->192->320->192
+and the groove 3->64->256->160->576, three channels), all measured the same way from Python (set the
+input, invoke, get the output).
 
     .venv/bin/python bench/bench_decode.py [--quick]
 
@@ -58,6 +60,12 @@ from rackvae.model import DecoderLayers, random_decoder_layers
 MODELS = {
     "demo 3-12-48-192": ((3, 12, 48, 192), XenMetadata("perc", 12, 16, 3, (1, 1, 6, 2, 2))),
     "note 3-19-120-768": ((3, 19, 120, 768), XenMetadata("note", 48, 16, 3, base_note=36)),
+    # make demo's models today: the searched hits-only decoder and the groove-feel one (3 channels)
+    "searched 3-64-192-320-192": ((3, 64, 192, 320, 192), XenMetadata("perc", 12, 16, 3, (1, 1, 6, 2, 2))),
+    "groove 3-64-256-160-576": (
+        (3, 64, 256, 160, 576),
+        XenMetadata("perc", 12, 16, 3, (1, 1, 6, 2, 2), channel_ids=(0, 1, 2)),
+    ),
 }
 BATCH = 4096
 ROOT = Path(__file__).resolve().parent.parent
