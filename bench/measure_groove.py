@@ -19,6 +19,7 @@ The measurements that chose the demo's groove recipe, and what they say: ``docs/
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from collections import defaultdict
@@ -43,6 +44,27 @@ ERRORS = {
 }
 
 
+def parse_weights(text: str) -> tuple[float, float]:
+    """``--weights V,O``: the velocity and offset loss weights."""
+    try:
+        velocity, offset = (float(w) for w in text.split(","))
+    except ValueError:
+        raise ValueError(f"--weights {text}: expected VELOCITY,OFFSET (two numbers)") from None
+    return velocity, offset
+
+
+def parse_setting(item: str) -> tuple[str, int | float]:
+    """``--set FIELD=VALUE``: a TrainSettings field (TrainSettings.from_dict would drop a misspelt one)."""
+    key, _, value = item.partition("=")
+    fields = sorted(f.name for f in dataclasses.fields(TrainSettings))
+    if key not in fields:
+        raise ValueError(f"--set {item}: not a TrainSettings field ({', '.join(fields)})")
+    try:
+        return key, int(value) if value.isdigit() else float(value)
+    except ValueError:
+        raise ValueError(f"--set {item}: expected FIELD=NUMBER") from None
+
+
 def measure(args: argparse.Namespace) -> None:
     data = datasets.load(args.data)
     train_set, validation_set = data.split(0.1, 0)
@@ -50,10 +72,8 @@ def measure(args: argparse.Namespace) -> None:
     spq = int(data.settings.get("steps_per_quarter", 4))
     hidden = tuple(int(s) for s in args.hidden_sizes.split(",")) if args.hidden_sizes else None
     runs: list[tuple[str, tuple[float, float] | None]] = [("hits", None)] if args.hits_only else []
-    runs += [("groove", tuple(float(w) for w in weights.split(","))) for weights in args.weights]  # type: ignore[misc]
-    given: dict[str, Any] = dict(DEMO_SCHEDULE)
-    for key, value in (item.split("=") for item in args.set):
-        given[key] = int(value) if value.isdigit() else float(value)
+    runs += [("groove", weights) for weights in args.weights]
+    given: dict[str, Any] = {**DEMO_SCHEDULE, **args.set}
     for seed in args.seeds:
         for kind, weights in runs:
             config = ModelConfig(data.ticks, data.rows, hidden_sizes=hidden)
@@ -180,6 +200,13 @@ def main() -> None:
     parser.add_argument("--runs", help="append each run's JSON row to this file")
     parser.add_argument("--table", action="store_true", help="print --runs as a mean ± sd table")
     args = parser.parse_args()
+    try:
+        args.weights = [parse_weights(weights) for weights in args.weights]
+        args.set = dict(parse_setting(item) for item in args.set)
+    except ValueError as error:
+        parser.error(str(error))
+    if args.table and not args.runs:
+        parser.error("--table prints the rows of --runs: give --runs FILE")
     if args.table:
         print(table(args.runs))
     else:
