@@ -289,26 +289,6 @@ def parse_log(text: str) -> list[LogEvent]:
     return events
 
 
-@dataclass(frozen=True)
-class LoadedModel:
-    """A ``load`` line: the model the module switched to."""
-
-    kind: str  # 'note' or 'perc'
-    rows: int
-    ticks: int
-    zero_volt_note: int  # MIDI note at 0 V on the pitch jacks
-    name: str
-
-
-def loaded_model(event: LogEvent) -> LoadedModel | None:
-    """``load DRUM|NOTE rows R ticks T zero Z name NAME`` -> LoadedModel, else None."""
-    args = event.args
-    if event.what != "load" or len(args) < 9 or args[7] != "name":
-        return None
-    kind = "perc" if args[0] == "DRUM" else "note"
-    return LoadedModel(kind, int(args[2]), int(args[4]), int(args[6]), " ".join(args[8:]))
-
-
 def with_screen_event(script: str) -> str:
     """The script plus a ``screen`` event at its last instant."""
     lines = (line.split("#")[0].split() for line in script.splitlines())
