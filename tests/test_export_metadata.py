@@ -447,18 +447,18 @@ def test_channels_that_the_format_cannot_hold_are_refused(fields: dict, message:
 
 
 @pytest.mark.parametrize(
-    "tail",
+    ("tail", "reason"),
     [
-        bytes([]),  # ends before the channel count
-        bytes([2, 0]),  # ends before the second id
-        bytes([0]),  # no channel
-        bytes([4, 0, 1, 2, 0]),  # more than RV_MAX_CHANNELS
-        bytes([2, 1, 0]),  # velocity first
-        bytes([2, 0, 0]),  # a repeat
-        bytes([2, 0, 5]),  # an unknown channel
+        (bytes([]), "ends before the channel count"),
+        (bytes([2, 0]), "ends before the channel ids"),  # the second id missing
+        (bytes([0]), "channels must be 1..3, got 0"),
+        (bytes([4, 0, 1, 2, 0]), "channels must be 1..3, got 4"),  # more than RV_MAX_CHANNELS
+        (bytes([2, 1, 0]), r"must start with 0 .*got \(1, 0\)"),  # velocity first
+        (bytes([2, 0, 0]), r"no repeats; got \(0, 0\)"),
+        (bytes([2, 0, 5]), r"ids are 0..2 .*got \(0, 5\)"),  # an unknown channel
     ],
 )
-def test_bad_channel_fields_are_refused(tail: bytes) -> None:
+def test_bad_channel_fields_are_refused(tail: bytes, reason: str) -> None:
     head = b"xen:seqdec" + bytes([24, 16, 3]) + b"rv" + bytes([3, 36, 3, 77])
-    with pytest.raises(MetadataError):
+    with pytest.raises(MetadataError, match=reason):
         XenMetadata.from_bytes(head + tail)
