@@ -16,9 +16,9 @@ Encoding needs the encoder, so a model folder.
 
 Rolls are uint8 ``[N, ticks, rows]`` (1 where a note starts), latents float32 ``[N, latent_dim]``.
 
-A groove model (trained with velocity and offset outputs, not exportable yet) plays its hits through the
-C core's post-processing on the hit block of its float32 weights, and its bars carry the velocity and
-offset its JAX decoder gives each played cell; ``to_midi`` writes each note at them. Encoding music
+A groove model (trained with velocity and offset outputs) decodes all its channels on either engine;
+the C core's post-processing picks the notes from the hits and gives each its velocity and offset, and
+the bars carry them (as the module plays them); ``to_midi`` writes each note at them. Encoding music
 into a groove model is not offered yet (it needs the velocities and offsets of the bars).
 """
 
@@ -205,13 +205,18 @@ class Model:
             raise GenerateError(f"{argument}: not finite")
         return values
 
-    def probabilities(self, latents: np.ndarray) -> np.ndarray:
-        """Probabilities float32 ``[N, ticks, rows]`` of ``latents`` on this model's engine."""
+    def outputs(self, latents: np.ndarray) -> np.ndarray:
+        """The decoder's outputs float32 ``[N, channels * ticks, rows]`` of ``latents`` on this model's
+        engine: the hit probabilities, then a groove model's velocity and offset blocks (sigmoids)."""
         values = self.check_latents(latents)
         if self.engine == "jax":
             assert self.trained is not None  # load() gives JAX only to model folders
-            return self.trained.decode(values).astype(np.float32)
+            return self.trained.decode_all(values).astype(np.float32)
         return self.decoder.decode(values)
+
+    def probabilities(self, latents: np.ndarray) -> np.ndarray:
+        """Hit probabilities float32 ``[N, ticks, rows]`` of ``latents`` on this model's engine."""
+        return self.outputs(latents)[:, : self.ticks]
 
     def decode(
         self,
@@ -230,23 +235,29 @@ class Model:
             raise GenerateError(f"--max-notes must be 1..{core.lib.RV_MAX_NOTES}, got {max_notes}")
         if threshold is not None and not 0.0 <= threshold <= 1.0:
             raise GenerateError(f"--threshold must be in 0..1, got {threshold}")
-        probs = self.probabilities(values)
+        outputs = self.outputs(values)
         if bernoulli:
-            drawn = np.random.default_rng(seed).random(probs.shape) < probs
+            hits = outputs[:, : self.ticks]
+            drawn = np.random.default_rng(seed).random(hits.shape) < hits
             # Drawn cells pass any threshold (group offsets are within ±1), the others none; the most
             # probable still win when more than max_notes are drawn.
-            probs = np.where(drawn, 2.0 + probs, -2.0).astype(np.float32)
+            outputs[:, : self.ticks] = np.where(drawn, 2.0 + hits, -2.0)
             threshold = 0.0
-        rolls = np.zeros(probs.shape, np.uint8)
-        for index, sequence in enumerate(probs):
+        shape = (len(values), self.ticks, self.rows)
+        rolls, velocities, offsets = (
+            np.zeros(shape, np.uint8),
+            np.zeros(shape, np.uint8),
+            np.zeros(shape, np.float32),
+        )
+        for index, sequence in enumerate(outputs):
             for tick, notes in enumerate(self.decoder.notes(sequence, threshold, max_notes)):
-                rolls[index, tick, [note.row for note in notes]] = 1
-        if self.trained is None or self.trained.config.channels == 1:
+                for note in notes:
+                    rolls[index, tick, note.row] = 1
+                    velocities[index, tick, note.row] = note.velocity
+                    offsets[index, tick, note.row] = note.offset
+        if self.decoder.channels == ("hits",):
             return Bars(values, rolls)
-        outputs = self.trained.decode_outputs(values)
-        velocities = np.where(rolls > 0, np.clip(np.rint(outputs.get("velocity", 90)), 1, 127), 0)
-        offsets = np.where(rolls > 0, outputs.get("offset", 0.0), 0.0)
-        return Bars(values, rolls, velocities.astype(np.uint8), offsets.astype(np.float32))
+        return Bars(values, rolls, velocities, offsets)
 
     def sample(self, n: int = 8, *, temperature: float = 1.0, seed: int = 0, **play: Any) -> Bars:
         """``n`` bars from the prior: normal latents times ``temperature``, kept within the knobs' range.
@@ -416,11 +427,13 @@ def load(path: str | Path, engine: EngineName | None = None) -> Model:
     else:  # the C core on the float32 weights: decodes for "c", post-processes for "jax"
         config = trained.config
         metadata = XenMetadata.from_layout(
-            trained.layout, config.ticks, config.latent_scale, config.latent_dim, trained.thresholds
+            trained.layout,
+            config.ticks,
+            config.latent_scale,
+            config.latent_dim,
+            trained.thresholds,
+            config.outputs,
         )
-        layers = trained.decoder_layers()
-        kernel, bias = layers[-1]  # a groove model's hits: the first block of its outputs
-        layers[-1] = (kernel[:, : config.input_size], bias[: config.input_size])
-        decoder = core.Decoder.from_layers(layers, metadata)
+        decoder = core.Decoder.from_layers(trained.decoder_layers(), metadata)
     encoding = EncodingSettings.from_dict(trained.dataset_settings)
     return Model(trained.name, trained.layout, decoder, engine, trained, encoding)

@@ -333,15 +333,20 @@ class TrainedModel:
         its ``model_inputs``)."""
         return in_chunks(partial(encode, self.config, self.params), rolls.reshape(len(rolls), -1))
 
+    def decode_all(self, latents: np.ndarray) -> np.ndarray:
+        """The decoder's sigmoid outputs ``[N, channels * ticks, rows]`` for latents ``[N, latent_dim]``:
+        the channel blocks, hits first, as the C core decodes them."""
+        outputs = in_chunks(partial(decode, self.config, self.params), latents)
+        return outputs.reshape(len(outputs), -1, self.config.rows)
+
     def decode(self, latents: np.ndarray) -> np.ndarray:
         """Hit probabilities ``[N, ticks, rows]`` for latents ``[N, latent_dim]``."""
-        probs = in_chunks(partial(decode, self.config, self.params), latents)[:, : self.config.input_size]
-        return probs.reshape(-1, self.config.ticks, self.config.rows)
+        return self.decode_all(latents)[:, : self.config.ticks]
 
     def decode_outputs(self, latents: np.ndarray) -> dict[str, np.ndarray]:
         """Every channel ``[N, ticks, rows]`` for latents: hits (probabilities), velocity (0..127),
         offset (steps); see ``rackvae.model.split_outputs``."""
-        return split_outputs(self.config, in_chunks(partial(decode, self.config, self.params), latents))
+        return split_outputs(self.config, self.decode_all(latents))
 
     def inputs(self, dataset: Dataset) -> np.ndarray:
         """``dataset`` as this model encodes it (``model_inputs``)."""
