@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import jax
 import jax.numpy as jnp
@@ -36,6 +37,21 @@ def test_linear_and_explicit_sizes() -> None:
     assert config.decoder_sizes() == (3, 8, 64, 192)
     with pytest.raises(ValueError, match="layer_spacing"):
         ModelConfig(16, 12, layer_spacing="cubic").encoder_sizes()  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"velocity_weight": -1.0}, "finite and >= 0, got -1.0, 1.0"),
+        ({"offset_weight": float("nan")}, "finite and >= 0, got 1.0, nan"),  # NaN passed a `< 0` test
+        ({"velocity_weight": float("inf")}, "finite and >= 0, got inf, 1.0"),
+        ({"velocity_error": "mean"}, "'squared' or 'absolute', got 'mean'"),
+        ({"offset_error": "Absolute"}, "'squared' or 'absolute', got 'Absolute'"),
+    ],
+)
+def test_groove_loss_settings_out_of_range_are_refused(fields: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ModelConfig(16, 12, outputs=("hits", "velocity", "offset"), **fields)
 
 
 def test_config_round_trips_through_a_dict() -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal
@@ -69,8 +70,11 @@ class ModelConfig:
             raise ValueError(
                 f"outputs must be hits, then any of velocity, offset in that order; got {self.outputs}"
             )
-        if self.velocity_weight < 0.0 or self.offset_weight < 0.0:
-            raise ValueError("velocity_weight and offset_weight must be >= 0")
+        if not (0.0 <= self.velocity_weight < math.inf and 0.0 <= self.offset_weight < math.inf):
+            raise ValueError(
+                f"velocity_weight and offset_weight must be finite and >= 0, got"
+                f" {self.velocity_weight}, {self.offset_weight}"
+            )
         for error in (self.velocity_error, self.offset_error):
             if error not in ("squared", "absolute"):
                 raise ValueError(
