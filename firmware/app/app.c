@@ -2,6 +2,7 @@
  * only touch the sequencer engine and the jacks; loading, inference and the display run in app_poll. */
 #include "app.h"
 
+#include <math.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -239,8 +240,9 @@ static void queue_step(const rv_step *step, int tick, uint32_t edge_us, bool ahe
             delay = 0.0f;
             app.early_note |= 1;
         }
-        /* offsets -0.5..0.5 and groove 0..2: no earlier than the last edge */
-        int32_t after = (int32_t)(delay * (float)app.period_us);
+        /* offsets -0.5..0.5 and groove 0..2: no earlier than the last edge. Clamped before the
+           conversion (a float beyond int32 converts undefined; a NaN offset lands on the next edge). */
+        int32_t after = (int32_t)fmaxf(fminf(delay * (float)app.period_us, 1e9f), -1e9f);
         timed_output *t = &app.queue[app.timed];
         t->out = out[i];
         t->due_us = edge_us + (uint32_t)after;
@@ -254,12 +256,25 @@ static void queue_step(const rv_step *step, int tick, uint32_t edge_us, bool ahe
     }
 }
 
+/* No tempo to predict the next edge by until a step interval has been measured again. */
+static void forget_tempo(void)
+{
+    app.tempo = 0;
+    app.early_note = 0;
+}
+
 /* The clock's period: the median of the last 4 intervals between steps (the mean of the middle two).
-   The first interval after a reset, and one 1/4 off the estimate (a new tempo), stands for all 4. */
+   The first interval after a reset, and one 1/4 off the estimate (a new tempo), stands for all 4. A
+   clock that stopped for over two periods restarts like after a reset: the pause is no period (this
+   step's late notes keep the old one). */
 static void measure(uint32_t now)
 {
+    uint32_t interval = now - app.edge_us;
+    if (app.tempo == 2 && interval / 2u > app.period_us) {
+        forget_tempo();
+    }
     if (app.tempo) {
-        uint32_t interval = now - app.edge_us, off = app.period_us >> TEMPO_CHANGE_SHIFT;
+        uint32_t off = app.period_us >> TEMPO_CHANGE_SHIFT;
         bool fill = app.tempo < 2 || interval > app.period_us + off || interval < app.period_us - off;
         uint32_t sum = 0, low = UINT32_MAX, high = 0;
         for (int k = 0; k < 4; ++k) {
@@ -346,13 +361,6 @@ static void clock_pulse(void)
         app.pulse_seen = true;
     }
     play_step();
-}
-
-/* No tempo to predict the next edge by until a step interval has been measured again. */
-static void forget_tempo(void)
-{
-    app.tempo = 0;
-    app.early_note = 0;
 }
 
 static void restart_clock(void)
