@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import struct
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -169,3 +171,31 @@ def test_loading_something_else_is_a_dataset_error(tmp_path: Path) -> None:
     (tmp_path / "x.npz").write_bytes(b"not an archive")
     with pytest.raises(DatasetError, match="not a rackvae dataset"):
         datasets.load(tmp_path / "x.npz")
+
+
+def test_a_truncated_or_corrupted_dataset_is_a_dataset_error_naming_the_file(tmp_path: Path) -> None:
+    drum_bars(tmp_path / "song.mid", 2)
+    data = ingest([tmp_path], EXTENDED, progress=False).dataset
+    data.save(tmp_path / "good.npz")
+    whole = (tmp_path / "good.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(whole[: len(whole) // 2])  # a copy cut short: no zip directory
+    corrupt = bytearray(whole)
+    with zipfile.ZipFile(tmp_path / "good.npz") as archive:
+        rolls = archive.getinfo("rolls.npy")
+    # The rolls' deflate stream starts after its local header (30 bytes, name, extra field); 0xFF there
+    # is a final block of the reserved type, which zlib refuses.
+    start = rolls.header_offset
+    name_length, extra_length = struct.unpack("<HH", whole[start + 26 : start + 30])
+    corrupt[start + 30 + name_length + extra_length] = 0xFF
+    (tmp_path / "corrupt.npz").write_bytes(corrupt)
+    archive_data = dict(np.load(tmp_path / "good.npz"))
+    archive_data["layout"] = np.array('{"kind": "perc", "rows": [12]}')
+    np.savez(tmp_path / "bad_layout.npz", **archive_data)
+    for name, reason in (
+        ("cut.npz", "File is not a zip file"),
+        ("corrupt.npz", "Error -3 while decompressing"),
+        ("bad_layout.npz", "int()"),
+    ):
+        expected = f"{tmp_path / name}: not a rackvae dataset ("
+        with pytest.raises(DatasetError, match=f"^{re.escape(expected)}.*{re.escape(reason)}"):
+            datasets.load(tmp_path / name)

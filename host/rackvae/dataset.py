@@ -13,6 +13,7 @@ import json
 import multiprocessing
 import os
 import sys
+import zipfile
 import zlib
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -195,7 +196,8 @@ def load(path: str | Path) -> Dataset:
                 bar=archive["bar"],
                 offsets=archive["offsets"] if "offsets" in archive.files else None,
             )
-    except (OSError, KeyError, ValueError) as error:
+    except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile, zlib.error) as error:
+        # BadZipFile and zlib.error: a truncated or corrupted archive (a copy cut short, a bad disk)
         raise DatasetError(f"{path}: not a rackvae dataset ({error})") from error
 
 
