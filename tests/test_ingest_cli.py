@@ -72,3 +72,39 @@ def test_bad_options_are_refused_before_reading(
 ) -> None:
     assert main(["ingest", str(folder), "-o", str(tmp_path / "x.npz"), *options]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_an_output_that_cannot_be_a_file_is_refused_before_reading(
+    folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    common = ["ingest", str(folder), "--percussion-map", "gm", "--time-signature", "6/8", "--quiet"]
+    (tmp_path / "taken.npz").write_bytes(b"a file, not a folder")
+    for output, message in (
+        (tmp_path, f"-o {tmp_path}: is a folder; name the dataset file to write"),
+        (tmp_path / "taken.npz" / "sub" / "x.npz", f"{tmp_path / 'taken.npz'} is a file, not a folder"),
+    ):
+        assert main([*common, "-o", str(output)]) == 2
+        printed = capsys.readouterr()
+        assert message in printed.err and len(printed.err.splitlines()) == 1
+        assert "files:" not in printed.out  # refused before the files were read
+    assert (tmp_path / "taken.npz").read_bytes() == b"a file, not a folder"
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc, where no file can be made")
+def test_a_failed_write_is_one_line_after_the_summary(
+    folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [
+        "ingest",
+        str(folder),
+        "-o",
+        "/proc/rackvae.npz",
+        "--percussion-map",
+        "gm",
+        "--time-signature",
+        "6/8",
+    ]
+    assert main([*argv, "--quiet"]) == 1
+    printed = capsys.readouterr()
+    assert "sequences: 2" in printed.out
+    assert printed.err == "rackvae ingest: cannot write /proc/rackvae.npz: No such file or directory\n"

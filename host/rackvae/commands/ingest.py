@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from fractions import Fraction
+from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -119,12 +120,32 @@ def run(args: argparse.Namespace) -> int:
     except (EncodingError, PercussionMapError) as error:
         print(f"rackvae ingest: {error}", file=sys.stderr)
         return 2
+    problem = output_problem(Path(args.output))
+    if problem:  # found before reading the files, not after a long load
+        print(f"rackvae ingest: -o {args.output}: {problem}", file=sys.stderr)
+        return 2
 
     result = ingest(args.paths, settings, jobs=args.jobs, progress=not args.quiet)
     print(result.report.summary())
     if len(result.dataset) == 0:
         print("rackvae ingest: no sequences; nothing written", file=sys.stderr)
         return 1
-    result.dataset.save(args.output)
+    try:
+        result.dataset.save(args.output)
+    except OSError as error:  # e.g. no permission, a full disk: nothing half-written (atomic)
+        print(f"rackvae ingest: cannot write {args.output}: {error.strerror or error}", file=sys.stderr)
+        return 1
     print(f"wrote {args.output}")
     return 0
+
+
+def output_problem(path: Path) -> str:
+    """Why the dataset file cannot be written at ``path`` (a folder there, or a file where a folder
+    on its way must be), or ""."""
+    if path.is_dir():
+        return "is a folder; name the dataset file to write"
+    # The nearest existing ancestor: "." for a bare name, at the worst "/"
+    nearest = next(parent for parent in path.absolute().parents if parent.exists())
+    if not nearest.is_dir():
+        return f"{nearest} is a file, not a folder"
+    return ""
