@@ -415,3 +415,28 @@ def test_int8_plays_the_float32_notes_on_the_knob_grid(trained: Path, exported: 
     )
     assert fitted <= FLIP_BOUND
     assert fitted < rounded
+
+
+def test_an_output_that_cannot_be_a_folder_is_refused_before_converting(
+    trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    taken = tmp_path / "taken"
+    taken.write_bytes(b"a file, not a folder")
+    for output, message in (
+        (taken, f"export: -o {taken}: is a file, not a folder"),
+        (taken / "sub", f"export: -o {taken / 'sub'}: {taken} is a file, not a folder"),
+    ):
+        with pytest.raises(SystemExit, match=f"^{re.escape(message)}$"):
+            main(["export", str(trained), "--formats", "f32", "-o", str(output)])
+        assert "float32" not in capsys.readouterr().out  # nothing converted or checked
+    assert taken.read_bytes() == b"a file, not a folder"
+
+
+@pytest.mark.skipif(
+    not Path("/proc/self").is_dir(), reason="needs Linux's /proc, where no folder can be made"
+)
+def test_a_failed_write_is_one_line(trained: Path) -> None:
+    with pytest.raises(
+        SystemExit, match=r"^export: \[Errno 2\] No such file or directory: '/proc/rackvae-export'$"
+    ):
+        main(["export", str(trained), "--formats", "f32", "-o", "/proc/rackvae-export"])

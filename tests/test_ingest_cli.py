@@ -80,7 +80,7 @@ def test_an_output_that_cannot_be_a_file_is_refused_before_reading(
     common = ["ingest", str(folder), "--percussion-map", "gm", "--time-signature", "6/8", "--quiet"]
     (tmp_path / "taken.npz").write_bytes(b"a file, not a folder")
     for output, message in (
-        (tmp_path, f"-o {tmp_path}: is a folder; name the dataset file to write"),
+        (tmp_path, f"-o {tmp_path}: is a folder; name the file to write"),
         (tmp_path / "taken.npz" / "sub" / "x.npz", f"{tmp_path / 'taken.npz'} is a file, not a folder"),
     ):
         assert main([*common, "-o", str(output)]) == 2

@@ -32,6 +32,8 @@ from typing import Any, NoReturn
 
 import numpy as np
 
+from rackvae.commands import output_problem
+
 # --formats name -> (tflite variant, file suffix)
 TFLITE_FORMATS = {
     "f32": ("float32", "_dec.tflite"),
@@ -239,6 +241,9 @@ def run(args: argparse.Namespace) -> int:
     from rackvae.train import ModelError, load_model
 
     formats = parse_formats(args.formats)
+    problem = output_problem(args.output, folder=True) if args.output is not None else ""
+    if problem:  # before the conversions and checks, not after them
+        raise SystemExit(f"export: -o {args.output}: {problem}")
     if not args.verbose:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow is imported
     with native_log_hidden(not args.verbose):
@@ -249,7 +254,7 @@ def run(args: argparse.Namespace) -> int:
             export_model(model, args.output or args.model, formats, args.dataset, args.c_variant)
         except ModuleNotFoundError as error:
             missing_extra(error)
-        except (ModelError, DatasetError, MetadataError, ExportError) as error:
+        except (ModelError, DatasetError, MetadataError, ExportError, OSError) as error:
             raise SystemExit(f"export: {error}") from error
     return 0
 

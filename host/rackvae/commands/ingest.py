@@ -7,6 +7,8 @@ import sys
 from fractions import Fraction
 from pathlib import Path
 
+from rackvae.commands import output_problem
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -120,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     except (EncodingError, PercussionMapError) as error:
         print(f"rackvae ingest: {error}", file=sys.stderr)
         return 2
-    problem = output_problem(Path(args.output))
+    problem = output_problem(Path(args.output), folder=False)
     if problem:  # found before reading the files, not after a long load
         print(f"rackvae ingest: -o {args.output}: {problem}", file=sys.stderr)
         return 2
@@ -137,15 +139,3 @@ def run(args: argparse.Namespace) -> int:
         return 1
     print(f"wrote {args.output}")
     return 0
-
-
-def output_problem(path: Path) -> str:
-    """Why the dataset file cannot be written at ``path`` (a folder there, or a file where a folder
-    on its way must be), or ""."""
-    if path.is_dir():
-        return "is a folder; name the dataset file to write"
-    # The nearest existing ancestor: "." for a bare name, at the worst "/"
-    nearest = next(parent for parent in path.absolute().parents if parent.exists())
-    if not nearest.is_dir():
-        return f"{nearest} is a file, not a folder"
-    return ""
