@@ -317,6 +317,10 @@ def test_bad_input_is_one_line_naming_the_argument(
     one_line_error(["decode", str(drums), "--knobs", "0,6.5,0"], "--knobs: 6.5 V is outside")
     one_line_error(["decode", str(drums), "--knobs", "0,x,0"], "--knobs")
     one_line_error(["sample", str(drums), "--max-notes", "0"], "--max-notes")
+    # MIDI holds tempos of 1..0xFFFFFF µs per quarter: 3 BPM would not fit, infinity would be 0 µs
+    for bpm in ("3", "inf", "nan"):
+        one_line_error(["sample", str(drums), "--bpm", bpm, "-o", str(tmp_path / "bpm")], "--bpm must be")
+    assert not (tmp_path / "bpm").exists() or not any((tmp_path / "bpm").iterdir())
     one_line_error(["sample", str(drums / "drums_dec.tflite"), "--engine", "jax"], "--engine jax")
     one_line_error(
         ["encode", str(drums / "drums_dec.tflite"), str(corpora / JAZZ)], "encoding needs the model folder"

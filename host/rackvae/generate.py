@@ -43,6 +43,8 @@ EngineName = Literal["c", "jax"]
 ENGINES: tuple[EngineName, ...] = ("c", "jax")
 KNOB_VOLTS = 5.0  # knob + CV of ±5 V span ±latent_scale (RV_CONTROL_FULL_SCALE_VOLTS)
 DEFAULT_MAX_NOTES = 4  # the module's (RV_DEFAULT_MAX_NOTES)
+# A MIDI tempo is 1..0xFFFFFF µs per quarter note (3 bytes; 0 would be no time at all).
+MIN_BPM, MAX_BPM = 60e6 / 0xFFFFFF, 60e6
 # A .tflite file does not say its grid: its steps are taken as 16ths.
 TFLITE_STEPS_PER_QUARTER = 4
 
@@ -352,8 +354,10 @@ class Model:
         velocities = offsets = None
         if isinstance(rolls, Bars):
             rolls, velocities, offsets = rolls.rolls, rolls.velocities, rolls.offsets
-        if not bpm > 0:
-            raise GenerateError(f"--bpm must be > 0, got {bpm}")
+        if not MIN_BPM <= bpm <= MAX_BPM:
+            raise GenerateError(
+                f"--bpm must be a tempo a MIDI file can hold, {MIN_BPM:.2f}..{MAX_BPM:,.0f}, got {bpm}"
+            )
         encoding = self.encoding
         steps_per_quarter = encoding.steps_per_quarter if encoding else TFLITE_STEPS_PER_QUARTER
         meter = encoding.time_signature if encoding else f"{self.ticks // TFLITE_STEPS_PER_QUARTER}/4"
