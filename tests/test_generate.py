@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ import pytest
 from rackvae import core
 from rackvae.cli import main
 from rackvae.codec import encode_song
+from rackvae.export.metadata import locate_xen_metadata, read_xen_metadata
 from rackvae.generate import GenerateError, Model, interpolation, load
 from rackvae.midi import read
 
@@ -326,6 +328,21 @@ def test_bad_input_is_one_line_naming_the_argument(
         ["encode", str(drums / "drums_dec.tflite"), str(corpora / JAZZ)], "encoding needs the model folder"
     )
     one_line_error(["sample", str(tmp_path / "nowhere")], "nowhere")
+    # A row note of 200 (neither a MIDI note nor the accent row's 255): the C core loads the file, the
+    # music commands refuse it naming the file, whether given alone or as a folder's export
+    data = bytearray((drums / "drums_dec.tflite").read_bytes())
+    metadata = read_xen_metadata(bytes(data))
+    row_notes_end = locate_xen_metadata(bytes(data)).magic_offset + len(metadata.to_bytes())
+    data[row_notes_end - metadata.rows] = 200  # the first row's note, the last field of version 2
+    bad = tmp_path / "bad" / "drums_dec.tflite"
+    bad.parent.mkdir()
+    bad.write_bytes(data)
+    assert core.Decoder.from_file(bad).rows == metadata.rows
+    one_line_error(["sample", str(bad)], f"{bad}: row_notes must be 12 MIDI notes")
+    folder = tmp_path / "bad_folder"
+    shutil.copytree(drums, folder)
+    shutil.copy(bad, folder / "drums_dec.tflite")
+    one_line_error(["sample", str(folder)], f"{folder / 'drums_dec.tflite'}: row_notes must be")
     # encode goes on past a file it cannot read, names it, and fails at the end
     capsys.readouterr()
     assert main(["encode", str(drums), str(not_midi), str(corpora / JAZZ), "--csv"]) == 1

@@ -34,7 +34,7 @@ import numpy as np
 from rackvae import core, plots, sheets
 from rackvae.codec import EncodingError, EncodingSettings, encode_song, roll_to_midi, save_midi
 from rackvae.dataset import RollLayout
-from rackvae.export.metadata import ACCENT_ROW, XenMetadata
+from rackvae.export.metadata import ACCENT_ROW, MetadataError, XenMetadata
 from rackvae.midi import MidiError, read
 from rackvae.percussion import ACCENT_ROW_NOTE, GM_DRUM_NAMES
 from rackvae.train import TrainedModel, load_model
@@ -404,6 +404,17 @@ class Model:
         return self.trained
 
 
+def decoder_from_file(path: Path) -> core.Decoder:
+    """The C core on an exported file whose metadata Python reads too: the core plays some bytes that
+    no exporter writes (a row note above 127, an empty group), refused here with the file named."""
+    decoder = core.Decoder.from_file(path)
+    try:
+        decoder.metadata  # noqa: B018 (read to check it)
+    except MetadataError as error:
+        raise GenerateError(f"{path}: {error}") from error
+    return decoder
+
+
 def load(path: str | Path, engine: EngineName | None = None) -> Model:
     """A model folder (written by ``rackvae train``, exported or not) or an exported ``.tflite`` file,
     ready to play on ``engine`` (default: ``"c"`` on the exported file where there is one, else ``"jax"``)."""
@@ -413,7 +424,7 @@ def load(path: str | Path, engine: EngineName | None = None) -> Model:
     if path.is_file():
         if engine == "jax":
             raise GenerateError(f"--engine jax: {path} is an exported decoder, JAX needs the model folder")
-        decoder = core.Decoder.from_file(path)
+        decoder = decoder_from_file(path)
         metadata = decoder.metadata
         layout = (
             percussion_layout(metadata)
@@ -427,7 +438,7 @@ def load(path: str | Path, engine: EngineName | None = None) -> Model:
     exported = path / f"{trained.name}_dec.tflite"
     engine = engine or ("c" if exported.is_file() else "jax")
     if engine == "c" and exported.is_file():
-        decoder = core.Decoder.from_file(exported)
+        decoder = decoder_from_file(exported)
     else:  # the C core on the float32 weights: decodes for "c", post-processes for "jax"
         config = trained.config
         metadata = XenMetadata.from_layout(
