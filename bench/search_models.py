@@ -10,6 +10,8 @@ samples at those thresholds against the data's. Runs are appended to a JSON-line
 ``--style STYLE --only NAME`` measures a bank before building one (issue 14, item 4): the candidate
 trained on the bars of one Groove style only (the style is in the file name, e.g. ``1_rock_120_beat``)
 against the same candidate trained on every style, both measured on that style's validation bars.
+``reconstruction_figures`` and ``generation_figures`` measure any trained model as the search does, so an
+experiment kept out of the tree (the phrase position of docs/model_search.md) is compared like for like.
 
     .venv/bin/rackvae ingest data/midi/groove --percussion-map extended --timing snap -o /tmp/groove.npz
     nohup .venv/bin/python bench/search_models.py /tmp/groove.npz --runs out/search/runs.jsonl \\
@@ -23,6 +25,7 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -111,7 +114,6 @@ def style_check(data_path: Path, name: str, style: str, seed: int) -> dict[str, 
     """Step accuracy and F1 (model's thresholds) on ``style``'s validation bars: one model for every style
     against one trained on ``style`` only."""
     from rackvae import dataset as datasets
-    from rackvae.evaluate import reconstruction_metrics
 
     train_set, validation_set = datasets.load(data_path).split(0.1, 0)
     mine = validation_set.subset(np.flatnonzero(style_of(validation_set) == style))
@@ -121,40 +123,61 @@ def style_check(data_path: Path, name: str, style: str, seed: int) -> dict[str, 
         ("pooled", trained(name, seed, train_set, validation_set)),
         ("style", trained(name, seed, own, mine)),
     ):
-        metrics = reconstruction_metrics(mine.rolls, model.reconstruct(mine.rolls), model.cell_thresholds())
+        metrics = reconstruction_figures(model, mine.rolls)
         result[f"{label}_step_accuracy"] = metrics["step_accuracy"]
         result[f"{label}_note_f1"] = metrics["note_f1"]
     return result
 
 
-def run(data_path: Path, name: str, seed: int) -> dict[str, Any]:
-    """Train one candidate with one seed; its validation metrics."""
-    from rackvae import dataset as datasets
-    from rackvae.evaluate import generation_metrics, reconstruction_metrics
+def reconstruction_figures(
+    model: TrainedModel, rolls: np.ndarray, inputs: np.ndarray | None = None
+) -> dict[str, float]:
+    """Step accuracy and note F1 of the reconstructions of ``rolls`` (encoded from ``inputs``, default the
+    rolls) at 0.5, at the model's thresholds (per group) and at its global threshold."""
+    from rackvae.evaluate import reconstruction_metrics
 
-    train_set, validation_set = datasets.load(data_path).split(0.1, 0)
-    began = time.perf_counter()
-    model = trained(name, seed, train_set, validation_set)
-    seconds = time.perf_counter() - began
-    rolls = validation_set.rolls
-    probs = model.reconstruct(rolls)
+    assert model.thresholds is not None
+    probs = model.reconstruct(rolls if inputs is None else inputs)
     at_half = reconstruction_metrics(rolls, probs, 0.5)
     at_model = reconstruction_metrics(rolls, probs, model.cell_thresholds())
-    assert model.thresholds is not None
     at_global = reconstruction_metrics(rolls, probs, model.thresholds.threshold)
-    generation = generation_metrics(model, rolls, prior_samples=2000, threshold=model.cell_thresholds())
     return {
-        "candidate": name,
-        "seed": seed,
-        "decoder_macs": model.config.decoder_macs(),
         "step_accuracy_05": at_half["step_accuracy"],
         "step_accuracy": at_model["step_accuracy"],
         "note_f1_05": at_half["note_f1"],
         "note_f1": at_model["note_f1"],
         "note_f1_global": at_global["note_f1"],
+    }
+
+
+def generation_figures(model: TrainedModel, rolls: np.ndarray) -> dict[str, float]:
+    """The 17³ knob grid's and 2,000 prior samples' notes at the model's thresholds over ``rolls``' (the
+    validation data's), and the cells that change between neighbouring grid points."""
+    from rackvae.evaluate import generation_metrics
+
+    generation = generation_metrics(model, rolls, prior_samples=2000, threshold=model.cell_thresholds())
+    return {
         "grid_density_ratio": generation["grid_density"] / generation["data_density"],
         "prior_density_ratio": generation["prior_density"] / generation["data_density"],
         "neighbour_changes": generation["grid_neighbour_changes"],
+    }
+
+
+def run(data_path: Path, name: str, seed: int) -> dict[str, Any]:
+    """Train one candidate with one seed; its validation metrics."""
+    from rackvae import dataset as datasets
+
+    train_set, validation_set = datasets.load(data_path).split(0.1, 0)
+    began = time.perf_counter()
+    model = trained(name, seed, train_set, validation_set)
+    seconds = time.perf_counter() - began
+    assert model.thresholds is not None
+    return {
+        "candidate": name,
+        "seed": seed,
+        "decoder_macs": model.config.decoder_macs(),
+        **reconstruction_figures(model, validation_set.rolls),
+        **generation_figures(model, validation_set.rolls),
         "threshold": model.thresholds.threshold,
         "group_thresholds": list(model.thresholds.group_thresholds),
         "epochs": model.summary["epochs_run"],
@@ -163,16 +186,19 @@ def run(data_path: Path, name: str, seed: int) -> dict[str, Any]:
     }
 
 
-def table(runs: list[dict[str, Any]]) -> str:
-    """Markdown: one row per candidate, mean ± sd over its seeds for each of ``METRICS``."""
-    header = ["candidate", "MACs", "seeds", *METRICS]
+def table(
+    runs: list[dict[str, Any]], names: Iterable[str] = CANDIDATES, metrics: Sequence[str] = METRICS
+) -> str:
+    """Markdown: one row per candidate of ``names`` that has runs, mean ± sd over its seeds for each of
+    ``metrics``."""
+    header = ["candidate", "MACs", "seeds", *metrics]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for name in CANDIDATES:
+    for name in names:
         mine = [r for r in runs if r["candidate"] == name]
         if not mine:
             continue
         cells = [name, f"{mine[0]['decoder_macs']:,}", str(len(mine))]
-        for key in METRICS:
+        for key in metrics:
             values = [float(r[key]) for r in mine]
             sd = statistics.stdev(values) if len(values) > 1 else 0.0
             digits = 0 if key in ("epochs", "seconds") else 3
@@ -189,14 +215,17 @@ def main() -> int:
     parser.add_argument(
         "--runs", type=Path, required=True, help="JSON-lines file of finished runs (appended)"
     )
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per candidate (default: 3)")
     parser.add_argument("--only", action="append", help="run only candidates containing this text")
     parser.add_argument("--table", action="store_true", help="print the table of the runs file and stop")
     parser.add_argument("--style", help="measure a bank: the --only candidate on this style vs on all")
     args = parser.parse_args()
 
     if args.style:
-        (name,) = [n for n in CANDIDATES if any(o in n for o in args.only or ())]
+        names = [n for n in CANDIDATES if any(o in n for o in args.only or ())]
+        if len(names) != 1:
+            parser.error(f"--style needs --only to name one candidate; it matches {names or 'none'}")
+        (name,) = names
         for seed in range(args.seeds):
             result = {"candidate": name, **style_check(args.data, name, args.style, seed)}
             with args.runs.open("a") as file:
