@@ -319,6 +319,10 @@ def test_bad_input_is_one_line_naming_the_argument(
     one_line_error(["decode", str(drums), "--knobs", "0,6.5,0"], "--knobs: 6.5 V is outside")
     one_line_error(["decode", str(drums), "--knobs", "0,x,0"], "--knobs")
     one_line_error(["sample", str(drums), "--max-notes", "0"], "--max-notes")
+    for axes in ("inf,0", "nan,1", "0.5,1"):  # inf and nan once ended in int()'s traceback
+        one_line_error(
+            ["map", str(drums), "--axes", axes], f"--axes: two dimension numbers like 0,1, got {axes!r}"
+        )
     # MIDI holds tempos of 1..0xFFFFFF µs per quarter: 3 BPM would not fit, infinity would be 0 µs
     for bpm in ("3", "inf", "nan"):
         one_line_error(["sample", str(drums), "--bpm", bpm, "-o", str(tmp_path / "bpm")], "--bpm must be")

@@ -14,7 +14,6 @@ from rackvae.commands.music import (
     add_model_argument,
     add_play_options,
     load,
-    parse_numbers,
     play_options,
     run_music_command,
 )
@@ -41,10 +40,13 @@ def latent_map(args: argparse.Namespace) -> int:
     from rackvae.generate import GenerateError
 
     model = load(args)
-    axes = parse_numbers(args.axes, "--axes")
-    if len(axes) != 2 or any(a != int(a) for a in axes):
+    try:
+        axes = [int(part) for part in args.axes.split(",")]
+    except ValueError:  # "0.5", "inf", "x": not dimension numbers
+        axes = []
+    if len(axes) != 2:
         raise GenerateError(f"--axes: two dimension numbers like 0,1, got {args.axes!r}")
-    grid = model.map((int(axes[0]), int(axes[1])), args.points, args.at, **play_options(args))
+    grid = model.map((axes[0], axes[1]), args.points, args.at, **play_options(args))
     if args.join:
         written = [model.to_midi(grid.bars, args.output / "map.mid", bpm=args.bpm)]
     else:
