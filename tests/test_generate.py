@@ -319,6 +319,8 @@ def test_bad_input_is_one_line_naming_the_argument(
     one_line_error(["decode", str(drums), "--knobs", "0,6.5,0"], "--knobs: 6.5 V is outside")
     one_line_error(["decode", str(drums), "--knobs", "0,x,0"], "--knobs")
     one_line_error(["sample", str(drums), "--max-notes", "0"], "--max-notes")
+    one_line_error(["sample", str(drums), "--seed", "-1"], "--seed must be 0 or more, got -1")
+    one_line_error(["decode", str(drums), "--latent", "0,0,0", "--bernoulli", "--seed", "-2"], "--seed")
     for axes in ("inf,0", "nan,1", "0.5,1"):  # inf and nan once ended in int()'s traceback
         one_line_error(
             ["map", str(drums), "--axes", axes], f"--axes: two dimension numbers like 0,1, got {axes!r}"

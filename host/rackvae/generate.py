@@ -130,6 +130,13 @@ def interpolation(start: np.ndarray, end: np.ndarray, steps: int, slerp: bool = 
     return latents.astype(np.float32)
 
 
+def random_draws(seed: int) -> np.random.Generator:
+    """The generator of ``seed``'s draws; numpy takes no negative seed, refused here naming --seed."""
+    if seed < 0:
+        raise GenerateError(f"--seed must be 0 or more, got {seed}")
+    return np.random.default_rng(seed)
+
+
 def percussion_layout(metadata: XenMetadata) -> RollLayout:
     """The rows of an exported percussion model, from its metadata's row notes (General MIDI names)."""
     stored = metadata.row_notes or tuple(range(metadata.rows))  # files before version 2: the row
@@ -240,7 +247,7 @@ class Model:
         outputs = self.outputs(values)
         if bernoulli:
             hits = outputs[:, : self.ticks]
-            drawn = np.random.default_rng(seed).random(hits.shape) < hits
+            drawn = random_draws(seed).random(hits.shape) < hits
             # Drawn cells pass any threshold (group offsets are within ±1), the others none; the most
             # probable still win when more than max_notes are drawn.
             outputs[:, : self.ticks] = np.where(drawn, 2.0 + hits, -2.0)
@@ -266,7 +273,7 @@ class Model:
         ``play`` takes ``decode``'s options."""
         if n < 1 or not temperature > 0:
             raise GenerateError(f"need n >= 1 and a temperature > 0, got n {n}, temperature {temperature}")
-        latents = np.random.default_rng(seed).standard_normal((n, self.latent_dim)) * temperature
+        latents = random_draws(seed).standard_normal((n, self.latent_dim)) * temperature
         scale = self.latent_scale
         return self.decode(np.clip(latents, -scale, scale), seed=seed, **play)
 
