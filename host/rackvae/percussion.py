@@ -231,11 +231,16 @@ def load_map(name_or_path: str) -> PercussionMap:
         text = path.read_text()
         data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as error:
-        raise PercussionMapError(f"percussion map {path}: cannot read ({error})") from error
-    try:
-        return _map_from_data(data, path)
-    except PercussionMapError as error:
-        raise PercussionMapError(f"{path}: {error}") from error
+        raise PercussionMapError(f"percussion map {path}: cannot read ({_one_line(error)})") from error
+    return _map_from_data(data, path)
+
+
+def _one_line(error: Exception) -> str:
+    """A YAML error's problem and where it is (its own text spans lines), else the error's text."""
+    if isinstance(error, yaml.MarkedYAMLError) and error.problem_mark is not None:
+        mark = error.problem_mark
+        return f"{error.problem or error.context} at line {mark.line + 1}, column {mark.column + 1}"
+    return str(error)
 
 
 def _map_from_data(data: Any, path: Path) -> PercussionMap:
@@ -254,4 +259,7 @@ def _map_from_data(data: Any, path: Path) -> PercussionMap:
                 raise PercussionMapError(f"percussion map {path}: row {row['name']!r} notes must be integers")
             rows.append(PercussionRow(str(row["name"]), tuple(notes), bool(row.get("accent", False))))
         groups.append(tuple(rows))
-    return PercussionMap(str(data.get("name", path.stem)), tuple(groups))
+    try:
+        return PercussionMap(str(data.get("name", path.stem)), tuple(groups))
+    except PercussionMapError as error:  # it names the map, not the file
+        raise PercussionMapError(f"{path}: {error}") from error
