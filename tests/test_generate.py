@@ -349,6 +349,16 @@ def test_bad_input_is_one_line_naming_the_argument(
     shutil.copytree(drums, folder)
     shutil.copy(bad, folder / "drums_dec.tflite")
     one_line_error(["sample", str(folder)], f"{folder / 'drums_dec.tflite'}: row_notes must be")
+    # A model ingested with a map file that has moved since: one line naming the model and the map
+    moved = tmp_path / "moved_map"
+    shutil.copytree(drums, moved)
+    record = json.loads((moved / "model.json").read_text())
+    record["dataset_settings"]["percussion_map"] = str(tmp_path / "kit.yml")
+    (moved / "model.json").write_text(json.dumps(record))
+    one_line_error(
+        ["sample", str(moved)],
+        f"{moved}: the model's encoding settings: percussion map '{tmp_path / 'kit.yml'}': neither",
+    )
     # encode goes on past a file it cannot read, names it, and fails at the end
     capsys.readouterr()
     assert main(["encode", str(drums), str(not_midi), str(corpora / JAZZ), "--csv"]) == 1

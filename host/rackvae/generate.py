@@ -36,7 +36,7 @@ from rackvae.codec import EncodingError, EncodingSettings, encode_song, roll_to_
 from rackvae.dataset import RollLayout
 from rackvae.export.metadata import ACCENT_ROW, MetadataError, XenMetadata
 from rackvae.midi import MidiError, read
-from rackvae.percussion import ACCENT_ROW_NOTE, GM_DRUM_NAMES
+from rackvae.percussion import ACCENT_ROW_NOTE, GM_DRUM_NAMES, PercussionMapError
 from rackvae.train import TrainedModel, load_model
 
 EngineName = Literal["c", "jax"]
@@ -457,5 +457,8 @@ def load(path: str | Path, engine: EngineName | None = None) -> Model:
             config.outputs,
         )
         decoder = core.Decoder.from_layers(trained.decoder_layers(), metadata)
-    encoding = EncodingSettings.from_dict(trained.dataset_settings)
+    try:
+        encoding = EncodingSettings.from_dict(trained.dataset_settings)
+    except (EncodingError, PercussionMapError) as error:  # e.g. its map file moved since ingest
+        raise GenerateError(f"{path}: the model's encoding settings: {error}") from error
     return Model(trained.name, trained.layout, decoder, engine, trained, encoding)
