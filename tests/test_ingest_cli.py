@@ -10,7 +10,7 @@ import pytest
 from midi_writer import notes, time_signature, write
 from rackvae import dataset as datasets
 from rackvae.cli import main
-from rackvae.codec import EncodingSettings
+from rackvae.codec import EncodingSettings, layout_for
 
 STEP = 120
 
@@ -108,3 +108,29 @@ def test_a_failed_write_is_one_line_after_the_summary(
     printed = capsys.readouterr()
     assert "sequences: 2" in printed.out
     assert printed.err == "rackvae ingest: cannot write /proc/rackvae.npz: No such file or directory\n"
+
+
+def test_a_map_file_is_recorded_so_that_the_settings_load_from_any_folder(
+    folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "kits").mkdir()
+    kit = "groups: [[{name: kick, notes: [36]}], [{name: snare, notes: [37, 38]}]]\n"
+    (tmp_path / "kits" / "kit.yml").write_text(kit)
+    monkeypatch.chdir(tmp_path)
+    argv = [
+        "ingest",
+        str(folder),
+        "-o",
+        "kit.npz",
+        "--percussion-map",
+        "kits/kit.yml",
+        "--time-signature",
+        "6/8",
+    ]
+    assert main([*argv, "--quiet"]) == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # a model trained on the dataset is played from another folder
+    settings = EncodingSettings.from_dict(datasets.load(tmp_path / "kit.npz").settings)
+    assert settings.percussion_map == str(tmp_path / "kits" / "kit.yml")
+    assert layout_for(settings).row_names == ("kick", "snare")

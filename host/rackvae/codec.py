@@ -35,7 +35,7 @@ import numpy as np
 from rackvae.atomic import atomic_open
 from rackvae.dataset import RollLayout, core_limit_problem
 from rackvae.midi import PERCUSSION_CHANNEL, Song
-from rackvae.percussion import ACCENT_ROW_NOTE, PercussionMap, load_map
+from rackvae.percussion import ACCENT_ROW_NOTE, BUILT_IN, PercussionMap, load_map
 
 Timing = Literal["strict", "drop", "snap"]
 TIMINGS: tuple[Timing, ...] = ("strict", "drop", "snap")
@@ -96,6 +96,12 @@ class EncodingSettings:
                     raise EncodingError(
                         f"{name}: invalid regular expression {pattern!r} ({error})"
                     ) from error
+        if self.percussion_map is not None and self.percussion_map.lower() not in BUILT_IN:
+            # A map file is recorded with the dataset and the model: absolute, so that they read it from
+            # any folder (a built-in map is its name)
+            path = Path(self.percussion_map)
+            if path.is_file():
+                object.__setattr__(self, "percussion_map", str(path.resolve()))
         if self.timing not in TIMINGS:
             raise EncodingError(f"timing must be one of {', '.join(TIMINGS)}, got {self.timing!r}")
         if self.steps_per_quarter < 1 or self.bars_per_sequence < 1:
