@@ -424,6 +424,26 @@ def test_cli_trains_resumes_and_refuses_to_overwrite(small: tuple[Dataset, Datas
     assert model.data["path"] == str(data.resolve()) and model.data["validation_fraction"] == 0.1
 
 
+def test_cli_refuses_an_output_through_a_file_before_training(
+    small: tuple[Dataset, Dataset], tmp_path: Path
+) -> None:
+    train_set, _ = small
+    data = tmp_path / "small.npz"
+    train_set.save(data)
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "taken").write_text("a file where the model folder would go")
+    # -o a file (the folder NAME would be inside it), and NAME a file inside -o.
+    for output, name, problem in (
+        (data, "q", f"{data.resolve()} is a file, not a folder"),
+        (tmp_path / "models", "taken", "is a file, not a folder"),
+    ):
+        refused = rackvae("train", data, "--name", name, "-o", output, "--epochs", "1")
+        assert refused.returncode != 0 and "Traceback" not in refused.stderr
+        assert refused.stderr.strip().splitlines() == [f"train: {output / name}: {problem}"]
+        assert "epoch 1/1" not in refused.stdout  # refused before any training
+    assert data.is_file() and (tmp_path / "models" / "taken").read_text().startswith("a file")
+
+
 def test_cli_prints_the_decoder_macs_and_refuses_a_bigger_decoder(
     small: tuple[Dataset, Dataset], tmp_path: Path
 ) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from rackvae.commands import run_model_command
+from rackvae.commands import output_problem, run_model_command
 
 # Training options, their types and help; their defaults are TrainSettings' (or, with --resume, the stored
 # run's).
@@ -135,6 +135,9 @@ def train_command(args: argparse.Namespace) -> int:
     from rackvae.train import TrainSettings, data_record, load_model, new_model, train
 
     directory = args.output / args.name
+    problem = output_problem(directory, folder=True)
+    if problem:  # before the data is loaded and an epoch trained, not at the first checkpoint
+        raise SystemExit(f"train: {directory}: {problem}")
     exists = (directory / "model.json").exists()
     if exists and not (args.resume or args.overwrite):
         raise SystemExit(f"train: {directory} already holds a model (use --resume or --overwrite)")
