@@ -16,9 +16,11 @@ import pytest
 from rackvae import core
 from rackvae.cli import main
 from rackvae.codec import encode_song
-from rackvae.export.metadata import locate_xen_metadata, read_xen_metadata
+from rackvae.export.metadata import XenMetadata, locate_xen_metadata, read_xen_metadata
+from rackvae.export.tflite import tflite_bytes
 from rackvae.generate import GenerateError, Model, interpolation, load
 from rackvae.midi import read
+from rackvae.model import random_decoder_layers
 
 SESSION = Path("groove") / "drummer1" / "session1"
 AFROBEAT = Path("groove") / "drummer1" / "session3" / "11_afrobeat_94_beat_4-4.mid"
@@ -388,3 +390,20 @@ def test_the_demo_interpolates_between_two_files_held_back_from_training() -> No
     )
     _, validation = data.split(0.1, 0)
     assert len(validation) == 2
+
+
+@pytest.mark.parametrize("ticks", [10, 2])
+def test_a_tflite_of_odd_steps_writes_bars_of_its_own_length(ticks: int, tmp_path: Path) -> None:
+    """A .tflite says its steps but not its meter: 10 steps (5/8 of 16ths) are written as 10/16 bars,
+    not 2/4 bars of 8 steps that cut every sequence after the first; 2 steps once raised '0/4'."""
+    metadata = XenMetadata("perc", 12, ticks, 3, group_sizes=(1, 1, 6, 2, 2))
+    layers = random_decoder_layers((3, 16, ticks * 12), seed=1)
+    (tmp_path / "odd.tflite").write_bytes(tflite_bytes(layers, metadata, "float32"))
+    model = load(tmp_path / "odd.tflite")
+    bars = model.sample(3, seed=2, threshold=0.3)
+    assert bars.rolls.sum() > 3
+    song = read(model.to_midi(bars, tmp_path / "odd.mid"))
+    assert tuple(song.time_signatures[0, 1:]) == (ticks, 16)
+    step = song.ticks_per_beat // 4  # hits-only notes sit on their 16th steps
+    played = {divmod(int(onset) // step, ticks) for onset in song.notes["onset"]}
+    assert played == {(int(bar), int(tick)) for bar, tick, _ in np.argwhere(bars.rolls)}

@@ -193,6 +193,13 @@ class Model:
         return self.decoder.threshold
 
     @property
+    def tflite_meter(self) -> str:
+        """The meter a .tflite's bars are written in (its file does not say): quarters of its 16th steps,
+        else sixteenths (5/8 of 16ths: 10/16), so that each bar of the MIDI file is one sequence."""
+        steps = TFLITE_STEPS_PER_QUARTER
+        return f"{self.ticks // steps}/4" if self.ticks % steps == 0 else f"{self.ticks}/16"
+
+    @property
     def can_encode(self) -> bool:
         """Whether the encoder is at hand (a model folder; an exported file is the decoder alone)."""
         return self.trained is not None
@@ -367,7 +374,7 @@ class Model:
             )
         encoding = self.encoding
         steps_per_quarter = encoding.steps_per_quarter if encoding else TFLITE_STEPS_PER_QUARTER
-        meter = encoding.time_signature if encoding else f"{self.ticks // TFLITE_STEPS_PER_QUARTER}/4"
+        meter = encoding.time_signature if encoding else self.tflite_meter
         midi = roll_to_midi(
             rolls,
             self.layout,
