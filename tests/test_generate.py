@@ -407,3 +407,17 @@ def test_a_tflite_of_odd_steps_writes_bars_of_its_own_length(ticks: int, tmp_pat
     step = song.ticks_per_beat // 4  # hits-only notes sit on their 16th steps
     played = {divmod(int(onset) // step, ticks) for onset in song.notes["onset"]}
     assert played == {(int(bar), int(tick)) for bar, tick, _ in np.argwhere(bars.rolls)}
+
+
+def test_a_model_trained_again_after_its_export_does_not_play_the_old_file(
+    drums: Path, tmp_path: Path
+) -> None:
+    shutil.copytree(drums, tmp_path / "drums")
+    again = ["train", str(drums.parent / "drums.npz"), "--name", "drums", "-o", str(tmp_path)]
+    assert main([*again, "--epochs", "1", "--seed", "7", "--overwrite", "-q"]) == 0
+    assert (tmp_path / "drums" / "drums_dec.tflite").read_bytes() == (drums / "drums_dec.tflite").read_bytes()
+    # the old file decodes unlike the new parameters: refused in one line, not played as the model
+    one_line_error(["sample", str(tmp_path / "drums")], "drums_dec.tflite is not the export of")
+    assert load(tmp_path / "drums", "jax").engine == "jax"  # the parameters themselves still play
+    assert main(["export", str(tmp_path / "drums"), "--formats", "f32"]) == 0
+    assert load(tmp_path / "drums").engine == "c"

@@ -45,6 +45,9 @@ KNOB_VOLTS = 5.0  # knob + CV of ±5 V span ±latent_scale (RV_CONTROL_FULL_SCAL
 DEFAULT_MAX_NOTES = 4  # the module's (RV_DEFAULT_MAX_NOTES)
 # A MIDI tempo is 1..0xFFFFFF µs per quarter note (3 bytes; 0 would be no time at all).
 MIN_BPM, MAX_BPM = 60e6 / 0xFFFFFF, 60e6
+# A model folder's float32 NAME_dec.tflite decodes as its parameters within this (rackvae export checks
+# it, C core against LiteRT and LiteRT against JAX); beyond it the file is from an earlier training.
+EXPORT_TOLERANCE = 1e-5
 # A .tflite file does not say its grid: its steps are taken as 16ths.
 TFLITE_STEPS_PER_QUARTER = 4
 
@@ -429,6 +432,24 @@ def decoder_from_file(path: Path) -> core.Decoder:
     return decoder
 
 
+def current_export(exported: core.Decoder, weights: core.Decoder, folder: Path) -> core.Decoder:
+    """``exported`` (the folder's NAME_dec.tflite) when it decodes as the folder's parameters
+    (``weights``) do: a model trained again after ``rackvae export`` would otherwise play its old decoder."""
+    if exported.metadata != weights.metadata:  # shape, channels, thresholds
+        why = "its metadata differs"
+    else:
+        scale = float(weights.latent_scale)
+        latents = np.random.default_rng(0).uniform(-scale, scale, (8, weights.latent_dim)).astype(np.float32)
+        difference = float(np.abs(exported.decode(latents) - weights.decode(latents)).max())
+        if difference <= EXPORT_TOLERANCE:
+            return exported
+        why = f"its outputs differ by up to {difference:.3g}"
+    raise GenerateError(
+        f"{exported.source} is not the export of {folder}'s parameters ({why}): the model was trained"
+        " after it; run rackvae export again, or use --engine jax"
+    )
+
+
 def load(path: str | Path, engine: EngineName | None = None) -> Model:
     """A model folder (written by ``rackvae train``, exported or not) or an exported ``.tflite`` file,
     ready to play on ``engine`` (default: ``"c"`` on the exported file where there is one, else ``"jax"``)."""
@@ -451,19 +472,19 @@ def load(path: str | Path, engine: EngineName | None = None) -> Model:
     trained = load_model(path)
     exported = path / f"{trained.name}_dec.tflite"
     engine = engine or ("c" if exported.is_file() else "jax")
+    config = trained.config
+    metadata = XenMetadata.from_layout(
+        trained.layout,
+        config.ticks,
+        config.latent_scale,
+        config.latent_dim,
+        trained.thresholds,
+        config.outputs,
+    )
+    # the C core on the float32 weights: decodes for "c" without an export, post-processes for "jax"
+    decoder = core.Decoder.from_layers(trained.decoder_layers(), metadata)
     if engine == "c" and exported.is_file():
-        decoder = decoder_from_file(exported)
-    else:  # the C core on the float32 weights: decodes for "c", post-processes for "jax"
-        config = trained.config
-        metadata = XenMetadata.from_layout(
-            trained.layout,
-            config.ticks,
-            config.latent_scale,
-            config.latent_dim,
-            trained.thresholds,
-            config.outputs,
-        )
-        decoder = core.Decoder.from_layers(trained.decoder_layers(), metadata)
+        decoder = current_export(decoder_from_file(exported), decoder, path)
     try:
         encoding = EncodingSettings.from_dict(trained.dataset_settings)
     except (EncodingError, PercussionMapError) as error:  # e.g. its map file moved since ingest
