@@ -18,7 +18,7 @@ from rackvae.cli import main
 from rackvae.codec import encode_song
 from rackvae.export.metadata import XenMetadata, locate_xen_metadata, read_xen_metadata
 from rackvae.export.tflite import tflite_bytes
-from rackvae.generate import GenerateError, Model, interpolation, load
+from rackvae.generate import GenerateError, Model, StaleExportWarning, interpolation, load
 from rackvae.midi import read
 from rackvae.model import random_decoder_layers
 
@@ -410,14 +410,21 @@ def test_a_tflite_of_odd_steps_writes_bars_of_its_own_length(ticks: int, tmp_pat
 
 
 def test_a_model_trained_again_after_its_export_does_not_play_the_old_file(
-    drums: Path, tmp_path: Path
+    drums: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     shutil.copytree(drums, tmp_path / "drums")
     again = ["train", str(drums.parent / "drums.npz"), "--name", "drums", "-o", str(tmp_path)]
     assert main([*again, "--epochs", "1", "--seed", "7", "--overwrite", "-q"]) == 0
     assert (tmp_path / "drums" / "drums_dec.tflite").read_bytes() == (drums / "drums_dec.tflite").read_bytes()
-    # the old file decodes unlike the new parameters: refused in one line, not played as the model
-    one_line_error(["sample", str(tmp_path / "drums")], "drums_dec.tflite is not the export of")
-    assert load(tmp_path / "drums", "jax").engine == "jax"  # the parameters themselves still play
+    # the old file decodes unlike the new parameters: not played as the model. By default the
+    # parameters play, as before an export, with a one-line warning; asked for, the file is refused
+    capsys.readouterr()
+    assert main(["sample", str(tmp_path / "drums"), "-n", "2", "-o", str(tmp_path / "out")]) == 0
+    warning = capsys.readouterr().err
+    assert warning.startswith(f"sample: warning: {tmp_path / 'drums' / 'drums_dec.tflite'} is not the export")
+    assert warning.count("\n") == 1 and "run rackvae export again" in warning
+    with pytest.warns(StaleExportWarning, match="the parameters play"):
+        assert load(tmp_path / "drums").engine == "jax"
+    one_line_error(["sample", str(tmp_path / "drums"), "--engine", "c"], "--engine c: ")
     assert main(["export", str(tmp_path / "drums"), "--formats", "f32"]) == 0
     assert load(tmp_path / "drums").engine == "c"

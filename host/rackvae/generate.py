@@ -9,7 +9,9 @@ encode bars into latents and the knob voltages that play them, decode latents, w
   weights);
 - ``"jax"``: the model's own JAX decoder (model folders only).
 
-The default is ``"c"`` where there is an exported file, else ``"jax"``. On either engine the C core's
+The default is ``"c"`` where there is an exported file of the folder's current parameters, else
+``"jax"`` (a file exported before the model was trained again plays no more, with a
+``StaleExportWarning``; asked for with ``"c"``, it is refused). On either engine the C core's
 post-processing (``rv_postprocess``, the module's rules) turns probabilities into notes: a cell plays when
 its probability reaches the threshold (the model's own by default), at most ``max_notes`` per step.
 Encoding needs the encoder, so a model folder.
@@ -25,6 +27,7 @@ into a groove model is not offered yet (it needs the velocities and offsets of t
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -432,27 +435,25 @@ def decoder_from_file(path: Path) -> core.Decoder:
     return decoder
 
 
-def current_export(exported: core.Decoder, weights: core.Decoder, folder: Path) -> core.Decoder:
-    """``exported`` (the folder's NAME_dec.tflite) when it decodes as the folder's parameters
-    (``weights``) do: a model trained again after ``rackvae export`` would otherwise play its old decoder."""
+class StaleExportWarning(UserWarning):
+    """A model folder's NAME_dec.tflite is older than its parameters: the parameters play instead."""
+
+
+def export_staleness(exported: core.Decoder, weights: core.Decoder) -> str:
+    """Why ``exported`` (a folder's NAME_dec.tflite) does not decode as the folder's parameters
+    (``weights``) do, or "": a model trained again after ``rackvae export`` keeps its old file."""
     if exported.metadata != weights.metadata:  # shape, channels, thresholds
-        why = "its metadata differs"
-    else:
-        scale = float(weights.latent_scale)
-        latents = np.random.default_rng(0).uniform(-scale, scale, (8, weights.latent_dim)).astype(np.float32)
-        difference = float(np.abs(exported.decode(latents) - weights.decode(latents)).max())
-        if difference <= EXPORT_TOLERANCE:
-            return exported
-        why = f"its outputs differ by up to {difference:.3g}"
-    raise GenerateError(
-        f"{exported.source} is not the export of {folder}'s parameters ({why}): the model was trained"
-        " after it; run rackvae export again, or use --engine jax"
-    )
+        return "its metadata differs"
+    scale = float(weights.latent_scale)
+    latents = np.random.default_rng(0).uniform(-scale, scale, (8, weights.latent_dim)).astype(np.float32)
+    difference = float(np.abs(exported.decode(latents) - weights.decode(latents)).max())
+    return f"its outputs differ by up to {difference:.3g}" if difference > EXPORT_TOLERANCE else ""
 
 
 def load(path: str | Path, engine: EngineName | None = None) -> Model:
     """A model folder (written by ``rackvae train``, exported or not) or an exported ``.tflite`` file,
-    ready to play on ``engine`` (default: ``"c"`` on the exported file where there is one, else ``"jax"``)."""
+    ready to play on ``engine`` (default: ``"c"`` on the exported file where there is one of the folder's
+    current parameters, else ``"jax"``)."""
     path = Path(path)
     if engine is not None and engine not in ENGINES:
         raise GenerateError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
@@ -471,7 +472,7 @@ def load(path: str | Path, engine: EngineName | None = None) -> Model:
         raise GenerateError(f"{path}: no such model folder or .tflite file")
     trained = load_model(path)
     exported = path / f"{trained.name}_dec.tflite"
-    engine = engine or ("c" if exported.is_file() else "jax")
+    asked, engine = engine, engine or ("c" if exported.is_file() else "jax")
     config = trained.config
     metadata = XenMetadata.from_layout(
         trained.layout,
@@ -484,7 +485,21 @@ def load(path: str | Path, engine: EngineName | None = None) -> Model:
     # the C core on the float32 weights: decodes for "c" without an export, post-processes for "jax"
     decoder = core.Decoder.from_layers(trained.decoder_layers(), metadata)
     if engine == "c" and exported.is_file():
-        decoder = current_export(decoder_from_file(exported), decoder, path)
+        from_file = decoder_from_file(exported)
+        stale = export_staleness(from_file, decoder)
+        if not stale:
+            decoder = from_file
+        else:
+            message = f"{exported} is not the export of {path}'s current parameters ({stale})"
+            if asked == "c":
+                raise GenerateError(f"--engine c: {message}; run rackvae export again")
+            # as before an export: the parameters play (trained after the file, they are the model)
+            warnings.warn(
+                f"{message}, so the parameters play (--engine jax); run rackvae export again",
+                StaleExportWarning,
+                stacklevel=2,
+            )
+            engine = "jax"
     try:
         encoding = EncodingSettings.from_dict(trained.dataset_settings)
     except (EncodingError, PercussionMapError) as error:  # e.g. its map file moved since ingest

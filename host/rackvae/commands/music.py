@@ -4,6 +4,8 @@ playing options, and one-line errors."""
 from __future__ import annotations
 
 import argparse
+import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -47,9 +49,19 @@ def play_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def load(args: argparse.Namespace) -> Any:
+    """The model; a stale export's warning (the parameters play instead) as one line of the command's."""
+    from rackvae.generate import StaleExportWarning
     from rackvae.generate import load as load_model
 
-    return load_model(args.model, getattr(args, "engine", None))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", StaleExportWarning)
+        model = load_model(args.model, getattr(args, "engine", None))
+    for warning in caught:
+        if issubclass(warning.category, StaleExportWarning):
+            print(f"{args.command}: warning: {warning.message}", file=sys.stderr)
+        else:  # anything else as it would have been shown
+            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+    return model
 
 
 def parse_numbers(text: str, argument: str) -> list[float]:
