@@ -31,7 +31,8 @@
 #define TAP_MIN_MS 250u           /* taps 250..1500 ms apart: 240..40 BPM */
 #define TAP_MAX_MS 1500u
 #define TEMPO_CHANGE_SHIFT 2      /* an interval 1/4 off the estimate is a new tempo */
-#define FIRE_ALL 0x7FFFFFFFu      /* fire(now + FIRE_ALL): every pending output */
+#define FIRE_ALL 0x40000000u /* fire(now + FIRE_ALL): every pending output, due up to 2^30 us (18 min)
+                                before or after now (0x7FFFFFFF kept one overdue by 2 us or more) */
 
 enum { LAYER_NONE = 0, LAYER_DENSITY = 1, LAYER_PLAY = 2, LAYER_GROOVE = 3 };
 
@@ -53,7 +54,9 @@ typedef struct {
 } settings;
 
 /* An output waiting for its time (a late note, or an early one of the next step), then fired and
-   waiting for its MIDI notes from the main loop. */
+   waiting for its MIDI notes from the main loop. Its step is never rewritten while it waits: a model
+   change waits for the MIDI of what fired and drops what waits (start_model); an inference waits for
+   early notes planned from the buffer it rewrites, and sends the MIDI of what fired first (back_free). */
 typedef struct {
     panel_output out;
     uint32_t due_us;
@@ -61,63 +64,71 @@ typedef struct {
     uint8_t count;       /* played_count of its step, for the MIDI note-offs */
 } timed_output;
 
-#define FIRED_RING 16 /* a power of 2: two steps' outputs at most between main-loop passes */
+/* Fired outputs waiting for their MIDI notes. No size is enough for a main loop held up (a card load,
+   a long inference) under a fast clock, so a full ring takes no more: an output fired then plays on
+   its jack without MIDI; the ring is never overwritten (a power of 2: the 8-bit indices wrap with it). */
+#define FIRED_RING 16
 
 
-/* Small fields first: the hot ones within reach of 16-bit loads and stores from the struct's base,
-   the arrays (model list, model, engine, display cells) after them. */
+/* Small fields first, within reach of 16-bit loads and stores from the struct's base: the bytes (up to
+   offset 31), then the words (up to 124); the arrays (queues, model list, model, engine, display cells)
+   after them. */
 static struct {
-    int selected;
-    volatile int select_steps; /* encoder detents not yet acted on */
     volatile bool engine_ready; /* false while a model loads: the clock must not touch the engine */
-    volatile int missed_clocks; /* clock steps during a load, replayed onto the new model's tick */
     bool manual;
     bool led_on[HAL_BUTTONS];
     bool inference_button_down;
     bool inference_button_held;
-    uint32_t inference_button_since_ms;
-    const rv_sequence *shown_sequence;
-    int shown_tick;
     /* clock: divider of a 24 ppqn clock, step timer (internal clock, multiplied 1 and 2 ppqn pulses) */
     volatile uint8_t length;     /* pattern length of this model */
     volatile uint8_t pulse_skip; /* pulses to ignore before the next step */
     volatile uint8_t timer_left; /* multiplied steps still due before the next pulse */
     volatile bool pulse_seen;
-    volatile uint32_t last_pulse_us;
-    volatile uint32_t timer_due_us;
-    volatile uint32_t timer_period_us;
-    /* the clock's period: median of the last 4 step intervals; groove timing */
+    /* groove timing */
     uint8_t tempo;                /* since the last reset or tempo change: 1 an edge, 2 an interval */
     uint8_t slot;
     volatile uint8_t early_note;  /* 1: an early note fired on its edge (no tempo), 2: reported */
     uint8_t timed;                /* outputs waiting in queue */
+    uint8_t planned_count;        /* outputs in planned_out */
+    bool perc;                    /* a percussion model (else notes) */
     bool velocity_cv;             /* the model has a velocity channel: accents carry it */
     bool offsets;                 /* and an offset channel: notes may come early */
-    volatile uint8_t fired_head;
-    uint8_t fired_tail;
+    uint8_t fired_head; /* fired[]: written by the clock and the timer (interrupts), read from tail on */
+    uint8_t fired_tail; /* by the main loop, which never interrupts them */
+    /* settings and shift layers */
+    bool dirty;
+    bool layer_used;    /* a pot was turned while the layer's button was held */
+    bool tapped;
+    uint8_t midi_on_count;
+    uint8_t midi_channel;
+    int selected;
+    volatile int select_steps; /* encoder detents not yet acted on */
+    volatile int missed_clocks; /* clock steps during a load, replayed onto the new model's tick */
+    uint32_t inference_button_since_ms;
+    const rv_sequence *shown_sequence;
+    int shown_tick;
+    volatile uint32_t last_pulse_us;
+    volatile uint32_t timer_due_us;
+    volatile uint32_t timer_period_us;
+    /* the clock's period: median of the last 4 step intervals */
     uint32_t edge_us;
     uint32_t period_us;           /* the estimate; 0 before the first interval */
     uint32_t interval_us[4];
-    const rv_step *planned;       /* the step whose early notes the last edge queued */
-    timed_output queue[2 * PANEL_OUTPUTS];
-    timed_output fired[FIRED_RING];
+    const rv_step *volatile planned; /* the step whose early notes the last edge queued */
     /* the last step played, for its report in the main loop */
     volatile int played_tick;
     volatile unsigned played_count;
     unsigned reported_count;
-    /* settings and shift layers */
-    bool dirty;
     uint32_t changed_ms;
     int layer;
-    bool layer_used;    /* a pot was turned while the layer's button was held */
     unsigned turned;    /* bit k: pot k left its position of when the button went down */
     uint32_t rng;       /* chaos generator, reseeded by reset */
     uint32_t last_tap_ms;
-    bool tapped;
-    uint8_t midi_on_count;
-    uint8_t midi_channel;
     uint16_t midi_on[2 * RV_MAX_NOTES]; /* notes still sounding on midi_channel | their step's
                                            played_count (low 8 bits) << 8 */
+    timed_output queue[2 * PANEL_OUTPUTS];
+    timed_output fired[FIRED_RING];
+    panel_output planned_out[PANEL_OUTPUTS]; /* planned's outputs, from the edge that planned it */
     float held_knob[HAL_KNOBS];
     /* the model's own thresholds: the threshold pot's centre and each group's offset from it */
     float centre;
@@ -137,8 +148,6 @@ static void set_led(int led, bool on)
     }
 }
 
-static rv_kind model_kind(void) { return (rv_kind)app.model.metadata.kind; }
-
 /* ---- loading ---- */
 
 static size_t align_up(size_t offset) { return (offset + 15u) & ~(size_t)15u; }
@@ -155,25 +164,21 @@ static rv_status load_card_model(const char *path, rv_model *model, uint8_t **sc
         *problem = size == -2 ? "file too large" : "cannot read";
         return RV_ERR_ARGUMENT;
     }
-    size_t used = align_up((size_t)size), aux_needed = 0;
-    rv_status status = rv_model_load_tflite(model, buffer, (size_t)size, NULL, 0, &aux_needed);
-    if (status == RV_ERR_BUFFER_TOO_SMALL) { /* an int8 model: its constants follow the file */
-        if (aux_needed > capacity - used) {
-            *problem = "out of memory";
-            return RV_ERR_BUFFER_TOO_SMALL;
-        }
-        status = rv_model_load_tflite(model, buffer, (size_t)size, buffer + used, capacity - used, &aux_needed);
-        used = align_up(used + aux_needed);
+    /* An int8 model's constants follow the file (one call: float models need none). Weights repacked
+       row-per-input run the faster kernels (the same scratch size); skipped when they do not fit
+       before the scratch (the repack then fails and changes nothing). */
+    size_t used = align_up((size_t)size), aux_needed;
+    rv_status status = rv_model_load_tflite(model, buffer, (size_t)size, buffer + used, capacity - used, &aux_needed);
+    used = align_up(used + aux_needed);
+    *scratch_len = rv_engine_scratch_size(model);
+    if (status == RV_OK && *scratch_len > capacity - used) {
+        status = RV_ERR_BUFFER_TOO_SMALL;
     }
     if (status != RV_OK) {
+        if (status == RV_ERR_BUFFER_TOO_SMALL) {
+            *problem = "out of memory";
+        }
         return status;
-    }
-    /* Weights repacked row-per-input run the faster kernels (the same scratch size); skipped when they
-       do not fit before the scratch (the repack then fails and changes nothing). */
-    *scratch_len = rv_engine_scratch_size(model);
-    if (*scratch_len > capacity - used) {
-        *problem = "out of memory";
-        return RV_ERR_BUFFER_TOO_SMALL;
     }
     size_t repack_needed = 0;
     rv_model packed;
@@ -204,7 +209,11 @@ static void fire_output(const timed_output *t)
         hal_cv(t->out.cv, t->out.volts);
     }
     hal_trigger(t->out.trigger);
-    app.fired[app.fired_head++ % FIRED_RING] = *t;
+    unsigned head = app.fired_head;
+    if (((head - app.fired_tail) & (0x100u - FIRED_RING)) == 0) { /* fewer than FIRED_RING waiting */
+        app.fired[head % FIRED_RING] = *t;
+        app.fired_head = (uint8_t)(head + 1u);
+    }
 }
 
 /* Fires the waiting outputs due at limit or before, in the order they were queued. */
@@ -224,11 +233,21 @@ static void fire(uint32_t limit)
 
 /* Queues a step's outputs at edge_us + (offset * groove + swing on odd steps) * period: at this edge
    (ahead false) the late ones, firing the on-time ones and the early ones that the last edge did not
-   queue (no tempo to predict it by) now; at the predicted next edge (ahead true) the early ones. */
+   queue (no tempo to predict it by) now; at the predicted next edge (ahead true) the early ones.
+   A jack plays its steps in order: an early note never fires before a note of the step before still
+   waiting on the same jack (queued before it; at 200 % groove and swing a late note can reach past the
+   next step's early one). It waits and fires right after it, at its time: the pulse restarts with the
+   later note's CV, MIDI ends the first note and plays the second, which the next step ends.
+   A planned step's outputs are computed once, at the edge that plans it (planned_out). */
 static void queue_step(const rv_step *step, int tick, uint32_t edge_us, bool ahead, unsigned count)
 {
-    panel_output out[PANEL_OUTPUTS];
-    int n = panel_outputs(step, model_kind(), app.velocity_cv, out);
+    panel_output unplanned[PANEL_OUTPUTS], *out = app.planned_out;
+    int n = app.planned_count, waiting = app.timed;
+    if (!ahead && step != app.planned) {
+        n = panel_outputs(step, app.perc, app.velocity_cv, out = unplanned);
+    } else if (ahead) {
+        n = app.planned_count = (uint8_t)panel_outputs(step, app.perc, app.velocity_cv, out);
+    }
     float swing = (float)((tick & 1) * app.s.swing) * 0.01f, groove = (float)app.s.groove * 0.01f;
     for (int i = 0; i < n; ++i) {
         float delay = out[i].offset * groove + swing;
@@ -243,9 +262,16 @@ static void queue_step(const rv_step *step, int tick, uint32_t edge_us, bool ahe
         /* offsets -0.5..0.5 and groove 0..2: no earlier than the last edge. Clamped before the
            conversion (a float beyond int32 converts undefined; a NaN offset lands on the next edge). */
         int32_t after = (int32_t)fmaxf(fminf(delay * (float)app.period_us, 1e9f), -1e9f);
+        uint32_t due = edge_us + (uint32_t)after;
+        for (int w = 0; w < waiting; ++w) {
+            const timed_output *before = &app.queue[w];
+            if (before->out.trigger == out[i].trigger && (int32_t)(before->due_us - due) > 0) {
+                due = before->due_us;
+            }
+        }
         timed_output *t = &app.queue[app.timed];
         t->out = out[i];
-        t->due_us = edge_us + (uint32_t)after;
+        t->due_us = due;
         t->step = step;
         t->count = (uint8_t)count;
         if (after == 0 && !ahead) {
@@ -449,7 +475,7 @@ static bool valid_settings(const settings *s)
 /* Loads entry index and starts the engine on it, keeping the clock position, mode and pause. */
 static rv_status start_model(int index, const char **problem)
 {
-    app.engine_ready = false;
+    app.engine_ready = false; /* the clock queues nothing more */
     app.missed_clocks = 0;
     rv_model model;
     uint8_t *scratch;
@@ -469,13 +495,20 @@ static rv_status start_model(int index, const char **problem)
     if (status != RV_OK) {
         return status;
     }
+    /* The old model's outputs waiting when the load began fired on time; none fires after its sequences
+       go, and the MIDI of those that fired meanwhile (app_poll sent the others) is dropped: it would
+       read them. (After the load's calls: the compiler keeps these stores after engine_ready's.) */
+    app.timed = 0;
+    app.planned = NULL;
+    app.fired_tail = app.fired_head;
     app.model = model;
+    app.perc = model.metadata.kind == RV_KIND_PERC;
     const rv_metadata *meta = &app.model.metadata;
     /* The model's own thresholds (metadata version 2; else the documented default). Note models play
        at most max_notes per tick (one per voice); percussion as many rows as the core keeps, so that
        the groups' densities act independently (each group has its own jack). */
     rv_post_config config = rv_post_config_for_model(meta);
-    config.max_notes = model_kind() == RV_KIND_PERC ? RV_MAX_NOTES : app.s.max_notes;
+    config.max_notes = app.perc ? RV_MAX_NOTES : app.s.max_notes;
     app.centre = config.threshold;
     memcpy(app.model_offsets, config.group_offsets, sizeof app.model_offsets);
     if (app.engine.model == NULL) {
@@ -502,7 +535,7 @@ static rv_status start_model(int index, const char **problem)
     app.shown_sequence = NULL;
     app.reported_count = app.played_count; /* no report of the old model's last step; its notes end as usual */
     app.engine_ready = true;
-    const char *type = model_kind() == RV_KIND_PERC ? "DRUM" : "NOTE";
+    const char *type = app.perc ? "DRUM" : "NOTE";
     report("load %s rows %d ticks %d zero %d name %s", type, meta->rows, meta->ticks,
            app.engine.config.zero_volt_note, name);
     hal_display_title(type, name);
@@ -641,7 +674,7 @@ static const uint8_t layer_pots[3][2][HAL_KNOBS] = {
 static void turn(int k, float volts, uint32_t now_ms)
 {
     int ticks = app.model.metadata.ticks;
-    int which = layer_pots[app.layer - LAYER_DENSITY][model_kind() == RV_KIND_PERC][k];
+    int which = layer_pots[app.layer - LAYER_DENSITY][app.perc][k];
     if (which == POT_CLOCK) {
         if (volts < -3.0f) { /* -5..-3 V: external clock at 1, 2, 4, 24 ppqn */
             set_clock(pot_value(volts, 4.75f, 2.0f, 0, 3), app.s.bpm, now_ms);
@@ -836,7 +869,7 @@ static void run_inference(void)
                             0.0f, 1.0f);
     float played = threshold;
     rv_post_config *config = &app.engine.config;
-    if (model_kind() == RV_KIND_PERC) {
+    if (app.perc) {
         for (int g = 0; g < PANEL_PERC_TRIGGERS; ++g) {
             config->group_offsets[g] = app.model_offsets[g] + density_offset(app.s.density[g]);
         }
@@ -881,17 +914,17 @@ static void send_played_step(void)
         }
         on_count = kept;
         /* after a model change: the new model's channel from now on */
-        app.midi_channel = (uint8_t)(channel = model_kind() == RV_KIND_PERC ? 10 : 1);
+        app.midi_channel = (uint8_t)(channel = app.perc ? 10 : 1);
     }
     if (app.early_note == 1) {
         app.early_note = 2;
         report("early notes on the edge: no tempo yet");
     }
-    for (; app.fired_tail != app.fired_head; app.fired_tail++) {
-        const timed_output *f = &app.fired[app.fired_tail % FIRED_RING];
+    for (uint8_t tail = app.fired_tail; tail != app.fired_head; app.fired_tail = ++tail) {
+        const timed_output *f = &app.fired[tail % FIRED_RING];
         for (int n = 0; n < f->step->count; ++n) {
             const rv_note *note = &f->step->notes[n];
-            if (note->midi_note > 127 || (model_kind() == RV_KIND_PERC ? note->group : n) != f->out.output) {
+            if (note->midi_note > 127 || (app.perc ? note->group : n) != f->out.output) {
                 continue; /* an accent row, or another output's note */
             }
             int slot = 0;
@@ -912,6 +945,21 @@ static void send_played_step(void)
     app.midi_on_count = (uint8_t)on_count;
 }
 
+/* An inference rewrites the back buffer: false while early notes planned from it still wait (the edge
+   before step 0 plans them from a finished back buffer; automatic mode, then a request in manual mode
+   within that step). It is withdrawn first, so the clock neither swaps it in nor plans from it (`front`
+   stays) and the MIDI sent next (send_played_step) reads nothing of it; when planned from, it is put
+   back, plays as planned, and the inference waits for that edge. */
+static bool back_free(void)
+{
+    rv_engine *e = &app.engine;
+    e->back_ready = 0;
+    const rv_step *planned = app.planned;
+    bool front = planned == NULL || ((const char *)planned >= (const char *)&e->sequences[1]) == e->front;
+    e->back_ready = !front;
+    return front;
+}
+
 static void update_display(void)
 {
     const rv_sequence *sequence = rv_engine_sequence(&app.engine);
@@ -922,7 +970,7 @@ static void update_display(void)
             const rv_step *step = &sequence->steps[t];
             for (int n = 0; n < step->count; ++n) {
                 const rv_note *note = &step->notes[n];
-                int colour = model_kind() == RV_KIND_PERC ? note->group : note->midi_note / 12;
+                int colour = app.perc ? note->group : note->midi_note / 12;
                 app.cells[t * rows + note->row] = (uint8_t)(1 + colour);
             }
         }
@@ -947,7 +995,7 @@ void app_poll(uint32_t now_ms)
         set_led(LED_MANUAL, app.manual);
     }
     poll_layer(now_ms);
-    if (app.select_steps != 0) {
+    if (app.select_steps != 0 && app.fired_tail == app.fired_head) { /* after the MIDI of what fired */
         int steps = app.select_steps;
         app.select_steps = 0;
         int count = app.models.count;
@@ -959,8 +1007,9 @@ void app_poll(uint32_t now_ms)
         save_settings();
     }
     if (app.engine_ready) {
+        bool infer = rv_engine_inference_pending(&app.engine) && back_free();
         send_played_step();
-        if (rv_engine_inference_pending(&app.engine)) {
+        if (infer) {
             run_inference();
         }
         update_display();

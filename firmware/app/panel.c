@@ -3,12 +3,11 @@
 const int8_t panel_perc_trigger_jack[PANEL_PERC_TRIGGERS] = {0, 4, 1, 2, 3};
 const int8_t panel_perc_accent_jack[PANEL_PERC_TRIGGERS] = {-1, -1, 5, 6, 7};
 
-int panel_outputs(const rv_step *step, rv_kind kind, bool velocity, panel_output out[PANEL_OUTPUTS])
+int panel_outputs(const rv_step *step, bool perc, bool velocity, panel_output out[PANEL_OUTPUTS])
 {
     uint32_t groups;
     float accents[RV_MAX_GROUPS], offsets[RV_MAX_GROUPS];
     uint8_t velocities[RV_MAX_GROUPS];
-    bool perc = kind == RV_KIND_PERC;
     if (perc) {
         rv_step_groups(step, &groups, accents, velocities, offsets);
     } else { /* voice v: the step's note v */

@@ -37,6 +37,6 @@ typedef struct {
 
 /* The step's outputs in group (voice) order; returns their number. velocity: accents carry the
    velocity (the model has a velocity channel). */
-int panel_outputs(const rv_step *step, rv_kind kind, bool velocity, panel_output out[PANEL_OUTPUTS]);
+int panel_outputs(const rv_step *step, bool perc, bool velocity, panel_output out[PANEL_OUTPUTS]);
 
 #endif

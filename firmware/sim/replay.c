@@ -12,6 +12,8 @@
 #define SCREEN_MAX_ROWS 128
 
 static uint32_t now_us;
+static uint32_t busy_until_us; /* the main loop is held up until then (a "busy" event) */
+static uint32_t timer_poll_us; /* the app's timer is serviced on this grid (a "timer" event); 0: at its due times */
 static float knob_volts[HAL_KNOBS];
 static float cv_volts[HAL_KNOBS];
 
@@ -296,6 +298,16 @@ static const char *apply_event(cursor *c)
             return "expected a step count";
         }
         app_select((int)delta);
+    } else if (strcmp(event, "busy") == 0 || strcmp(event, "timer") == 0) {
+        long long span_us;
+        if (!read_fixed(c, 3, &span_us) || span_us < 0 || span_us > 4000000000LL) {
+            return "expected a time in milliseconds";
+        }
+        if (event[0] == 'b') {
+            busy_until_us = now_us + (uint32_t)span_us;
+        } else {
+            timer_poll_us = (uint32_t)span_us;
+        }
     } else if (strcmp(event, "power") == 0) {
         app_power_on(); /* the pots keep their positions */
     } else if (strcmp(event, "screen") == 0) {
@@ -322,26 +334,45 @@ static int fail(long long line_number, const char *reason)
     return 2;
 }
 
+/* The main loop, unless held up. */
+static void main_loop(void)
+{
+    if (now_us >= busy_until_us) {
+        app_poll(now_us / 1000u);
+    }
+}
+
 /* The main loop runs between instants: what the events so far asked for (inference, loading, the
    played step's report) happens before time moves on; events at one instant act together. The app's
-   step timer fires at its due times before `end`, each followed by the main loop. */
+   step timer fires at its due times before `end`, each followed by the main loop; a held-up main loop
+   runs when it is free again. */
 static void run_until(uint32_t end)
 {
-    app_poll(now_us / 1000u);
-    uint32_t due;
-    while (app_timer_due(&due) && due < end) {
-        if (due > now_us) {
-            now_us = due;
+    main_loop();
+    for (;;) {
+        uint32_t due;
+        bool timer = app_timer_due(&due), held = now_us < busy_until_us;
+        if (timer && timer_poll_us > 0) { /* the first poll at or after its due time */
+            due += (timer_poll_us - due % timer_poll_us) % timer_poll_us;
         }
-        app_timer(now_us);
-        app_poll(now_us / 1000u);
+        uint32_t next = timer && (!held || due < busy_until_us) ? due : busy_until_us;
+        if (!(timer || held) || next >= end) {
+            break;
+        }
+        if (next > now_us) {
+            now_us = next;
+        }
+        if (timer && due <= now_us) {
+            app_timer(now_us);
+        }
+        main_loop();
     }
     now_us = end;
 }
 
 int replay_run(const char *script, size_t length)
 {
-    now_us = 0;
+    now_us = busy_until_us = timer_poll_us = 0;
     app_power_on();
     const char *end = script + length;
     long long line_number = 0;

@@ -12,6 +12,12 @@
  *                                   held: play layer
  *   <ms> select <+-n>               model-select encoder
  *   <ms> power                      power cycle (settings and pot positions kept)
+ *   <ms> busy <ms>                  the main loop is held up that long from now (a long inference or
+ *                                   card load): clock edges and the app's timer go on (interrupts);
+ *                                   reports, MIDI, loading and inference wait until it is free
+ *   <ms> timer <ms>                 the app's timer is serviced only on this grid from then on (times
+ *                                   that are multiples of it), as a board's periodic interrupt polls
+ *                                   it late; 0 (the default): at its due times
  *   <ms> screen                     print the display's content into the log
  *
  * Events must come in time order; events at one instant act together, and the main loop (model
