@@ -23,7 +23,8 @@
  * Events must come in time order; events at one instant act together, and the main loop (model
  * loading, inference, the played step's report and MIDI) runs between instants. The app's timer
  * (internal clock, 1 and 2 ppqn clocks, triggers the groove or swing moves off the edge) fires at its
- * exact times between events, each time followed by the main loop; times are those of hal_micros
+ * exact times between events (unless a "timer" grid is set), each time followed by the main loop
+ * (unless "busy" holds it up); times are those of hal_micros
  * (microseconds since the script's start). The log has one line per thing the module did,
  * "<us> <what> ...", in the order it did them (times in microseconds):
  *
@@ -32,7 +33,8 @@
  *   <us> led <n> 0|1
  *   <us> tick <n>                   the step the clock played (logged by the main loop, after its jacks)
  *   <us> midi <channel> <note> <velocity>   USB MIDI note on (velocity 0: off), at the time its
- *                                   trigger fired (the main loop runs right after each firing)
+ *                                   trigger fired (the main loop runs right after each firing;
+ *                                   after a "busy" span, when it ends)
  *   <us> set <name> [<index>] <value>       a shift-layer value or the clock changed
  *   <us> settings restored|default          at power-on: the saved settings, or none valid
  *   <us> load DRUM|NOTE rows <r> ticks <t> zero <midi note at 0 V> name <path or built-in>
