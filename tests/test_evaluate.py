@@ -253,6 +253,25 @@ def test_eval_json_on_the_models_own_splits(trained: tuple[Path, Path], tmp_path
     ]
 
 
+def test_eval_refuses_a_plots_folder_it_cannot_make_before_measuring(
+    trained: tuple[Path, Path], tmp_path: Path
+) -> None:
+    model_dir, _ = trained
+    taken = tmp_path / "taken"
+    taken.write_bytes(b"a file, not a folder")
+    stored = (model_dir / "model.json").read_bytes()
+    for plots, reason in (
+        (taken, "is a file, not a folder"),
+        (taken / "sub", f"{taken} is a file, not a folder"),
+    ):
+        result = rackvae("eval", model_dir, "--plots", plots)
+        assert result.returncode != 0
+        # One line, before any metric: no table printed and nothing stored with the model
+        assert result.stderr.strip() == f"eval: --plots {plots}: {reason}" and result.stdout == ""
+    assert (model_dir / "model.json").read_bytes() == stored
+    assert taken.read_bytes() == b"a file, not a folder"
+
+
 def test_eval_on_midi_files_uses_the_models_encoding(trained: tuple[Path, Path], corpora: Path) -> None:
     from rackvae.codec import EncodingSettings
     from rackvae.dataset import ingest

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rackvae.commands import run_model_command
+from rackvae.commands import output_problem, run_model_command
 
 if TYPE_CHECKING:
     from rackvae.dataset import RollLayout
@@ -83,6 +83,10 @@ def eval_command(args: argparse.Namespace) -> int:
     from rackvae.groove import fit_baselines, format_groove_table, groove_metrics
     from rackvae.train import load_model, save_metrics
 
+    # Before the metrics are computed, not after (the table would be lost to a traceback)
+    problem = output_problem(args.plots, folder=True) if args.plots is not None else ""
+    if problem:
+        raise SystemExit(f"eval: --plots {args.plots}: {problem}")
     model = load_model(args.model)
     source = model.data.get("path")
     training = None
