@@ -48,6 +48,22 @@ def test_notes_threshold_top_k_and_pitch_order() -> None:
     assert notes[3][0].midi_note == 62 and notes[3][0].volts == pytest.approx(2 / 12)
 
 
+def test_post_processing_settings_out_of_range_are_refused_by_name() -> None:
+    probabilities = np.zeros((4, 6), np.float32)
+    model = decoder(NOTE_META)
+    for settings, message in (
+        ({"max_notes": 0}, "max_notes must be 1..8, got 0"),
+        ({"max_notes": 300}, "max_notes must be 1..8, got 300"),
+        ({"zero_volt_note": 128}, "zero_volt_note must be a MIDI note 0..127, got 128"),
+        ({"zero_volt_note": -1}, "zero_volt_note must be a MIDI note 0..127, got -1"),
+    ):
+        with pytest.raises(ValueError, match=f"^{message}$"):
+            model.notes(probabilities, **settings)
+        with pytest.raises(ValueError, match=f"^{message}$"):
+            model.engine(**settings)
+    assert model.notes(probabilities, max_notes=8, zero_volt_note=127) == [[], [], [], []]
+
+
 def test_percussion_groups_and_accents() -> None:
     probabilities = np.zeros((4, 6), np.float32)
     probabilities[0] = [1, 1, 1, 1, 1, 1]

@@ -92,6 +92,11 @@ def _notes_of_step(step: Any) -> list[Note]:
 def _post_config(meta: Any, threshold: float | None, max_notes: int, zero_volt_note: int) -> Any:
     """rv_post_config_for_model: the model's thresholds; ``threshold`` replaces the global one (the
     percussion groups keep their offsets from it)."""
+    # Checked here: cffi raises OverflowError, not a message, for a value beyond the C fields' uint8
+    if not 1 <= max_notes <= lib.RV_MAX_NOTES:
+        raise ValueError(f"max_notes must be 1..{lib.RV_MAX_NOTES}, got {max_notes}")
+    if not 0 <= zero_volt_note <= 127:
+        raise ValueError(f"zero_volt_note must be a MIDI note 0..127, got {zero_volt_note}")
     config = ffi.new("rv_post_config *", lib.rv_post_config_for_model(meta))
     if threshold is not None:
         config.threshold = threshold
