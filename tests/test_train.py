@@ -453,8 +453,11 @@ def test_cli_prints_the_decoder_macs_and_refuses_a_bigger_decoder(
     wide = ("--hidden-sizes", "320,192,64", "--epochs", "1", "-q", "-o", tmp_path / "models")
     refused = rackvae("train", data, "--name", "wide", *wide, "--max-decoder-macs", "100000")
     assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    # One line, with the way out: the 192 outputs cost 192 MACs per unit of the first width (320).
     assert refused.stderr.strip().splitlines()[-1] == (
-        "train: decoder 3-64-192-320-192 needs 135,360 MACs per decode, more than --max-decoder-macs 100,000"
+        "train: decoder 3-64-192-320-192 needs 135,360 MACs per decode, more than --max-decoder-macs 100,000:"
+        " narrow it with --hidden-sizes (the output layer alone costs 192 MACs per unit of the first width:"
+        " 520 units take the whole budget) or raise --max-decoder-macs"
     )
     assert not (tmp_path / "models" / "wide").exists()
     accepted = rackvae(

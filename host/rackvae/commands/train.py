@@ -194,9 +194,13 @@ def train_command(args: argparse.Namespace) -> int:
         except ValueError as error:
             raise SystemExit(f"train: --outputs/--velocity-weight/--offset-weight: {error}") from error
         if config.decoder_macs() > args.max_decoder_macs:
+            # The way out: the output layer alone costs the widest hidden width x the outputs.
+            widest = args.max_decoder_macs // config.output_size
             raise SystemExit(
                 f"train: decoder {'-'.join(map(str, config.decoder_sizes()))} needs {config.decoder_macs():,}"
-                f" MACs per decode, more than --max-decoder-macs {args.max_decoder_macs:,}"
+                f" MACs per decode, more than --max-decoder-macs {args.max_decoder_macs:,}: narrow it with"
+                f" --hidden-sizes (the output layer alone costs {config.output_size:,} MACs per unit of the"
+                f" first width: {widest:,} units take the whole budget) or raise --max-decoder-macs"
             )
         model = new_model(args.name, config, data, seed=settings.seed)
         model.data = data_record(args.data, train_set, validation_set, **split)
