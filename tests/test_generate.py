@@ -331,6 +331,15 @@ def test_bad_input_is_one_line_naming_the_argument(
     for bpm in ("3", "inf", "nan"):
         one_line_error(["sample", str(drums), "--bpm", bpm, "-o", str(tmp_path / "bpm")], "--bpm must be")
     assert not (tmp_path / "bpm").exists() or not any((tmp_path / "bpm").iterdir())
+    # A command writes at most 1,024 bars (files and their picture): refused before the model loads
+    for command, message in (
+        (["map", str(drums), "--points", "33"], "--points 33 writes 1,089 bars, at most 1,024 per command"),
+        (["sample", str(drums), "-n", "1025"], "-n 1025 writes 1,025 bars"),
+        (["decode", str(drums), "--latent", "0,0,0", "--bars", "5000"], "--bars 5000 writes 5,000 bars"),
+        (["interpolate", str(drums), str(not_midi), str(not_midi), "--steps", "2000"], "--steps 2000 writes"),
+    ):
+        one_line_error([*command, "-o", str(tmp_path / "many")], message)
+    assert not (tmp_path / "many").exists()
     one_line_error(["sample", str(drums / "drums_dec.tflite"), "--engine", "jax"], "--engine jax")
     one_line_error(
         ["encode", str(drums / "drums_dec.tflite"), str(corpora / JAZZ)], "encoding needs the model folder"

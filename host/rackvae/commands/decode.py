@@ -14,6 +14,7 @@ import numpy as np
 from rackvae.commands.music import (
     add_model_argument,
     add_play_options,
+    check_bar_count,
     load,
     parse_numbers,
     play_options,
@@ -41,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
 def decode(args: argparse.Namespace) -> int:
     from rackvae.generate import Bars, GenerateError
 
+    check_bar_count("--bars", args.bars, args.bars)
     model = load(args)
     if args.bars < 1:
         raise GenerateError(f"--bars must be at least 1, got {args.bars}")

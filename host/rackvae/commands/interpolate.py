@@ -11,7 +11,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rackvae.commands.music import add_model_argument, add_play_options, load, play_options, run_music_command
+from rackvae.commands.music import (
+    add_model_argument,
+    add_play_options,
+    check_bar_count,
+    load,
+    play_options,
+    run_music_command,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
 def interpolate(args: argparse.Namespace) -> int:
     from rackvae.generate import GenerateError
 
+    check_bar_count("--steps", args.steps, args.steps)
     model = load(args)
     ends = []
     for path, bar, argument in ((args.a, args.bar_a, "--bar-a"), (args.b, args.bar_b, "--bar-b")):

@@ -13,6 +13,7 @@ import argparse
 from rackvae.commands.music import (
     add_model_argument,
     add_play_options,
+    check_bar_count,
     load,
     play_options,
     run_music_command,
@@ -39,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
 def latent_map(args: argparse.Namespace) -> int:
     from rackvae.generate import GenerateError
 
+    check_bar_count("--points", args.points, args.points**2)
     model = load(args)
     try:
         axes = [int(part) for part in args.axes.split(",")]

@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_BPM = 120.0
+# Bars one command writes (MIDI files, the picture of them all): a typo such as --points 10000 would
+# otherwise fill memory and the disk. rackvae.generate's API takes any count.
+MAX_WRITTEN_BARS = 1024
 
 
 def add_model_argument(parser: argparse.ArgumentParser) -> None:
@@ -62,6 +65,17 @@ def load(args: argparse.Namespace) -> Any:
         else:  # anything else as it would have been shown
             warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
     return model
+
+
+def check_bar_count(argument: str, given: int, bars: int) -> None:
+    """A one-line error naming ``argument`` when the command would write more than MAX_WRITTEN_BARS."""
+    from rackvae.generate import GenerateError
+
+    if bars > MAX_WRITTEN_BARS:
+        raise GenerateError(
+            f"{argument} {given} writes {bars:,} bars, at most {MAX_WRITTEN_BARS:,} per command "
+            "(the rackvae.generate API has no limit)"
+        )
 
 
 def parse_numbers(text: str, argument: str) -> list[float]:

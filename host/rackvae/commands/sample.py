@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import argparse
 
-from rackvae.commands.music import add_model_argument, add_play_options, load, play_options, run_music_command
+from rackvae.commands.music import (
+    add_model_argument,
+    add_play_options,
+    check_bar_count,
+    load,
+    play_options,
+    run_music_command,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def sample(args: argparse.Namespace) -> int:
+    check_bar_count("-n", args.count, args.count)
     model = load(args)
     bars = model.sample(args.count, temperature=args.temperature, **play_options(args))
     if args.join:
