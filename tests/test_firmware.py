@@ -1819,3 +1819,23 @@ def test_a_late_note_still_waiting_at_the_next_edge_fires_before_that_steps_note
     assert sum(t == edges[k + 1] for k, t in enumerate(expected[:-1]) if k % 2) >= 10
     cvs = [int(e.args[1]) for e in events if e.what == "cv" and e.args[0] == "6"]
     assert cvs == [milli(f32(hat_velocity(k % 16)) * (f32(5) / f32(127))) for k in range(32)]
+
+
+def test_simulate_refuses_a_damaged_or_empty_tflite_in_one_line_naming_it(
+    perc_model: DecoderFile, tmp_path: Path
+) -> None:
+    from rackvae.cli import main
+
+    truncated, empty, log = tmp_path / "cut.tflite", tmp_path / "empty.tflite", tmp_path / "module.log"
+    truncated.write_bytes(perc_model.tflite[:100])
+    empty.write_bytes(b"")
+    script = tmp_path / "events.txt"
+    script.write_text(clock_script(1, 16, 120.0))
+    for model, reason in ((truncated, "damaged TFLite flatbuffer: "), (empty, "not a TFLite model ")):
+        # --sweep reads the file's metadata (its ticks) for the clock; a script plays it from the card
+        for how in (["--sweep", "1"], [str(script)]):
+            with pytest.raises(SystemExit) as refused:
+                main(["simulate", str(model), *how, "--log", str(log)])
+            message = str(refused.value.code)
+            assert message.startswith(f"simulate: {model}: {reason}") and "\n" not in message
+    assert not log.exists()

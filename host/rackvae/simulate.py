@@ -16,12 +16,15 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from rackvae import __version__
 from rackvae.atomic import atomic_open
+
+if TYPE_CHECKING:
+    from rackvae.export.metadata import XenMetadata
 
 Target = Literal["host", "qemu"]
 TARGETS: tuple[Target, ...] = ("host", "qemu")
@@ -200,12 +203,12 @@ def build_firmware(
     return build_dir / product
 
 
-def model_kind(tflite: bytes, name: str) -> str:
-    """'note' or 'perc', from the file's xen metadata."""
+def model_metadata(tflite: bytes, name: str) -> XenMetadata:
+    """The file's xen metadata; a file without it (damaged, not a TFLite model) refused naming ``name``."""
     from rackvae.export.metadata import MetadataError, read_xen_metadata
 
     try:
-        return read_xen_metadata(tflite).kind
+        return read_xen_metadata(tflite)
     except MetadataError as error:
         raise SimulateError(f"{name}: {error}") from error
 
@@ -214,7 +217,7 @@ def prepare_card(models: Iterable[Path], card_dir: Path) -> Path:
     """An SD card directory with each .tflite in models/note or models/perc by its metadata."""
     for model in models:
         data = Path(model).read_bytes()
-        destination = card_dir / MODEL_DIRS[model_kind(data, str(model))]
+        destination = card_dir / MODEL_DIRS[model_metadata(data, str(model)).kind]
         destination.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(model, destination / Path(model).name)
     return card_dir

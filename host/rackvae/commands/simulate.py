@@ -67,13 +67,13 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from rackvae.atomic import atomic_write_text
-    from rackvae.export.metadata import read_xen_metadata
     from rackvae.simulate import (
         ModuleSettings,
         SimulateError,
         build_firmware,
         clock_script,
         find_tflite,
+        model_metadata,
         parse_log,
         prepare_card,
         render_screen,
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         if args.script is not None:
             script = args.script.read_text()
         else:
-            metadata = read_xen_metadata(tflite.read_bytes())
+            metadata = model_metadata(tflite.read_bytes(), str(tflite))
             bars = args.sweep
             # Latent pots sweep the knob range in different directions and speeds, one position per bar.
             phase = np.linspace(0.0, 1.0, bars)
