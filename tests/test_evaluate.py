@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -285,6 +286,25 @@ def test_eval_on_midi_files_uses_the_models_encoding(trained: tuple[Path, Path],
     )
     assert f"data ({expected})" in result.stdout and "constant roll data" in result.stdout
     assert expected > 50
+
+
+def test_eval_on_midi_with_the_models_map_file_moved_says_so_in_one_line(
+    trained: tuple[Path, Path], corpora: Path, tmp_path: Path
+) -> None:
+    model_dir, _ = trained
+    moved = tmp_path / "moved_map"
+    shutil.copytree(model_dir, moved)
+    record = json.loads((moved / "model.json").read_text())
+    record["dataset_settings"]["percussion_map"] = str(tmp_path / "kit.yml")  # not there (any more)
+    (moved / "model.json").write_text(json.dumps(record))
+    folder = corpora / "groove" / "drummer1" / "session3"
+    result = rackvae("eval", moved, folder, "--prior-samples", "50")
+    assert result.returncode != 0 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(
+        f"eval: the model's encoding settings: percussion map '{tmp_path / 'kit.yml'}': neither"
+    )
 
 
 def test_eval_reports_a_missing_model(tmp_path: Path) -> None:

@@ -53,9 +53,13 @@ def load_rolls(paths: list[Path], dataset_settings: dict[str, Any], layout: Roll
     rolls = [datasets.load(path).rolls for path in paths if path.suffix == ".npz"]
     midi = [path for path in paths if path.suffix != ".npz"]
     if midi:
-        from rackvae.codec import EncodingSettings
+        from rackvae.codec import EncodingError, EncodingSettings
+        from rackvae.percussion import PercussionMapError
 
-        settings = EncodingSettings.from_dict({**dataset_settings, "trim": False})
+        try:
+            settings = EncodingSettings.from_dict({**dataset_settings, "trim": False})
+        except (EncodingError, PercussionMapError) as error:  # e.g. its map file moved since ingest
+            raise SystemExit(f"eval: the model's encoding settings: {error}") from error
         result = datasets.ingest(midi, settings=settings, progress=False)
         # As ingest does: each file that could not be read, with the reason (eval goes on without it).
         for file, reason in result.report.failures:
