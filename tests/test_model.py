@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 
@@ -127,6 +128,21 @@ def test_configs_saved_before_the_bound_keep_the_means_scale_and_macs_are_counte
     assert wide.decoder_sizes() == (3, 64, 192, 320, 192)
     assert wide.decoder_macs() == 3 * 64 + 64 * 192 + 192 * 320 + 320 * 192 == 135_360
     assert ModelConfig(16, 12).decoder_macs() == 3 * 12 + 12 * 48 + 48 * 192  # the original's 9,828
+
+
+def test_default_widths_are_narrowed_to_the_mac_budget_and_explicit_ones_kept() -> None:
+    wide = ModelConfig(16, 66)  # freedoom's 66 pitched rows: the rule gives 3-21-149-1056
+    assert wide.decoder_sizes() == (3, 21, 149, 1056) and wide.decoder_macs() == 160_536
+    fitted = wide.within_macs(150_000)
+    # 93 % of the rule's widths: 3*19 + 19*138 + 138*1056 = 148,407; 94 % (140, 19) needs 150,557
+    assert fitted.hidden_sizes == (138, 19) and fitted.decoder_macs() == 148_407
+    assert dataclasses.replace(wide, hidden_sizes=(140, 19)).decoder_macs() > 150_000
+    assert fitted.ticks == 16 and fitted.rows == 66 and fitted.latent_dim == 3
+    small = ModelConfig(16, 12)
+    assert small.within_macs(150_000) is small  # fits: the rule's widths stay
+    explicit = ModelConfig(16, 66, hidden_sizes=(320, 192, 64))
+    assert explicit.within_macs(150_000) is explicit  # the user's widths are the user's to change
+    assert ModelConfig(16, 66).within_macs(1_000) == ModelConfig(16, 66)  # cannot fit: unchanged
 
 
 def test_loss_terms_sample_only_with_noise() -> None:

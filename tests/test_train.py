@@ -444,6 +444,35 @@ def test_cli_refuses_an_output_through_a_file_before_training(
     assert data.is_file() and (tmp_path / "models" / "taken").read_text().startswith("a file")
 
 
+def test_cli_narrows_the_default_widths_to_the_mac_budget(
+    small: tuple[Dataset, Dataset], tmp_path: Path
+) -> None:
+    train_set, _ = small
+    data = tmp_path / "small.npz"
+    train_set.save(data)
+    narrowed = rackvae(
+        "train",
+        data,
+        "--name",
+        "n",
+        "--epochs",
+        "1",
+        "-q",
+        "-o",
+        tmp_path / "models",
+        "--max-decoder-macs",
+        "5000",
+    )
+    assert narrowed.returncode == 0, narrowed.stderr
+    # The rule's 48,12 (decoder 9,828 MACs) at 54 %: 3*6 + 6*25 + 25*192 = 4,968 (55 %: 26,6 needs 5,166)
+    assert (
+        "train: the default hidden sizes 48,12 need 9,828 decoder MACs, more than --max-decoder-macs 5,000:"
+        " narrowed to 25,6"
+    ) in narrowed.stdout.splitlines()
+    assert "decoder 3-6-25-192 (4,968 MACs per decode)" in narrowed.stdout
+    assert load_model(tmp_path / "models" / "n").config.hidden_sizes == (25, 6)
+
+
 def test_cli_prints_the_decoder_macs_and_refuses_a_bigger_decoder(
     small: tuple[Dataset, Dataset], tmp_path: Path
 ) -> None:

@@ -193,6 +193,14 @@ def train_command(args: argparse.Namespace) -> int:
             )
         except ValueError as error:
             raise SystemExit(f"train: --outputs/--velocity-weight/--offset-weight: {error}") from error
+        fitted = config.within_macs(args.max_decoder_macs)
+        if fitted is not config:
+            print(
+                f"train: the default hidden sizes {','.join(map(str, config.encoder_sizes()))} need"
+                f" {config.decoder_macs():,} decoder MACs, more than --max-decoder-macs"
+                f" {args.max_decoder_macs:,}: narrowed to {','.join(map(str, fitted.encoder_sizes()))}"
+            )
+            config = fitted
         if config.decoder_macs() > args.max_decoder_macs:
             # The way out: the output layer alone costs the widest hidden width x the outputs.
             widest = args.max_decoder_macs // config.output_size
