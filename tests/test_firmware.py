@@ -10,6 +10,7 @@ sequencer's double buffering as documented in core/include/rackvae.h.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -1839,3 +1840,40 @@ def test_simulate_refuses_a_damaged_or_empty_tflite_in_one_line_naming_it(
             message = str(refused.value.code)
             assert message.startswith(f"simulate: {model}: {reason}") and "\n" not in message
     assert not log.exists()
+
+
+def test_simulate_refuses_a_model_folder_trained_again_after_its_export(
+    corpora: Path, tmp_path: Path
+) -> None:
+    from rackvae.cli import main
+
+    data, folder, log = tmp_path / "drums.npz", tmp_path / "drums", tmp_path / "module.log"
+    session = corpora / "groove" / "drummer1" / "session1"
+    assert main(["ingest", str(session), "--percussion-map", "extended", "-o", str(data)]) == 0
+    train = ["train", str(data), "--name", "drums", "-o", str(tmp_path), "--epochs", "1", "-q"]
+    assert main(train) == 0
+    assert main(["export", str(folder), "--formats", "f32"]) == 0
+    sweep = ["simulate", str(folder), "--sweep", "1", "--log", str(log)]
+    assert main(sweep) == 0  # the export of the current parameters plays
+    exported = (folder / "drums_dec.tflite").read_bytes()
+    assert main([*train, "--seed", "7", "--overwrite"]) == 0
+    assert (folder / "drums_dec.tflite").read_bytes() == exported  # training leaves the old file
+    log.unlink()
+    with pytest.raises(SystemExit) as refused:
+        main(sweep)
+    message = str(refused.value.code)
+    # the retrained model's thresholds (metadata) or its outputs differ from the file's
+    reason = r"its metadata differs|its outputs differ by up to [0-9.e-]+"
+    assert re.fullmatch(
+        f"simulate: {re.escape(str(folder / 'drums_dec.tflite'))} is not the export of "
+        f"{re.escape(str(folder))}'s current parameters \\(({reason})\\), and the module plays exported "
+        f"files only: run rackvae export {re.escape(str(folder))} again",
+        message,
+    ), message
+    assert "\n" not in message and not log.exists()
+    # the file named itself is a .tflite like any other: it plays, as the music commands play it
+    assert main(["simulate", str(folder / "drums_dec.tflite"), "--sweep", "1", "--log", str(log)]) == 0
+    assert main(["export", str(folder), "--formats", "f32"]) == 0
+    assert (folder / "drums_dec.tflite").read_bytes() != exported
+    assert main(sweep) == 0
+    assert sum(event.what == "tick" for event in parse_log(log.read_text())) == 16

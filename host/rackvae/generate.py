@@ -439,6 +439,21 @@ class StaleExportWarning(UserWarning):
     """A model folder's NAME_dec.tflite is older than its parameters: the parameters play instead."""
 
 
+def parameters_decoder(trained: TrainedModel) -> core.Decoder:
+    """The C core on a model folder's current parameters (float32), with the metadata an export of
+    them carries."""
+    config = trained.config
+    metadata = XenMetadata.from_layout(
+        trained.layout,
+        config.ticks,
+        config.latent_scale,
+        config.latent_dim,
+        trained.thresholds,
+        config.outputs,
+    )
+    return core.Decoder.from_layers(trained.decoder_layers(), metadata)
+
+
 def export_staleness(exported: core.Decoder, weights: core.Decoder) -> str:
     """Why ``exported`` (a folder's NAME_dec.tflite) does not decode as the folder's parameters
     (``weights``) do, or "": a model trained again after ``rackvae export`` keeps its old file."""
@@ -473,17 +488,8 @@ def load(path: str | Path, engine: EngineName | None = None) -> Model:
     trained = load_model(path)
     exported = path / f"{trained.name}_dec.tflite"
     asked, engine = engine, engine or ("c" if exported.is_file() else "jax")
-    config = trained.config
-    metadata = XenMetadata.from_layout(
-        trained.layout,
-        config.ticks,
-        config.latent_scale,
-        config.latent_dim,
-        trained.thresholds,
-        config.outputs,
-    )
     # the C core on the float32 weights: decodes for "c" without an export, post-processes for "jax"
-    decoder = core.Decoder.from_layers(trained.decoder_layers(), metadata)
+    decoder = parameters_decoder(trained)
     if engine == "c" and exported.is_file():
         from_file = decoder_from_file(exported)
         stale = export_staleness(from_file, decoder)

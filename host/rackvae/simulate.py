@@ -432,7 +432,9 @@ def render_screen(events: Sequence[LogEvent], path: Path) -> None:
 
 def find_tflite(model: Path) -> Path:
     """MODEL as given on the command line: a .tflite file, or a model directory holding one (the
-    float32 export, NAME_dec.tflite, when there are several)."""
+    float32 export, NAME_dec.tflite, when there are several). A model folder written by ``rackvae
+    train`` whose NAME_dec.tflite is not the export of its current parameters (trained again after
+    ``rackvae export``, which leaves the old file) is refused: the module plays exported files only."""
     if model.is_file():
         return model
     if not model.is_dir():
@@ -441,7 +443,36 @@ def find_tflite(model: Path) -> Path:
     if not candidates:
         raise SimulateError(f"{model}: the model directory has no .tflite file (export it first)")
     float32 = [path for path in candidates if path.name.endswith("_dec.tflite")]
-    return (float32 or candidates)[0]
+    tflite = (float32 or candidates)[0]
+    if (model / "model.json").is_file():
+        stale = stale_export(model, tflite)
+        if stale:
+            raise SimulateError(
+                f"{tflite} is not the export of {model}'s current parameters ({stale}), and the module "
+                f"plays exported files only: run rackvae export {model} again"
+            )
+    return tflite
+
+
+def stale_export(folder: Path, tflite: Path) -> str:
+    """Why ``tflite``, the NAME_dec.tflite of the model folder ``folder``, does not decode as the folder's
+    current parameters do (rackvae.generate.export_staleness), or "" (also for any other file)."""
+    from rackvae import generate
+    from rackvae.core import CoreError
+    from rackvae.train import ModelError, load_model
+
+    try:
+        trained = load_model(folder)
+    except ModelError as error:
+        raise SimulateError(str(error)) from error
+    if tflite != folder / f"{trained.name}_dec.tflite":
+        return ""
+    model_metadata(tflite.read_bytes(), str(tflite))  # a damaged file: refused as any other
+    try:
+        exported = generate.decoder_from_file(tflite)
+    except (generate.GenerateError, CoreError) as error:
+        raise SimulateError(str(error)) from error
+    return generate.export_staleness(exported, generate.parameters_decoder(trained))
 
 
 def qemu_available() -> bool:

@@ -20,7 +20,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "log; optionally the MIDI of what it played and a PNG of its screen."
         ),
     )
-    parser.add_argument("model", type=Path, help="a .tflite file or a model directory holding one")
+    parser.add_argument(
+        "model",
+        type=Path,
+        help=(
+            "a .tflite file or a model directory holding one (a model folder: its NAME_dec.tflite, "
+            "refused when the model was trained again after rackvae export)"
+        ),
+    )
     parser.add_argument("script", type=Path, nargs="?", help="event script (omit with --sweep)")
     parser.add_argument(
         "--target",
